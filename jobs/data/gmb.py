@@ -151,7 +151,7 @@ def split_gmb(
     .permutation(n)``, ``n_test = ceil(test_size * n)``, test = ``p[:n_test]``, train =
     ``p[n_test:]``, both in permutation order. Then ``validation_size`` (an int count, or a float
     fraction of that train part, rounded up) sentences are moved from the end of train to
-    validation. Test is therefore identical to the research's test set. Deterministic.
+    validation, so test is exactly what that call gives on the same sentence list. Deterministic.
     """
     n = len(sentences)
     if not 0.0 < test_size < 1.0:

@@ -1,0 +1,54 @@
+"""Checkpoint directories that are never taken for complete before they are.
+
+A checkpoint is `checkpoints/checkpoint-<step>/`; it counts as complete only once the marker
+file `COMPLETE` exists in it, written last, after every other file was flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+MARKER = "COMPLETE"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"checkpoint-{step}"
+
+
+def step_of(path: Path) -> int | None:
+    m = _NAME.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def mark_complete(path: Path, **info: object) -> None:
+    """Flush everything under `path`, then write the marker (atomically)."""
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb+") as fh:
+                os.fsync(fh.fileno())
+    tmp = path / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps({"completed_at": time.time(), **info}) + "\n")
+    tmp.replace(path / MARKER)
+
+
+def is_complete(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, by step, oldest first."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and step_of(p) is not None and is_complete(p)]
+    return sorted(found, key=lambda p: step_of(p) or 0)
+
+
+def latest_complete(run_dir: Path) -> Path | None:
+    found = complete_checkpoints(run_dir)
+    return found[-1] if found else None

@@ -1,0 +1,69 @@
+"""A model-free stand-in for a training job: counts steps, checkpoints, resumes, obeys signals.
+
+    python -m jobs.smoke --run-dir DIR
+
+Reads `train.max_steps` and `train.save_steps` from the run's recipe; SMOKE_STEP_SECONDS (a recipe
+`env` entry) sets the time per step. On SIGUSR2 (Slurm's warning before preemption or the time
+limit) it saves a checkpoint and exits with code 3, so the backend can requeue it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from jobs.checkpointing import checkpoint_dir, latest_complete, mark_complete, step_of
+from launcher.recipe import read_resolved
+
+REQUEUE_EXIT = 3
+
+
+def save(run_dir: Path, step: int) -> None:
+    path = checkpoint_dir(run_dir, step)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "state.json").write_text(json.dumps({"step": step}) + "\n")
+    mark_complete(path, step=step)
+    print(f"saved checkpoint-{step}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    run_dir = parser.parse_args().run_dir
+    recipe = read_resolved(run_dir)
+    total = recipe.train.max_steps or 20
+    every = recipe.train.save_steps
+    pause = float(os.environ.get("SMOKE_STEP_SECONDS", "0.2"))
+
+    signalled: list[int] = []
+    signal.signal(signal.SIGUSR2, lambda signum, _frame: signalled.append(signum))
+
+    latest = latest_complete(run_dir)
+    step = step_of(latest) or 0 if latest else 0
+    print(f"smoke job {recipe.name}: {total} steps, resuming from step {step}", flush=True)
+    print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
+    while step < total:
+        time.sleep(pause)
+        step += 1
+        print(f"step {step}/{total}", flush=True)
+        if step % every == 0 or step == total:
+            save(run_dir, step)
+        if signalled:
+            if step % every:
+                save(run_dir, step)
+            print(f"signal {signalled[0]}: checkpointed at step {step}, asking to be requeued", flush=True)
+            return REQUEUE_EXIT
+    results = run_dir / "results"
+    results.mkdir(exist_ok=True)
+    (results / "smoke.json").write_text(json.dumps({"steps": step}) + "\n")
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

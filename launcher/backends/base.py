@@ -1,0 +1,156 @@
+"""The backend contract: dry-run to a printable Request, submit, batched status, logs, cancel."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from launcher.cluster import ClusterProfile
+from launcher.run import Run
+from launcher.tracking import redact_env
+
+
+class JobState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    PREEMPTED = "preempted"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+
+
+def overall_state(states: Sequence[JobState]) -> JobState:
+    """One state for a run of several tasks: running while any runs, failed if any failed, ..."""
+    if not states:
+        return JobState.UNKNOWN
+    unique = set(states)
+    if len(unique) == 1:
+        return states[0]
+    for state in (JobState.RUNNING, JobState.PREEMPTED, JobState.PENDING, JobState.UNKNOWN):
+        if state in unique:
+            return state
+    for state in (JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED):
+        if state in unique:
+            return state
+    return JobState.COMPLETED
+
+
+@dataclass
+class Request:
+    """Everything a submit needs. `materialize()` is the exact script that gets submitted."""
+
+    run: Run
+    script: str
+    env: dict[str, str] = field(default_factory=dict)
+    gpus: int = 0
+    name: str = ""
+    details: dict[str, object] = field(default_factory=dict)
+
+    def materialize(self) -> str:
+        return self.script
+
+    def describe(self) -> str:
+        """The script plus the environment the job will see (secrets redacted), for --dry-run."""
+        shown = redact_env(self.env)
+        env_lines = "\n".join(f"#   {k}={shlex.quote(v)}" for k, v in sorted(shown.items()))
+        head = f"# run directory: {self.run.run_dir}\n# environment passed to the job:\n{env_lines}"
+        return f"{self.materialize().rstrip()}\n\n{head}\n"
+
+
+def job_command(run_dir: Path, job: str, python: str = "python") -> list[str]:
+    """`python -m jobs.<job> --run-dir DIR`: how every backend starts a job."""
+    return [python, "-m", f"jobs.{job}", "--run-dir", str(run_dir)]
+
+
+def job_env(run: Run) -> dict[str, str]:
+    """Variables the job gets on top of the submitting environment (never secrets)."""
+    env = {"LAUNCH_RUN_ID": run.run_id, "LAUNCH_RUN_DIR": str(run.run_dir), "PYTHONUNBUFFERED": "1"}
+    env.update(run.profile.env)
+    env.update(run.recipe.env)
+    return env
+
+
+def passthrough_env() -> dict[str, str]:
+    """The caller's variables that jobs rely on (tracking, credentials, caches), values as they are."""
+    prefixes = ("WANDB_", "AWS_", "HF_", "OPENAI_", "LAUNCH_", "TRANSFORMERS_", "S3_")
+    return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
+
+
+class Backend(ABC):
+    """One scheduler. Subclasses live in one module each and are listed in BACKENDS."""
+
+    name: str
+
+    def __init__(self, profile: ClusterProfile) -> None:
+        self.profile = profile
+
+    @abstractmethod
+    def dryrun(self, run: Run) -> Request:
+        """Build the request; pure: no scheduler calls, nothing written."""
+
+    @abstractmethod
+    def submit(self, request: Request) -> str:
+        """Submit one request (its run directory already exists); return the job id."""
+
+    def submit_array(self, requests: Sequence[Request], max_parallel: int) -> list[str]:
+        """Submit N requests, at most `max_parallel` running at once; default: one by one."""
+        return [self.submit(r) for r in requests]
+
+    @abstractmethod
+    def status(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """States of many jobs in one scheduler query."""
+
+    @abstractmethod
+    def logs(self, run_dir: Path, job_id: str, follow: bool = False) -> Iterator[tuple[Path, str]]:
+        """(log file, line) of the job's logs (`*.err` is stderr); with follow, until the job ends."""
+
+    @abstractmethod
+    def cancel(self, job_id: str) -> None:
+        """Stop the job and everything it started."""
+
+    def explain(self, job_id: str) -> str | None:
+        """Why a job is in its state (pending reason, exit code), when the scheduler says."""
+        return None
+
+
+BACKENDS: dict[str, str] = {
+    "local": "launcher.backends.local:LocalBackend",
+    "slurm": "launcher.backends.slurm:SlurmBackend",
+    "ray": "launcher.backends.ray:RayBackend",
+}
+
+
+def get_backend(profile: ClusterProfile) -> Backend:
+    """Import the profile's backend by name, lazily."""
+    module_name, cls_name = BACKENDS[profile.backend].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        from launcher.errors import UserError
+
+        raise UserError(
+            f"{profile.source}: backend: '{profile.backend}' is not available here ({err}); "
+            "valid: " + ", ".join(b for b in BACKENDS if _available(b))
+        ) from None
+    backend: Backend = getattr(module, cls_name)(profile)
+    return backend
+
+
+def _available(name: str) -> bool:
+    module_name = BACKENDS[name].split(":")[0]
+    return importlib.util.find_spec(module_name) is not None

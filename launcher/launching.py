@@ -1,0 +1,160 @@
+"""What the verbs do, apart from printing: prepare, submit, refresh and cancel runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.backends.base import Backend, JobState, Request, get_backend, overall_state
+from launcher.cluster import ClusterProfile, check_fit, load_cluster
+from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.recipe import JOBS, Recipe, load_recipe
+from launcher.registry import Registry, RunRow
+from launcher.run import Run, read_launch_info, update_launch_info
+from launcher.schema import validate
+
+
+@dataclass
+class Prepared:
+    run: Run
+    backend: Backend
+    request: Request
+
+
+def implemented_jobs() -> list[str]:
+    return [j for j in JOBS if importlib.util.find_spec(f"jobs.{j}") is not None]
+
+
+def check_job(recipe: Recipe) -> None:
+    """A recipe whose job module does not exist yet is refused before anything is created."""
+    if importlib.util.find_spec(f"jobs.{recipe.job}") is None:
+        valid = implemented_jobs()
+        raise UserError(
+            f"{recipe.source}: job: '{recipe.job}' has no job module (jobs/{recipe.job}.py) in this "
+            f"version{did_you_mean(recipe.job, valid)}; valid: {choices_text(valid)}"
+        )
+
+
+class DoesNotFit(UserError):
+    """The planner's verdict is no; `plan` holds the full estimate for printing."""
+
+    def __init__(self, message: str, plan: object) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+def check_plan(recipe: Recipe, profile: ClusterProfile) -> None:
+    """Refuse a recipe that the planner says will not fit the cluster's GPUs."""
+    if importlib.util.find_spec("launcher.plan") is None:
+        return
+    from launcher.plan import plan
+
+    estimate = plan(recipe, profile)
+    if not estimate.fits:
+        raise DoesNotFit(
+            f"{recipe.source}: resources: needs {estimate.per_gpu_gib:.1f} GiB per GPU but the GPUs of "
+            f"cluster '{profile.name}' have {estimate.gpu_gib or 0:.1f} GiB; see the plan above, "
+            "or submit anyway with --force",
+            estimate,
+        )
+
+
+def prepare(
+    recipe_ref: str,
+    cluster_ref: str,
+    overrides: list[str] | None = None,
+    parent: str | None = None,
+    force: bool = False,
+) -> Prepared:
+    """Validate everything and build the request; creates nothing."""
+    recipe = load_recipe(recipe_ref, overrides or [])
+    profile = load_cluster(cluster_ref)
+    return prepare_loaded(recipe, profile, parent, force)
+
+
+def prepare_loaded(
+    recipe: Recipe, profile: ClusterProfile, parent: str | None = None, force: bool = False
+) -> Prepared:
+    check_job(recipe)
+    check_fit(recipe, profile)
+    if not force:
+        check_plan(recipe, profile)
+    backend = get_backend(profile)
+    run = Run.plan(recipe, profile, parent=parent)
+    return Prepared(run, backend, backend.dryrun(run))
+
+
+def submit(prepared: Prepared, registry: Registry) -> str:
+    """Create the run directory, submit, register. A failed submit leaves nothing behind."""
+    run, backend, request = prepared.run, prepared.backend, prepared.request
+    info = run.create(request.materialize())
+    try:
+        job_id = backend.submit(request)
+    except BaseException:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise
+    update_launch_info(
+        run.run_dir, job_ids=[job_id], extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
+    )
+    registry.add(
+        run.run_id, run.recipe.name, run.profile.name, run.profile.backend, run.recipe.job,
+        run.run_dir, [job_id], parent=run.parent,
+    )  # fmt: skip
+    return job_id
+
+
+def profile_of(row: RunRow) -> ClusterProfile:
+    """The profile a run was submitted with (kept in launch.json), else the current one by name."""
+    saved = read_launch_info(Path(row.run_dir)).get("extra", {}).get("profile")
+    if saved:
+        return validate(ClusterProfile, saved, f"{row.run_dir}/launch.json")
+    return load_cluster(row.cluster)
+
+
+def backend_of(row: RunRow) -> Backend:
+    return get_backend(profile_of(row))
+
+
+def refresh(registry: Registry, rows: list[RunRow]) -> list[RunRow]:
+    """Ask each backend once for the states of all unfinished jobs; update the registry."""
+    pending = [r for r in rows if not JobState(r.state).is_terminal]
+    by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
+    for row in pending:
+        by_profile[(row.backend, row.cluster)].append(row)
+    for group in by_profile.values():
+        try:
+            backend = backend_of(group[0])
+        except UserError:
+            continue
+        states = backend.status([job for row in group for job in row.job_ids])
+        for row in group:
+            task_states = {task: states.get(job, JobState.UNKNOWN) for task, job, _ in row.jobs}
+            state = overall_state(list(task_states.values()))
+            note = None
+            if not state.is_terminal and row.job_ids:
+                note = backend.explain(row.job_ids[0])
+            registry.set_state(row.run_id, state.value, {t: s.value for t, s in task_states.items()}, note)
+    return [registry.get(r.run_id) or r for r in rows]
+
+
+def find_run(registry: Registry, ref: str) -> RunRow:
+    """A run by id or unique id prefix."""
+    rows = registry.find(ref)
+    if not rows:
+        known = [r.run_id for r in registry.all()]
+        raise UserError(f"unknown run '{ref}'{did_you_mean(ref, known)}; `launch status` lists runs")
+    if len(rows) > 1:
+        raise UserError(f"run '{ref}' is ambiguous: {choices_text(r.run_id for r in rows[:5])}")
+    return rows[0]
+
+
+def cancel(registry: Registry, row: RunRow) -> JobState:
+    backend = backend_of(row)
+    states = backend.status(row.job_ids)
+    for job_id in row.job_ids:
+        if not states.get(job_id, JobState.UNKNOWN).is_terminal:
+            backend.cancel(job_id)
+    return JobState(refresh(registry, [row])[0].state)

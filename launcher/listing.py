@@ -1,0 +1,170 @@
+"""Rich tables for `launch recipes`, `launch clusters` and `launch status`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from launcher import paths
+from launcher.registry import RunRow
+from launcher.run import read_launch_info
+
+STATE_STYLE = {
+    "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
+    "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
+}  # fmt: skip
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def header_comment(path: Path) -> str:
+    """The first sentence of a YAML file's header comment: its purpose."""
+    words: list[str] = []
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("#") or line.lstrip("# ").startswith("launch "):
+                break
+            words.append(line.lstrip("#").strip())
+    text = " ".join(words)
+    end = text.find(": ") if 0 < text.find(": ") < text.find(". ") else text.find(". ")
+    return text if end < 0 else text[:end]
+
+
+def _quick(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return {"_error": "malformed YAML"}
+    return data if isinstance(data, dict) else {"_error": "not a mapping"}
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    """Every column as wide as its longest cell, but the last, which is cut to fit the terminal."""
+    table = Table(title=title, title_justify="left")
+    used = 1
+    for i, col in enumerate(columns[:-1]):
+        width = max([len(col)] + [len(r[i]) for r in rows])
+        table.add_column(col, no_wrap=True, min_width=width)
+        used += width + 3
+    room = max(12, Console().width - used - 4)
+    table.add_column(columns[-1], no_wrap=True, overflow="ellipsis", max_width=room)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def recipe_table() -> Table:
+    rows = []
+    for name, path in sorted(paths.catalog("recipes").items()):
+        data = _quick(path)
+        res = data.get("resources") or {}
+        per_node = res.get("gpus_per_node", 1)
+        gpus = f"{res.get('nodes', 1)}x{per_node}" if per_node else "cpu"
+        model = str((data.get("model") or {}).get("name_or_path", ""))
+        job, method = str(data.get("job", "?")), str(data.get("method", "fft"))
+        rows.append([name, job, method, model, gpus, data.get("_error") or header_comment(path)])
+    return _table("recipes", ["name", "job", "method", "model", "GPUs", "what"], rows)
+
+
+def cluster_table() -> Table:
+    rows = []
+    for name, path in sorted(paths.catalog("clusters").items()):
+        data = _quick(path)
+        gpu = data.get("gpu")
+        if isinstance(gpu, dict):
+            gpus = f"{gpu.get('per_node')}x {gpu.get('type') or 'GPU'} {gpu.get('memory_gb')} GB"
+        else:
+            gpus = "detected" if gpu == "auto" else "none"
+        backend = str(data.get("backend", "?"))
+        rows.append([name, backend, gpus, data.get("_error") or header_comment(path)])
+    return _table("clusters", ["name", "backend", "GPUs per node", "what"], rows)
+
+
+def _age(iso: str) -> str:
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def wandb_text(run_dir: Path) -> str:
+    wandb = read_launch_info(run_dir).get("wandb") or {}
+    if wandb.get("url"):
+        return str(wandb["url"])
+    if wandb.get("offline_dir"):
+        return f"offline: wandb sync {wandb['offline_dir']}"
+    return ""
+
+
+def runs_table(rows: list[RunRow]) -> Table:
+    table = Table(title=f"runs ({len(rows)})", title_justify="left")
+    for col in ("run", "cluster", "state", "tasks", "created", "W&B"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        done = sum(1 for _, _, s in row.jobs if s == "completed")
+        tasks = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else (row.job_ids[0] if row.job_ids else "")
+        table.add_row(
+            row.run_id, row.cluster, _state(row.state), tasks, _age(row.created_at),
+            wandb_text(Path(row.run_dir)),
+        )  # fmt: skip
+    return table
+
+
+def _tail(path: Path, lines: int = 15) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def run_detail(row: RunRow) -> Group:
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column(overflow="fold")
+    info.add_row("run", row.run_id)
+    info.add_row("state", _state(row.state))
+    if row.note:
+        info.add_row("why", row.note)
+    info.add_row("recipe", row.recipe)
+    info.add_row("cluster", f"{row.cluster} ({row.backend})")
+    info.add_row("run directory", row.run_dir)
+    info.add_row("created", f"{row.created_at} ({_age(row.created_at)})")
+    if row.restarts:
+        info.add_row("restarts", str(row.restarts))
+    if row.parent:
+        info.add_row("parent run", row.parent)
+    w = wandb_text(Path(row.run_dir))
+    if w:
+        info.add_row("W&B", w)
+    tasks = Table(title="tasks", title_justify="left")
+    for col in ("task", "job id", "state"):
+        tasks.add_column(col)
+    for task, job_id, state in row.jobs:
+        tasks.add_row(str(task), job_id, _state(state))
+    parts: list[Any] = [info, tasks]
+    if row.state in ("failed", "timeout"):
+        logs = sorted(Path(row.run_dir, "logs").glob("*.err")) + sorted(
+            Path(row.run_dir, "logs").glob("*.out")
+        )
+        for log in logs:
+            tail = _tail(log)
+            if tail:
+                parts.append(Text(f"--- last lines of {log}", style="bold red"))
+                parts.append(Text("\n".join(tail)))
+                break
+    return Group(*parts)

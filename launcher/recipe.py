@@ -1,0 +1,265 @@
+"""Recipe: one experiment, written once. Loading, `--set` overrides, validation, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
+
+from launcher import paths
+from launcher.schema import Strict, apply_overrides, load_yaml, validate
+
+Dtype = Literal["auto", "fp32", "bf16", "fp16"]
+Offload = Literal["none", "cpu", "nvme"]
+JOBS = ("train", "evaluate", "spacy", "token_classification", "classify", "smoke")
+SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+
+_DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a Slurm-style duration: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM[:SS]`."""
+    m = _DURATION.match(str(text).strip())
+    if not m:
+        raise ValueError(f"'{text}' is not a duration; use HH:MM:SS or D-HH:MM:SS")
+    days, a, b, c = m.groups()
+    if days is not None:
+        hours, minutes, seconds = int(a), int(b or 0), int(c or 0)
+    elif c is not None:
+        hours, minutes, seconds = int(a), int(b), int(c)
+    elif b is not None:
+        hours, minutes, seconds = 0, int(a), int(b)
+    else:
+        hours, minutes, seconds = 0, int(a), 0
+    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _check_duration(value: str | int) -> str:
+    duration_seconds(str(value))
+    return str(value)
+
+
+Duration = Annotated[str, BeforeValidator(_check_duration)]
+
+
+class ModelSpec(Strict):
+    name_or_path: str
+    dtype: Dtype = "auto"
+    config: str | None = Field(
+        None, description="local directory or config.json with the architecture (planner, tiny builds)"
+    )
+    revision: str | None = None
+    tokenizer: str | None = None
+    trust_remote_code: bool = False
+
+
+class LoraSpec(Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+
+class QuantSpec(Strict):
+    mode: Literal["none", "int8", "int4"] = "none"
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Dtype = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"mode": data} if isinstance(data, str) else data
+
+
+class DistributedSpec(Strict):
+    strategy: Literal["none", "ddp", "deepspeed"] = "none"
+    zero_stage: int = Field(0, ge=0, le=3)
+    offload_optimizer: Offload = "none"
+    offload_params: Offload = "none"
+
+
+class ResourcesSpec(Strict):
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(1, ge=0)
+    gpu_memory_gb: float | None = Field(None, gt=0)
+    gpu_type: str | None = None
+    cpus_per_gpu: int = Field(4, ge=1)
+    mem_gb: float | None = Field(None, gt=0)
+    time: Duration = "01:00:00"
+
+    @property
+    def gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+    @property
+    def seconds(self) -> int:
+        return duration_seconds(self.time)
+
+
+class DataSpec(Strict):
+    dataset: Literal["gmb", "ag_news"] = "gmb"
+    path: str | None = None
+    test_size: float = Field(0.3, gt=0.0, lt=1.0)
+    validation_size: float | int = Field(0.02, ge=0)
+    seed: int = 42
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+
+
+class TrainSpec(Strict):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    lr: float = Field(2e-5, gt=0)
+    micro_batch_size: int = Field(2, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=8)
+    packing: bool = True
+    gradient_checkpointing: bool = False
+    save_steps: int = Field(500, ge=1)
+    save_total_limit: int | None = Field(None, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    seed: int = 42
+    deterministic: bool = False
+
+
+class ApiSpec(Strict):
+    base_url: str
+    key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)
+    max_concurrency: int = Field(8, ge=1)
+
+
+class EvalSpec(Strict):
+    split: Literal["test", "validation"] = "test"
+    batch_size: int = Field(32, ge=1)
+    max_new_tokens: int = Field(256, ge=1)
+    max_samples: int | None = Field(None, ge=1)
+    level: Literal["entity", "token"] = "entity"
+    engine: Literal["hf", "vllm", "openai"] = "hf"
+    shots: int = Field(0, ge=0)
+    confidence: Literal["none", "verbal", "logprobs", "auto"] = "auto"
+    api: ApiSpec | None = None
+
+
+class WandbSpec(Strict):
+    project: str = "recipe-launcher"
+    entity: str | None = None
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    group: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class TrackingSpec(Strict):
+    wandb: WandbSpec = Field(default_factory=WandbSpec)
+
+
+class ArtifactsSpec(Strict):
+    uri: str | None = Field(None, description="local directory or s3://bucket/prefix mirroring runs")
+    upload_checkpoints: bool = True
+
+
+class Recipe(Strict):
+    """A validated experiment. `source` is the file it came from (for error messages)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    description: str | None = None
+    job: Literal["train", "evaluate", "spacy", "token_classification", "classify", "smoke"]
+    task: Literal["ner", "classification"] = "ner"
+    engine: Literal["hf", "axolotl"] = "hf"
+    model: ModelSpec
+    method: Literal["fft", "lora", "qlora"] = "fft"
+    lora: LoraSpec | None = None
+    quantization: QuantSpec = Field(default_factory=QuantSpec)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    _source: str = PrivateAttr("<recipe>")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        q = self.quantization.mode
+        if self.method == "qlora" and q != "int4":
+            raise ValueError(
+                f"method: qlora needs quantization: int4 (got {q}); set quantization: int4 "
+                "or use method: lora"
+            )
+        if self.job == "train" and self.method == "fft" and q != "none":
+            raise ValueError(
+                f"quantization: {q} weights cannot be fully fine-tuned (method: fft); "
+                "use method: qlora with int4, or quantization: none"
+            )
+        if self.method == "fft" and self.lora is not None:
+            raise ValueError(
+                "lora: settings given but method is fft; set method: lora or qlora, "
+                "or remove the lora section"
+            )
+        if self.method in ("lora", "qlora") and self.lora is None:
+            self.lora = LoraSpec()
+        d = self.distributed
+        if d.strategy != "deepspeed" and (
+            d.zero_stage or d.offload_optimizer != "none" or d.offload_params != "none"
+        ):
+            raise ValueError(
+                f"distributed.strategy: zero_stage and offload need strategy: deepspeed (got {d.strategy})"
+            )
+        if d.offload_params != "none" and d.zero_stage != 3:
+            raise ValueError(
+                f"distributed.offload_params: parameter offload needs zero_stage: 3 (got {d.zero_stage})"
+            )
+        if self.engine == "axolotl" and self.job != "train":
+            raise ValueError(f"engine: axolotl runs train jobs only (job is {self.job})")
+        for key in self.env:
+            if any(h in key.upper() for h in SECRET_HINTS):
+                raise ValueError(
+                    f"env.{key}: looks like a secret; secrets reach jobs through your "
+                    "environment only, never through a recipe"
+                )
+        return self
+
+    def to_yaml(self) -> str:
+        """The resolved recipe, every default filled in: exactly what the job reads."""
+        data = self.model_dump(mode="json")
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+    def digest(self) -> str:
+        """sha256 of the resolved recipe (first 16 hex digits)."""
+        return hashlib.sha256(self.to_yaml().encode()).hexdigest()[:16]
+
+
+def load_recipe(ref: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe by name or path, apply `--set` overrides, validate; errors are UserErrors."""
+    path = paths.resolve("recipes", str(ref))
+    data = load_yaml(path)
+    data.setdefault("name", path.stem)
+    if overrides:
+        apply_overrides(Recipe, data, overrides)
+    recipe = validate(Recipe, data, str(path))
+    recipe._source = str(path)
+    return recipe
+
+
+def read_resolved(run_dir: Path) -> Recipe:
+    """The recipe a job reads from its run directory."""
+    path = run_dir / "recipe.yaml"
+    recipe = validate(Recipe, load_yaml(path), str(path))
+    recipe._source = str(path)
+    return recipe

@@ -1,0 +1,176 @@
+"""SQLite registry of runs and their scheduler jobs, in WAL mode under $LAUNCH_HOME."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+from launcher import paths
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    recipe      TEXT NOT NULL,
+    cluster     TEXT NOT NULL,
+    backend     TEXT NOT NULL,
+    job         TEXT NOT NULL,
+    run_dir     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    parent      TEXT,
+    restarts    INTEGER NOT NULL DEFAULT 0,
+    note        TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id      TEXT NOT NULL REFERENCES runs(run_id),
+    task        INTEGER NOT NULL,
+    job_id      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    PRIMARY KEY (run_id, task)
+);
+CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    recipe: str
+    cluster: str
+    backend: str
+    job: str
+    run_dir: str
+    state: str
+    parent: str | None
+    restarts: int
+    note: str | None
+    created_at: str
+    updated_at: str
+    jobs: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job_id for _, job_id, _ in self.jobs]
+
+
+class Registry:
+    """One SQLite file; every write is a short IMMEDIATE transaction, so concurrent CLIs queue."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or paths.launch_home() / "registry.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA busy_timeout = 60000")
+        self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        with self._write() as conn:
+            for statement in _statements():
+                conn.execute(statement)
+
+    @staticmethod
+    def _retry(fn: Callable[[], T], attempts: int = 50) -> T:
+        """Run `fn`, retrying while another process holds the lock (pragmas ignore busy_timeout)."""
+        for i in range(attempts):
+            try:
+                return fn()
+            except sqlite3.OperationalError as err:
+                if ("locked" not in str(err) and "busy" not in str(err)) or i == attempts - 1:
+                    raise
+                time.sleep(0.05 * (i + 1))
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def add(
+        self,
+        run_id: str,
+        recipe: str,
+        cluster: str,
+        backend: str,
+        job: str,
+        run_dir: Path,
+        job_ids: list[str],
+        state: str = "pending",
+        parent: str | None = None,
+    ) -> None:
+        now = _now()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,0,NULL,?,?)",
+                (run_id, recipe, cluster, backend, job, str(run_dir), state, parent, now, now),
+            )
+            conn.executemany(
+                "INSERT INTO jobs VALUES (?,?,?,?)",
+                [(run_id, i, job_id, state) for i, job_id in enumerate(job_ids)],
+            )
+
+    def set_state(
+        self,
+        run_id: str,
+        state: str,
+        task_states: dict[int, str] | None = None,
+        note: str | None = None,
+        restarts: int | None = None,
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET state=?, updated_at=?, note=COALESCE(?, note),"
+                " restarts=COALESCE(?, restarts) WHERE run_id=?",
+                (state, _now(), note, restarts, run_id),
+            )
+            for task, task_state in (task_states or {}).items():
+                conn.execute("UPDATE jobs SET state=? WHERE run_id=? AND task=?", (task_state, run_id, task))
+
+    def _rows(self, where: str = "", args: tuple = ()) -> list[RunRow]:
+        runs = self._conn.execute(f"SELECT * FROM runs {where} ORDER BY created_at, run_id", args)
+        rows = [RunRow(**dict(r)) for r in runs.fetchall()]
+        for row in rows:
+            jobs = self._conn.execute(
+                "SELECT task, job_id, state FROM jobs WHERE run_id=? ORDER BY task", (row.run_id,)
+            )
+            row.jobs = [(r["task"], r["job_id"], r["state"]) for r in jobs.fetchall()]
+        return rows
+
+    def get(self, run_id: str) -> RunRow | None:
+        rows = self._rows("WHERE run_id=?", (run_id,))
+        return rows[0] if rows else None
+
+    def find(self, prefix: str) -> list[RunRow]:
+        """Runs whose id equals or starts with `prefix`."""
+        exact = self.get(prefix)
+        if exact:
+            return [exact]
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self._rows("WHERE run_id LIKE ? ESCAPE '\\'", (escaped + "%",))
+
+    def all(self) -> list[RunRow]:
+        return self._rows()
+
+
+def _statements() -> list[str]:
+    return [s.strip() for s in SCHEMA.split(";") if s.strip()]

@@ -1,0 +1,145 @@
+"""A run: its id, its directory and launch.json, written only once everything validated."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from launcher import paths
+from launcher.cluster import ClusterProfile
+from launcher.recipe import Recipe
+
+
+def new_run_id(recipe_name: str, now: datetime | None = None) -> str:
+    """`<recipe>-<YYYYmmdd-HHMM>-<4 hex>`."""
+    now = now or datetime.now()
+    return f"{recipe_name}-{now:%Y%m%d-%H%M}-{secrets.token_hex(2)}"
+
+
+def git_state(root: Path = paths.PROJECT_ROOT) -> tuple[str | None, bool]:
+    """(commit, dirty) of the project checkout; (None, False) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+    return commit, dirty
+
+
+@dataclass
+class LaunchInfo:
+    """The content of launch.json."""
+
+    run_id: str
+    recipe: str
+    recipe_source: str
+    recipe_hash: str
+    cluster: str
+    backend: str
+    job: str
+    created_at: str
+    git_commit: str | None
+    git_dirty: bool
+    job_ids: list[str] = field(default_factory=list)
+    parent: str | None = None
+    wandb: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """A run to be (or already) launched; nothing touches disk until `create()`."""
+
+    run_id: str
+    run_dir: Path
+    recipe: Recipe
+    profile: ClusterProfile
+    parent: str | None = None
+
+    @classmethod
+    def plan(
+        cls,
+        recipe: Recipe,
+        profile: ClusterProfile,
+        root: Path | None = None,
+        parent: str | None = None,
+    ) -> Run:
+        run_id = new_run_id(recipe.name)
+        return cls(run_id, (root or paths.runs_root()) / run_id, recipe, profile, parent)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    def info(self) -> LaunchInfo:
+        commit, dirty = git_state()
+        return LaunchInfo(
+            run_id=self.run_id,
+            recipe=self.recipe.name,
+            recipe_source=self.recipe.source,
+            recipe_hash=self.recipe.digest(),
+            cluster=self.profile.name,
+            backend=self.profile.backend,
+            job=self.recipe.job,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            git_commit=commit,
+            git_dirty=dirty,
+            parent=self.parent,
+        )
+
+    def create(self, script: str) -> LaunchInfo:
+        """Write recipe.yaml, launch.json, submit.sh and logs/; the directory must not exist."""
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        self.logs_dir.mkdir()
+        (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
+        submit = self.run_dir / "submit.sh"
+        submit.write_text(script)
+        submit.chmod(0o755)
+        info = self.info()
+        write_launch_info(self.run_dir, info)
+        return info
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON so a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def write_launch_info(run_dir: Path, info: LaunchInfo) -> None:
+    atomic_write_json(run_dir / "launch.json", asdict(info))
+
+
+def read_launch_info(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "launch.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def update_launch_info(run_dir: Path, **changes: Any) -> None:
+    """Merge `changes` into launch.json (jobs use this for the W&B id, backends for job ids)."""
+    data = read_launch_info(run_dir)
+    data.update(changes)
+    atomic_write_json(run_dir / "launch.json", data)
