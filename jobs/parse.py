@@ -69,8 +69,8 @@ def strip_special_tokens(text: str) -> str:
 def _after_prompt_echo(text: str, prompt: str) -> str:
     """The part of ``text`` after the last echo of ``prompt``, compared ignoring whitespace.
 
-    Falls back to the prompt's last non-empty line (e.g. ``Sentence: ...``); returns ``text``
-    unchanged when neither occurs.
+    Falls back to the prompt's last non-empty line (e.g. ``Sentence: ...``) unless that line
+    holds a ``{`` (it could then equal the answer); returns ``text`` unchanged when neither occurs.
     """
     squeezed_chars: list[str] = []
     positions: list[int] = []
@@ -81,7 +81,9 @@ def _after_prompt_echo(text: str, prompt: str) -> str:
     squeezed = "".join(squeezed_chars)
     clean_prompt = strip_special_tokens(prompt)
     lines = [ln for ln in clean_prompt.splitlines() if ln.strip()]
-    needles = [clean_prompt, lines[-1]] if lines else []
+    needles = [clean_prompt]
+    if lines and "{" not in lines[-1]:
+        needles.append(lines[-1])
     for needle in needles:
         key = _WS.sub("", needle)
         if not key:
@@ -301,4 +303,17 @@ def parse_output(raw: str, prompt: str | None = None) -> ParseResult:
             return ParseResult(ents, "repaired", detail + _dropped_note(dropped))
         detail = "; ".join([*notes, f"output cut off; kept {len(ents)} complete entities"])
         return ParseResult(ents, "truncated", detail + _dropped_note(dropped))
+    if _ends_in_cut_opening(text):
+        detail = "; ".join([*notes, "output cut off in the opening of the answer"])
+        return ParseResult([], "truncated", detail)
     return ParseResult(None, "failed", "no entities JSON found" + "".join("; " + n for n in notes))
+
+
+def _ends_in_cut_opening(text: str) -> bool:
+    """True when ``text`` ends in a prefix of ``{"entities": [`` (the answer was cut at once)."""
+    tail = text.rstrip()
+    brace = tail.rfind("{")
+    if brace < 0:
+        return False
+    rest = _WS.sub("", tail[brace:]).replace("'", '"')
+    return '{"entities":['.startswith(rest)
