@@ -2,9 +2,10 @@
 
     python -m jobs.smoke --run-dir DIR
 
-Reads `train.max_steps` and `train.save_steps` from the run's recipe; SMOKE_STEP_SECONDS (a recipe
-`env` entry) sets the time per step. On SIGUSR2 (Slurm's warning before preemption or the time
-limit) it saves a checkpoint and exits with code 3, so the backend can requeue it.
+Reads `train.max_steps` and `train.save_steps` from the run's recipe. Recipe `env` entries:
+SMOKE_STEP_SECONDS sets the time per step, SMOKE_FAIL_AT=N makes it fail at step N. On SIGUSR2
+(Slurm's warning before preemption or the time limit) it saves a checkpoint and exits with
+code 3, so the backend can requeue it.
 """
 
 from __future__ import annotations
@@ -39,18 +40,22 @@ def main() -> int:
     total = recipe.train.max_steps or 20
     every = recipe.train.save_steps
     pause = float(os.environ.get("SMOKE_STEP_SECONDS", "0.2"))
+    fail_at = int(os.environ.get("SMOKE_FAIL_AT", "0"))
 
     signalled: list[int] = []
     signal.signal(signal.SIGUSR2, lambda signum, _frame: signalled.append(signum))
 
     latest = latest_complete(run_dir)
-    step = step_of(latest) or 0 if latest else 0
+    step = (step_of(latest) or 0) if latest else 0
     print(f"smoke job {recipe.name}: {total} steps, resuming from step {step}", flush=True)
     print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
     while step < total:
         time.sleep(pause)
         step += 1
         print(f"step {step}/{total}", flush=True)
+        if step == fail_at:
+            print(f"failing at step {step} as SMOKE_FAIL_AT asks", file=sys.stderr, flush=True)
+            return 1
         if step % every == 0 or step == total:
             save(run_dir, step)
         if signalled:

@@ -78,8 +78,8 @@ def prepare(
 def prepare_loaded(
     recipe: Recipe, profile: ClusterProfile, parent: str | None = None, force: bool = False
 ) -> Prepared:
-    check_job(recipe)
     check_fit(recipe, profile)
+    check_job(recipe)
     if not force:
         check_plan(recipe, profile)
     backend = get_backend(profile)

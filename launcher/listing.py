@@ -14,13 +14,12 @@ from rich.text import Text
 from launcher import paths
 from launcher.registry import RunRow
 from launcher.run import read_launch_info
+from launcher.schema import Loader
 
 STATE_STYLE = {
     "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
     "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
 }  # fmt: skip
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def header_comment(path: Path) -> str:
@@ -38,7 +37,7 @@ def header_comment(path: Path) -> str:
 
 def _quick(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        data = yaml.load(path.read_text(), Loader=Loader)
     except (OSError, yaml.YAMLError):
         return {"_error": "malformed YAML"}
     return data if isinstance(data, dict) else {"_error": "not a mapping"}

@@ -14,11 +14,34 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from launcher.errors import UserError, choices_text, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
 
-try:
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _Loader = yaml.SafeLoader
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Loader(_Base):  # type: ignore[misc,valid-type]
+    """YAML 1.1 as PyYAML reads it, minus its surprises: `72:00:00` stays a string (not the
+    sexagesimal 259200) and `1e-5` is a float (not a string)."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (INT_TAG, FLOAT_TAG)]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver(
+    INT_TAG,
+    re.compile(r"^(?:[-+]?0b[01_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*))$"),
+    list("-+0123456789"),
+)
+Loader.add_implicit_resolver(
+    FLOAT_TAG,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 class Strict(BaseModel):
@@ -34,7 +57,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise UserError(f"{path}: cannot read: {err.strerror}") from None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -84,7 +107,9 @@ def _key_path(loc: tuple[str | int, ...]) -> str:
 
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
     """One line: `<source>: <key.path>: <what is wrong>; valid ...`, plus a count of further errors."""
-    first = err.errors()[0]
+    errors = err.errors()
+    # a misspelt key also makes its intended key "missing": report the misspelling
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
     loc = tuple(p for p in loc if not (isinstance(p, str) and re.search(r"[\[\]()]", p)))
     key = _key_path(loc)
@@ -109,7 +134,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         got = first.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         msg = f"{text}{shown}"
-    more = len(err.errors()) - 1
+    more = len(errors) - 1
     tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
     return f"{source}: {key}: {msg}{tail}"
 
@@ -131,7 +156,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise UserError(f"--set {text}: empty key; expected key=value, e.g. --set train.lr=1e-5")
     try:
-        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+        value = yaml.load(raw, Loader=Loader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value

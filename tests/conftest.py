@@ -1,0 +1,63 @@
+"""Shared fixtures: an isolated $LAUNCH_HOME and runs root, and `launch` run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def launch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for `launch` with its own registry, runs root and W&B directory."""
+    home, runs = tmp_path / "home", tmp_path / "runs"
+    env = {**os.environ, "LAUNCH_HOME": str(home), "LAUNCH_RUNS": str(runs), "WANDB_MODE": "offline"}
+    env.pop("WANDB_API_KEY", None)
+    monkeypatch.setenv("LAUNCH_HOME", str(home))
+    monkeypatch.setenv("LAUNCH_RUNS", str(runs))
+    return env
+
+
+Launch = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def launch(launch_env: dict[str, str], tmp_path: Path) -> Launch:
+    """Run `launch ARGS...` in a subprocess, from a scratch working directory."""
+
+    def run(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher.cli", *args], env=launch_env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if check and proc.returncode != 0:
+            cmd = " ".join(args)
+            raise AssertionError(f"launch {cmd} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def run_state(launch: Launch, run_id: str) -> str:
+    """The state `launch status RUN` reports."""
+    out = launch("status", run_id, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("state"):
+            return line.split()[1]
+    raise AssertionError(out)
