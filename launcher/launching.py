@@ -13,7 +13,8 @@ from launcher.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import JOBS, Recipe, load_recipe
 from launcher.registry import Registry, RunRow
-from launcher.run import Run, read_launch_info, update_launch_info
+from launcher.run import Run
+from launcher.runfiles import read_launch_info, update_launch_info
 from launcher.schema import validate
 
 

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from launcher import paths
 from launcher.registry import RunRow
-from launcher.run import read_launch_info
-from launcher.schema import Loader
+from launcher.runfiles import read_launch_info
+from launcher.yamlio import Loader
 
 STATE_STYLE = {
     "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -14,6 +12,7 @@ from typing import Any
 from launcher import paths
 from launcher.cluster import ClusterProfile
 from launcher.recipe import Recipe
+from launcher.runfiles import atomic_write_json
 
 
 def new_run_id(recipe_name: str, now: datetime | None = None) -> str:
@@ -120,26 +119,5 @@ class Run:
         return info
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def write_launch_info(run_dir: Path, info: LaunchInfo) -> None:
     atomic_write_json(run_dir / "launch.json", asdict(info))
-
-
-def read_launch_info(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / "launch.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def update_launch_info(run_dir: Path, **changes: Any) -> None:
-    """Merge `changes` into launch.json (jobs use this for the W&B id, backends for job ids)."""
-    data = read_launch_info(run_dir)
-    data.update(changes)
-    atomic_write_json(run_dir / "launch.json", data)

@@ -5,69 +5,21 @@ from __future__ import annotations
 import re
 import types
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.yamlio import Loader
 
 M = TypeVar("M", bound=BaseModel)
-INT_TAG = "tag:yaml.org,2002:int"
-FLOAT_TAG = "tag:yaml.org,2002:float"
-
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class Loader(_Base):  # type: ignore[misc,valid-type]
-    """YAML 1.1 as PyYAML reads it, minus its surprises: `72:00:00` stays a string (not the
-    sexagesimal 259200) and `1e-5` is a float (not a string)."""
-
-
-Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (INT_TAG, FLOAT_TAG)]
-    for first, resolvers in _Base.yaml_implicit_resolvers.items()
-}
-Loader.add_implicit_resolver(
-    INT_TAG,
-    re.compile(r"^(?:[-+]?0b[01_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*))$"),
-    list("-+0123456789"),
-)
-Loader.add_implicit_resolver(
-    FLOAT_TAG,
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
 
 
 class Strict(BaseModel):
     """Base for every schema section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; malformed YAML becomes a one-line UserError naming file and line."""
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise UserError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        data = yaml.load(text, Loader=Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{path}:{where}: malformed YAML: {problem}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-    return data
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:

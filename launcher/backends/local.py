@@ -24,7 +24,8 @@ from pathlib import Path
 from launcher import paths
 from launcher.backends.base import Backend, JobState, Request, job_command, job_env
 from launcher.backends.follow import follow_files
-from launcher.run import Run, atomic_write_json
+from launcher.run import Run
+from launcher.runfiles import atomic_write_json
 
 STATE_FILE = ".local_state.json"
 

@@ -1,0 +1,192 @@
+"""Built-in tables for the planner: GPUs, the research's models (as config.json keys), datasets.
+
+Pure data, no imports beyond the standard library: `launch --help` never pays for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU model. `tflops`: peak dense bf16 (fp16 where bf16 is missing) tensor-core TFLOPS
+    with fp32 accumulation, as PyTorch runs its matmuls; `memory_gib` as nvidia-smi reports it."""
+
+    key: str
+    name: str
+    memory_gib: float
+    bf16: bool
+    tflops: float
+    bandwidth_tb_s: float
+
+
+GPUS: dict[str, GpuInfo] = {
+    g.key: g
+    for g in (
+        # GeForce cards run fp16 with fp32 accumulation at half their fp16-accumulate rate.
+        GpuInfo("rtx2080ti", "NVIDIA GeForce RTX 2080 Ti", 11.0, False, 53.8, 0.616),
+        GpuInfo("rtx4090", "NVIDIA GeForce RTX 4090", 24.0, True, 165.2, 1.008),
+        GpuInfo("t4", "NVIDIA T4", 15.0, False, 65.0, 0.320),
+        GpuInfo("v100", "NVIDIA V100 32GB", 32.0, False, 125.0, 0.900),
+        GpuInfo("a100-40gb", "NVIDIA A100 40GB", 40.0, True, 312.0, 1.555),
+        GpuInfo("a100-80gb", "NVIDIA A100 80GB", 80.0, True, 312.0, 2.039),
+        GpuInfo("a800", "NVIDIA A800 80GB", 80.0, True, 312.0, 2.039),
+        GpuInfo("a800-40gb", "NVIDIA A800 40GB", 40.0, True, 312.0, 1.555),
+        GpuInfo("l40s", "NVIDIA L40S", 45.0, True, 362.0, 0.864),
+        GpuInfo("h100", "NVIDIA H100 SXM 80GB", 79.6, True, 989.4, 3.35),
+        GpuInfo("h100-pcie", "NVIDIA H100 PCIe 80GB", 79.6, True, 756.0, 2.0),
+        GpuInfo("h200", "NVIDIA H200 141GB", 140.4, True, 989.4, 4.8),
+    )
+}
+
+
+def _norm(text: str) -> str:
+    text = text.lower()
+    for word in ("nvidia", "geforce", "tesla", "sxm4", "sxm5", "sxm"):
+        text = text.replace(word, "")
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def find_gpu(gpu_type: str | None, memory_gb: float | None = None) -> GpuInfo | None:
+    """The table entry for a profile's `gpu.type` (a key or an nvidia-smi name); None if unknown.
+
+    A100 and A800 come in 40 and 80 GB: the profile's memory picks the variant.
+    """
+    if not gpu_type:
+        return None
+    n = _norm(gpu_type)
+    big = memory_gb is None or memory_gb >= 60 or "80g" in n
+    if "2080ti" in n:
+        return GPUS["rtx2080ti"]
+    if "4090" in n:
+        return GPUS["rtx4090"]
+    if "a100" in n:
+        return GPUS["a100-80gb" if big else "a100-40gb"]
+    if "a800" in n:
+        return GPUS["a800" if big else "a800-40gb"]
+    if "h100" in n:
+        return GPUS["h100-pcie" if "pcie" in n or n.endswith("nvl") else "h100"]
+    if "h200" in n:
+        return GPUS["h200"]
+    if "l40s" in n:
+        return GPUS["l40s"]
+    if "v100" in n:
+        return GPUS["v100"]
+    if n == "t4":
+        return GPUS["t4"]
+    return None
+
+
+# Architectures in config.json form, read by the same parser as a local config.json.
+# The two DeepSeek distills are exactly shared/calibration/h200_memory.json's `architectures`.
+_QWEN2_1_5B: dict[str, Any] = {
+    "model_type": "qwen2",
+    "vocab_size": 151936,
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": False,
+}
+_QWEN2_7B: dict[str, Any] = {
+    "model_type": "qwen2",
+    "vocab_size": 152064,
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "tie_word_embeddings": False,
+}
+# Llama-4-Scout-17B-16E: 48 MoE layers of 16 routed experts (top-1) plus one shared expert.
+# The text model is 107.8B parameters; the vision tower and projector bring it to ~109B.
+_LLAMA4_SCOUT: dict[str, Any] = {
+    "model_type": "llama4",
+    "tie_word_embeddings": False,
+    "text_config": {
+        "model_type": "llama4_text",
+        "vocab_size": 202048,
+        "hidden_size": 5120,
+        "intermediate_size": 8192,
+        "intermediate_size_mlp": 16384,
+        "num_hidden_layers": 48,
+        "num_attention_heads": 40,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "num_local_experts": 16,
+        "num_experts_per_tok": 1,
+        "interleave_moe_layer_step": 1,
+        "attention_bias": False,
+    },
+    "vision_config": {
+        "hidden_size": 1408,
+        "intermediate_size": 5632,
+        "num_hidden_layers": 34,
+        "projector_input_dim": 4096,
+        "projector_output_dim": 4096,
+        "vision_output_dim": 4096,
+    },
+}
+_ELECTRA_BASE: dict[str, Any] = {
+    "model_type": "electra",
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "embedding_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
+# NuNER v2.0 is a RoBERTa-base encoder.
+_ROBERTA_BASE: dict[str, Any] = {
+    "model_type": "roberta",
+    "vocab_size": 50265,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+}
+
+MODELS: dict[str, dict[str, Any]] = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": _QWEN2_1_5B,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": _QWEN2_7B,
+    "meta-llama/Llama-4-Scout-17B-16E": _LLAMA4_SCOUT,
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct": _LLAMA4_SCOUT,
+    "google/electra-base-discriminator": _ELECTRA_BASE,
+    "numind/NuNER-v2.0": _ROBERTA_BASE,
+}
+
+
+def find_model(name: str) -> tuple[str, dict[str, Any]] | None:
+    """(hub name, config) for a hub name or its last component, case-insensitive; else None."""
+    wanted = name.strip().rstrip("/").lower()
+    for hub, config in MODELS.items():
+        if wanted in (hub.lower(), hub.lower().rsplit("/", 1)[1]):
+            return hub, config
+    return None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the time estimate needs of a dataset."""
+
+    samples: int
+    lm_tokens_per_sample: float  # prompt + JSON answer, as the generative recipes format it
+    subword_tokens_per_sample: float  # one sentence, for encoder token classification
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    # 47,959 GMB sentences of 21.86 words on average; generative samples are 80-200 tokens,
+    # mean 139.9 (shared/calibration/h200_throughput.json); ~1.4 subwords per word.
+    "gmb": DatasetInfo(47959, 140.0, 31.0),
+    "ag_news": DatasetInfo(7600, 120.0, 60.0),
+}
+
+GMB_LABELS = 17  # IOB2 tags: O plus B-/I- of 8 entity types
