@@ -20,6 +20,7 @@ Every ratio with a zero denominator is 0.0.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -332,24 +333,30 @@ def seed_csv_examples(path: Path) -> list[Example]:
 
     ``sentence`` is the input as the research quoted it (``"..."``): one pair of enclosing
     double quotes is removed and the rest split on whitespace. ``output`` is the gold JSON;
-    ``model_output`` is the raw generation, parsed with ``parse_output``.
+    ``model_output`` is the raw generation, parsed with ``parse_output``. A gold JSON that does
+    not parse raises ``ValueError`` naming the CSV row (the header is row 1).
     """
-    import pandas as pd
-
-    df = pd.read_csv(path, keep_default_na=False, dtype=str)
-    missing = {"sentence", "output", "model_output"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    with Path(path).open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"sentence", "output", "model_output"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+        rows = [(r["sentence"], r["output"], r["model_output"]) for r in reader]
     examples = []
-    for row, (sentence, output, raw) in enumerate(
-        zip(df["sentence"], df["output"], df["model_output"], strict=True), start=2
-    ):
+    for row, (sentence, output, raw) in enumerate(rows, start=2):
         text = (
             sentence[1:-1]
             if len(sentence) >= 2 and sentence[0] == sentence[-1] == '"'
             else sentence
         )
-        gold = _gold_entities(json.loads(output).get("entities"), f"{path}: line {row}")
+        where = f"{path}: row {row}"
+        try:
+            gold_obj = json.loads(output)
+        except ValueError as exc:
+            raise ValueError(f"{where}: gold output is not JSON: {exc}") from None
+        if not isinstance(gold_obj, dict):
+            raise ValueError(f"{where}: gold output is not a JSON object")
+        gold = _gold_entities(gold_obj.get("entities"), where)
         examples.append(Example.from_entities(text.split(), gold, parse_output(raw)))
     return examples
 

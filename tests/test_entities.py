@@ -16,13 +16,17 @@ from jobs.entities import (
 )
 
 
+def words(text: str) -> list[str]:
+    return text.split()
+
+
 @pytest.fixture(scope="module")
 def gmb() -> list[Sentence]:
     return load_gmb()
 
 
 def test_bio_to_entities_basic() -> None:
-    tokens = "Philip Alston said he is deeply concerned by the October 25 incident .".split()
+    tokens = words("Philip Alston said he is deeply concerned by the October 25 incident .")
     tags = ["B-per", "I-per", "O", "O", "O", "O", "O", "O", "O", "B-tim", "I-tim", "O", "O"]
     assert bio_to_entities(tokens, tags) == [
         Entity("Philip Alston", "per", 0),
@@ -32,7 +36,7 @@ def test_bio_to_entities_basic() -> None:
 
 def test_order_counts_every_earlier_start_including_overlaps() -> None:
     # "Kosovo" starts once inside "Future of Kosovo" before it is tagged on its own.
-    tokens = "the Future of Kosovo party won in Kosovo".split()
+    tokens = ["the", "Future", "of", "Kosovo", "party", "won", "in", "Kosovo"]
     tags = ["O", "B-org", "I-org", "I-org", "O", "O", "O", "B-geo"]
     assert bio_to_entities(tokens, tags) == [
         Entity("Future of Kosovo", "org", 0),
@@ -67,7 +71,7 @@ def test_bio_to_entities_rejects_length_mismatch() -> None:
 
 
 def test_placement_uses_order_then_next_free_occurrence() -> None:
-    tokens = "US and US and US".split()
+    tokens = ["US", "and", "US", "and", "US"]
     # order 1 -> the second "US"
     tags, stats = entities_to_bio(tokens, [Entity("US", "geo", 1)])
     assert tags == ["O", "O", "B-geo", "O", "O"]
@@ -88,7 +92,7 @@ def test_placement_uses_order_then_next_free_occurrence() -> None:
 
 
 def test_placement_reports_hallucinated_and_unplaceable() -> None:
-    tokens = "New York and York".split()
+    tokens = ["New", "York", "and", "York"]
     ents = [
         Entity("New York", "geo", 0),
         Entity("York", "geo", 0),  # occurrence 0 is taken by "New York": moves to the next

@@ -128,13 +128,16 @@ def load_gmb(path: Path | None = None, *, cache: bool = True) -> list[Sentence]:
         "tokens": [s.tokens for s in sentences],
         "tags": [s.tags for s in sentences],
     }
+    tmp_name = None
     try:
         pkl.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=pkl.parent, delete=False) as tmp:
+            tmp_name = tmp.name
             pickle.dump(blob, tmp, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp.name, pkl)
+        os.replace(tmp_name, pkl)
     except OSError:
-        pass
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
     return sentences
 
 
