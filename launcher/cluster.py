@@ -12,7 +12,8 @@ from pydantic import Field, PrivateAttr, model_validator
 from launcher import paths
 from launcher.errors import UserError
 from launcher.recipe import Duration, Recipe, duration_seconds
-from launcher.schema import Strict, load_yaml, validate
+from launcher.schema import Strict, validate
+from launcher.yamlio import load_yaml
 
 
 class GpuSpec(Strict):

@@ -11,7 +11,8 @@ import yaml
 from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from launcher import paths
-from launcher.schema import Strict, apply_overrides, load_yaml, validate
+from launcher.schema import Strict, apply_overrides, validate
+from launcher.yamlio import load_yaml
 
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
 Offload = Literal["none", "cpu", "nvme"]
