@@ -138,6 +138,15 @@ else
 JobAcctGatherType=jobacct_gather/none"
 fi
 
+# Listen on loopback only: slurmctld binds its SlurmctldHost address, slurmd, slurmdbd and srun
+# bind what this host's name resolves to, so that only where the name resolves to loopback.
+if getent ahostsv4 "$NODE" | awk '{print $1}' | grep -qv '^127\.'; then
+  COMM_LINE="CommunicationParameters=NoCtldInAddrAny"
+  say "note: $NODE does not resolve to loopback only; slurmd listens on all addresses"
+else
+  COMM_LINE="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
+fi
+
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -162,6 +171,7 @@ SlurmdLogFile=$LOG/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 MpiDefault=none
+$COMM_LINE
 MailProg=/bin/true
 
 # No cgroups: track processes through /proc, bind nothing.
@@ -242,7 +252,7 @@ stop_pid() {  # stop_pid NAME PIDFILE: stop the daemon NAME, by its pid file, el
   for p in $(pgrep -x "$name"); do kill -9 "$p" 2>/dev/null || true; done
 }
 
-if [ "$changed" = 1 ] && pgrep -x 'slurm(ctld|d|dbd)' >/dev/null; then
+if [ "$changed" = 1 ] && { pgrep -x slurmctld || pgrep -x slurmd || pgrep -x slurmdbd; } >/dev/null; then
   say "configuration changed: restarting the Slurm daemons"
   stop_pid slurmd "$RUN/slurmd.pid"
   stop_pid slurmctld "$RUN/slurmctld.pid"
@@ -272,6 +282,7 @@ if [ "$ACCOUNTING" = 1 ]; then
   mariadb --socket="$MYSQL_SOCK" -u root <<EOF || die "could not create the slurm database user"
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
+ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
 EOF
 
