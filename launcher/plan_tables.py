@@ -23,6 +23,7 @@ class GpuInfo:
     bandwidth_tb_s: float
 
 
+# fmt: off
 GPUS: dict[str, GpuInfo] = {
     g.key: g
     for g in (
@@ -41,6 +42,7 @@ GPUS: dict[str, GpuInfo] = {
         GpuInfo("h200", "NVIDIA H200 141GB", 140.4, True, 989.4, 4.8),
     )
 }
+# fmt: on
 
 
 def _norm(text: str) -> str:
@@ -80,6 +82,7 @@ def find_gpu(gpu_type: str | None, memory_gb: float | None = None) -> GpuInfo | 
     return None
 
 
+# fmt: off
 # Architectures in config.json form, read by the same parser as a local config.json.
 # The two DeepSeek distills are exactly shared/calibration/h200_memory.json's `architectures`.
 _QWEN2_1_5B: dict[str, Any] = {
@@ -162,6 +165,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "google/electra-base-discriminator": _ELECTRA_BASE,
     "numind/NuNER-v2.0": _ROBERTA_BASE,
 }
+# fmt: on
 
 
 def find_model(name: str) -> tuple[str, dict[str, Any]] | None:
