@@ -39,9 +39,11 @@ CONTEXT_GIB = 0.6  # CUDA context + cuBLAS workspaces, outside the allocator's c
 NCCL_GIB = 0.5  # NCCL communicator buffers when more than one GPU takes part
 DEEPSPEED_GIB = 1.0  # DeepSpeed's reduce / all-gather buckets
 FRAGMENTATION = 0.05  # caching-allocator fragmentation, share of the allocated peak
-MFU_PEAK = 0.37  # model FLOPs utilization at >= 16k tokens per micro-step (calibration, H200)
-MFU_TOKENS = 16384
-MFU_EXPONENT = 0.6  # below that, utilization falls as (tokens / 16k) ** 0.6: 0.07 at 1k tokens
+# A training micro-step: FLOPs at KERNEL_MFU of peak + STEP_MS_PER_LAYER per layer. Fitted to
+# calibration/h200_throughput.json (1.5B on H200: 1,702 useful tokens/s padded 2x512 seed-style,
+# 34,194 packed 4x4096, MFU 0.37).
+KERNEL_MFU = 0.51
+STEP_MS_PER_LAYER = 5.2
 DECODE_MS_PER_LAYER = (0.9, 0.85)  # HF generate step: 0.9 ms/layer + 0.85 ms/layer at batch >= 64
 
 ENCODERS = frozenset(
@@ -767,11 +769,6 @@ def _overhead(w: Workload, allocated: float) -> float:
 # ----------------------------------------------------------------------------- time
 
 
-def utilization(tokens_per_step: float) -> float:
-    """Assumed model FLOPs utilization for a micro-step of this many tokens per GPU."""
-    return MFU_PEAK * min(1.0, tokens_per_step / MFU_TOKENS) ** MFU_EXPONENT
-
-
 def _peak_tflops(w: Workload, gpu: Gpu) -> float | None:
     if gpu.info is None:
         return None
@@ -792,49 +789,65 @@ def _epoch_samples(recipe: Recipe, training: bool) -> int | None:
     return min(n, d.max_train_samples or n)
 
 
+def _forward_flops_per_token(w: Workload) -> float:
+    arch = w.arch
+    causal = 1.0 if arch.encoder else 0.5
+    return 2 * arch.active_matmul_params + 4 * arch.layers * w.seq_len * causal * arch.heads * arch.head_dim
+
+
 def estimate_time(w: Workload, recipe: Recipe, gpu: Gpu) -> tuple[float | None, float | None, str]:
-    """(seconds per epoch, utilization, how) for this workload on these GPUs."""
+    """(seconds per epoch or evaluation pass, model FLOPs utilization, how) on these GPUs.
+
+    A training micro-step costs its FLOPs at KERNEL_MFU of peak plus STEP_MS_PER_LAYER per layer
+    (launches, optimizer, trainer); a decode step costs the most of HF generate's per-layer time,
+    reading the weights at 70% of HBM bandwidth, and its FLOPs at half of peak."""
     peak = _peak_tflops(w, gpu)
     samples = _epoch_samples(recipe, w.training)
     info = tables.DATASETS.get(recipe.data.dataset)
-    if peak is None or samples is None or info is None:
+    if peak is None or samples is None or info is None or gpu.info is None:
         return None, None, ""
-    arch = w.arch
+    arch, flops_rate = w.arch, peak * 1e12 * KERNEL_MFU
+    forward = _forward_flops_per_token(w)
     if w.training:
         per_sample = info.subword_tokens_per_sample if arch.encoder else info.lm_tokens_per_sample
-        tokens = samples * (min(per_sample, w.seq_len) if recipe.train.packing else w.seq_len)
-        causal = 0.5 if not arch.encoder else 1.0
-        attn = 4 * arch.layers * w.seq_len * causal * arch.heads * arch.head_dim
-        forward = 2 * arch.active_matmul_params + attn
+        if recipe.train.packing:
+            steps = math.ceil(samples * min(per_sample, w.seq_len) / (w.micro_batch * w.seq_len))
+        else:
+            steps = math.ceil(samples / w.micro_batch)
+        steps = math.ceil(steps / w.gpus)
         passes = (3 if w.method == "fft" else 2) + (1 if w.grad_ckpt else 0)
-        mfu = utilization(w.micro_batch * w.seq_len)
-        if w.quant == "int4":
-            mfu *= 0.6  # 4-bit dequantization in every matmul
-        seconds = tokens * forward * passes / (w.gpus * peak * 1e12 * mfu)
+        flops = w.micro_batch * w.seq_len * forward * passes
+        slowdown = 1 / 0.6 if w.quant == "int4" else 1.0  # 4-bit dequantization in every matmul
+        step = flops * slowdown / flops_rate + arch.layers * STEP_MS_PER_LAYER / 1000
+        seconds = steps * step
+        mfu = flops / (peak * 1e12 * step)
         how = (
-            f"{passes}x forward FLOPs per token over {tokens:,.0f} tokens, "
-            f"utilization {mfu:.0%} of {peak:g} TFLOPS x {w.gpus} GPU(s)"
+            f"{steps:,} micro-steps per GPU of {step:.2f} s ({passes}x forward FLOPs at "
+            f"{KERNEL_MFU:.0%} of {peak:g} TFLOPS + {STEP_MS_PER_LAYER} ms per layer); "
+            f"model FLOPs utilization {mfu:.0%}"
         )
         return seconds, mfu, how
     b = w.eval_batch
     batches = math.ceil(samples / b)
-    mfu = utilization(b * w.seq_len)
-    prefill = 2 * arch.active_matmul_params * b * w.seq_len / (peak * 1e12 * mfu)
+    per_layer = (DECODE_MS_PER_LAYER[0] + DECODE_MS_PER_LAYER[1] * min(1.0, b / 64)) / 1000
+    prefill_flops = forward * b * w.seq_len
+    prefill = prefill_flops / flops_rate + arch.layers * per_layer
     if arch.encoder:
-        return batches * prefill, mfu, f"one forward per batch at {mfu:.0%} of {peak:g} TFLOPS"
-    weights = estimate_inference(w).phases["decode"]["weights"]
-    per_layer = DECODE_MS_PER_LAYER[0] + DECODE_MS_PER_LAYER[1] * min(1.0, b / 64)
+        return batches * prefill, prefill_flops / (peak * 1e12 * prefill), "one forward per batch"
+    weights = estimate_inference(w).phases["decode"]["weights"] * w.gpus
     step = max(
-        arch.layers * per_layer / 1000,
+        arch.layers * per_layer,
         weights / (gpu.info.bandwidth_tb_s * 1e12 * 0.7),
         2 * arch.active_matmul_params * b / (peak * 1e12 * 0.5),
     )
     step *= {"int8": 4.0, "int4": 1.5}.get(w.quant, 1.0)  # bitsandbytes kernels
     seconds = batches * (prefill + w.new_tokens * step)
+    flops = batches * (prefill_flops + w.new_tokens * 2 * arch.active_matmul_params * b)
+    mfu = flops / (peak * 1e12 * seconds)
     how = (
-        f"{batches} batches x {w.new_tokens} decode steps of {step * 1000:.0f} ms "
-        f"(HF generate overhead, or weights / 70% of {gpu.info.bandwidth_tb_s:g} TB/s), "
-        f"prefill at {mfu:.0%} of {peak:g} TFLOPS"
+        f"{batches:,} batches x {w.new_tokens} decode steps of {step * 1000:.0f} ms (HF "
+        f"generate's per-layer cost, or weights read at 70% of {gpu.info.bandwidth_tb_s:g} "
+        "TB/s) + prefill"
     )
     return seconds, mfu, how
 
@@ -981,7 +994,7 @@ def _workload(recipe: Recipe, gpu: Gpu, optimizer: Optimizer, notes: list[str]) 
     )
 
 
-def _assumptions(w: Workload) -> list[str]:
+def _assumptions(w: Workload, recipe_engine: str) -> list[str]:
     out = []
     if w.training:
         if w.method == "fft" and w.precision == "fp32":
@@ -1033,6 +1046,8 @@ def _assumptions(w: Workload) -> list[str]:
         )
         if w.gpus > 1:
             out.append(f"weights and KV cache split over {w.gpus} GPUs (device_map)")
+    if not w.training and recipe_engine == "vllm":
+        out.append("eval.engine vllm reserves 90% of GPU memory up front; planned as HF generate")
     if w.arch.experts:
         out.append(
             f"MoE: {w.arch.experts} experts, top-{w.arch.top_k} routed per token; "
@@ -1107,7 +1122,7 @@ def _core(recipe: Recipe, profile: ClusterProfile, gpu: Gpu, optimizer: Optimize
             f"offload needs {cpu_gib:.0f} GiB of CPU memory per node, more than the {cpu_cap:g} available"
         )
     seconds, mfu, how = estimate_time(w, recipe, gpu)
-    assumptions = _assumptions(w) + notes
+    assumptions = _assumptions(w, recipe.eval.engine) + notes
     assumptions.append(
         f"overhead: {CONTEXT_GIB} GiB CUDA context, {FRAGMENTATION:.0%} "
         "fragmentation"
@@ -1162,13 +1177,11 @@ def plan(recipe: Recipe, profile: ClusterProfile, *, optimizer: Optimizer = "for
     foreach, holds one fp32 temporary per trainable weight at the step; fused holds none).
     Raises UserError when the model's architecture is unknown.
     """
-    if recipe.job in ("spacy", "classify", "smoke") or recipe.resources.gpus_per_node == 0:
-        why = (
-            f"job '{recipe.job}' runs on CPU"
-            if recipe.resources.gpus_per_node == 0
-            else f"job '{recipe.job}' uses no GPU memory the planner models"
-        )
-        return _trivial(recipe, profile, f"{why}: nothing to plan")
+    if recipe.resources.gpus_per_node == 0:
+        return _trivial(recipe, profile, f"job '{recipe.job}' runs on CPU: nothing to plan")
+    if recipe.job in ("spacy", "classify", "smoke") or recipe.eval.engine == "openai":
+        why = "an API" if recipe.eval.engine == "openai" else "no model the planner sizes"
+        return _trivial(recipe, profile, f"job '{recipe.job}' uses {why}: nothing to plan")
     spec = profile.gpus  # detects this machine's GPUs for `gpu: auto`: ask once
     gpu = _gpu(recipe, spec)
     result = _core(recipe, profile, gpu, optimizer)

@@ -157,6 +157,13 @@ _ROBERTA_BASE: dict[str, Any] = {
     "type_vocab_size": 1,
 }
 
+# jobs/tiny.py's CPU-sized stand-in (its SIZES["qwen2-gmb"]; BPE vocabulary of 2,048).
+_TINY_QWEN2: dict[str, Any] = {
+    "model_type": "qwen2", "vocab_size": 2048, "hidden_size": 64, "intermediate_size": 192,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "tie_word_embeddings": False,
+}
+
 MODELS: dict[str, dict[str, Any]] = {
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": _QWEN2_1_5B,
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": _QWEN2_7B,
@@ -164,6 +171,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "meta-llama/Llama-4-Scout-17B-16E-Instruct": _LLAMA4_SCOUT,
     "google/electra-base-discriminator": _ELECTRA_BASE,
     "numind/NuNER-v2.0": _ROBERTA_BASE,
+    "tiny://qwen2-gmb": _TINY_QWEN2,
 }
 # fmt: on
 

@@ -292,7 +292,17 @@ def test_every_recipe_plans_on_its_cluster() -> None:
         assert result.peak_tflops in (312.0, 53.8)
 
 
-@pytest.mark.parametrize("name", ["spacy_lg", "agnews_zero_shot", "tiny_smoke"])
+def test_tiny_model_plans_when_given_a_gpu() -> None:
+    result = plan(load_recipe("tiny_ner", ["resources.gpus_per_node=1"]), load_cluster("2080ti"))
+    assert result.fits and result.per_gpu_gib < 2
+
+
+def test_evaluation_through_an_api_needs_no_gpu_plan() -> None:
+    recipe = load_recipe("agnews_zero_shot", ["job=evaluate", "resources.gpus_per_node=1"])
+    assert plan(recipe, load_cluster("2080ti")).per_gpu_gib == 0
+
+
+@pytest.mark.parametrize("name", ["spacy_lg", "agnews_zero_shot", "tiny_smoke", "tiny_ner"])
 def test_non_llm_jobs_get_a_trivial_plan(name: str) -> None:
     result = plan(load_recipe(name), load_cluster("local"))
     assert result.fits and result.per_gpu_gib == 0 and result.assumptions
@@ -311,6 +321,38 @@ def test_time_per_epoch_states_its_assumptions() -> None:
     assert result.peak_tflops == 312.0 and result.utilization is not None
     assert 0 < result.utilization < 0.5
     assert any(a.startswith("time:") and "utilization" in a for a in result.assumptions)
+
+
+# Quoted from shared/calibration/h200_throughput.json (1.5B architecture, one H200, HF + sdpa).
+THROUGHPUT = [  # (overrides, useful tokens/s)
+    (["train.micro_batch_size=2", "train.max_length=512", "train.packing=false"], 1702),
+    (["train.micro_batch_size=4", "train.max_length=4096", "train.packing=true"], 34194),
+]
+GENERATION = [(1, 0.63), (64, 20.68), (256, 79.86)]  # batch, sequences/s (prompt 90, 64 new)
+
+
+@pytest.mark.parametrize(("overrides", "measured"), THROUGHPUT)
+def test_training_time_reproduces_measured_throughput(overrides: list[str], measured: int) -> None:
+    recipe = load_recipe("ds1.5b_fft", [
+        *ONE_GPU, *NO_ZERO, "model.dtype=bf16", "train.grad_accum=1",
+        "train.gradient_checkpointing=false", *overrides,
+    ])  # fmt: skip
+    result = plan(recipe, H200)
+    assert result.time_per_epoch_s is not None
+    samples = 47959 * 0.7 * 0.98  # the GMB train split the time estimate walks through
+    useful = samples * 139.9 / result.time_per_epoch_s
+    assert useful == pytest.approx(measured, rel=0.15)
+
+
+@pytest.mark.parametrize(("batch", "measured"), GENERATION)
+def test_generation_time_reproduces_measured_throughput(batch: int, measured: float) -> None:
+    recipe = load_recipe("ds1.5b_eval", [
+        "model.dtype=bf16", f"eval.batch_size={batch}", "eval.max_new_tokens=64",
+        "train.max_length=90",
+    ])  # fmt: skip
+    result = plan(recipe, H200)
+    assert result.time_per_epoch_s is not None
+    assert round(47959 * 0.3) / result.time_per_epoch_s == pytest.approx(measured, rel=0.15)
 
 
 # ----------------------------------------------------------------------------- architecture
