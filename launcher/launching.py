@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.backends.base import Backend, JobState, Request, get_backend, overall_state
+from launcher.checks import check_inputs
 from launcher.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import JOBS, Recipe, load_recipe
@@ -80,6 +81,7 @@ def prepare_loaded(
     recipe: Recipe, profile: ClusterProfile, parent: str | None = None, force: bool = False
 ) -> Prepared:
     check_fit(recipe, profile)
+    check_inputs(recipe)
     check_job(recipe)
     if not force:
         check_plan(recipe, profile)

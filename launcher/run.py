@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -90,6 +91,19 @@ class Run:
     def logs_dir(self) -> Path:
         return self.run_dir / "logs"
 
+    def rendered_files(self) -> dict[str, str]:
+        """Configs rendered from the recipe that the job reads beside recipe.yaml."""
+        files: dict[str, str] = {}
+        if self.recipe.distributed.strategy == "deepspeed":
+            from launcher.deepspeed import deepspeed_config
+
+            files["deepspeed.json"] = json.dumps(deepspeed_config(self.recipe), indent=2) + "\n"
+        if self.recipe.engine == "axolotl":
+            from launcher.axolotl import axolotl_config_text
+
+            files["axolotl.yaml"] = axolotl_config_text(self.recipe, self.run_dir)
+        return files
+
     def info(self) -> LaunchInfo:
         commit, dirty = git_state()
         return LaunchInfo(
@@ -114,6 +128,8 @@ class Run:
         submit = self.run_dir / "submit.sh"
         submit.write_text(script)
         submit.chmod(0o755)
+        for name, text in self.rendered_files().items():
+            (self.run_dir / name).write_text(text)
         info = self.info()
         write_launch_info(self.run_dir, info)
         return info

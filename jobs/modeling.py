@@ -1,0 +1,108 @@
+"""Loading tokenizers and models as a recipe says: dtype, int8/int4, LoRA; tiny:// models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jobs import tiny
+from launcher.recipe import Recipe
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """`auto`: bf16 where the GPU has it, else fp16 on a GPU, fp32 on CPU."""
+    if name != "auto":
+        return DTYPES[name]
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def model_path(recipe: Recipe) -> str:
+    return tiny.resolve(recipe.model.name_or_path)
+
+
+def load_tokenizer(recipe: Recipe, path: str | None = None, padding_side: str = "right") -> Any:
+    from transformers import AutoTokenizer
+
+    source = recipe.model.tokenizer or path or model_path(recipe)
+    tokenizer = AutoTokenizer.from_pretrained(
+        tiny.resolve(source), revision=recipe.model.revision,
+        trust_remote_code=recipe.model.trust_remote_code,
+    )  # fmt: skip
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def quantization_config(recipe: Recipe) -> Any | None:
+    """bitsandbytes settings for int8 (LLM.int8) or int4 (NF4/FP4, optional double quant)."""
+    q = recipe.quantization
+    if q.mode == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if q.mode == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type=q.quant_type, bnb_4bit_use_double_quant=q.double_quant,
+        bnb_4bit_compute_dtype=resolve_dtype(q.compute_dtype),
+    )  # fmt: skip
+
+
+def load_model(
+    recipe: Recipe, path: str | None = None, for_training: bool = True, dtype: torch.dtype | None = None
+) -> Any:
+    """The causal LM with the recipe's dtype and quantization; LoRA adapters added for lora/qlora.
+
+    `path` may be a full checkpoint or a LoRA adapter directory (adapter_config.json), which is
+    loaded on top of its base model.
+    """
+    from transformers import AutoModelForCausalLM
+
+    source = path or model_path(recipe)
+    adapter = Path(source, "adapter_config.json")
+    base = source
+    if adapter.exists():
+        import json
+
+        base = tiny.resolve(json.loads(adapter.read_text())["base_model_name_or_path"])
+    dtype = dtype or resolve_dtype(recipe.model.dtype)
+    kwargs: dict[str, Any] = {
+        "dtype": dtype, "revision": recipe.model.revision,
+        "trust_remote_code": recipe.model.trust_remote_code, "attn_implementation": "sdpa",
+    }  # fmt: skip
+    quant = quantization_config(recipe)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else None
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if adapter.exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, source, is_trainable=for_training)
+        return model
+    if for_training and recipe.method in ("lora", "qlora"):
+        model = add_lora(recipe, model)
+    return model
+
+
+def add_lora(recipe: Recipe, model: Any) -> Any:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    lora = recipe.lora
+    assert lora is not None
+    if recipe.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=recipe.train.gradient_checkpointing
+        )
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules, bias=lora.bias, task_type="CAUSAL_LM",
+    )  # fmt: skip
+    return get_peft_model(model, config)

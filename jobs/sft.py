@@ -1,0 +1,147 @@
+"""Supervised fine-tuning data: loss on the answer only, and packing without cross-attention.
+
+A sample is `prompt + answer + eos`; labels are -100 on the prompt (and on padding), so the loss
+is the answer's alone. With packing, samples are placed first-fit-decreasing into bins of
+`max_length` tokens and a micro-batch is flattened into one row whose position_ids restart at
+every sample: transformers builds a block-diagonal causal mask from them, so no sample attends
+to another and no compute is spent on padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from jobs.prompts import Example
+
+IGNORE = -100
+
+
+@dataclass
+class Sample:
+    input_ids: list[int]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def tokenize(tokenizer: Any, example: Example, max_length: int) -> tuple[Sample, bool]:
+    """(sample, truncated): prompt masked, answer and eos learned, cut to max_length."""
+    prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
+    answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = prompt + answer
+    labels = [IGNORE] * len(prompt) + answer
+    truncated = len(ids) > max_length
+    return Sample(ids[:max_length], labels[:max_length]), truncated
+
+
+def pack(samples: Sequence[Sample], capacity: int) -> list[list[Sample]]:
+    """First-fit decreasing into bins of at most `capacity` tokens, deterministic."""
+    order = sorted(range(len(samples)), key=lambda i: (-len(samples[i]), i))
+    bins: list[list[Sample]] = []
+    room: list[int] = []
+    for i in order:
+        size = len(samples[i])
+        for b, left in enumerate(room):
+            if size <= left:
+                bins[b].append(samples[i])
+                room[b] -= size
+                break
+        else:
+            bins.append([samples[i]])
+            room.append(capacity - size)
+    return bins
+
+
+@dataclass
+class TokenStats:
+    """Tokens the collators produced since the last `take()`: real ones and padding."""
+
+    real: int = 0
+    padding: int = 0
+    samples: int = 0
+
+    def take(self) -> tuple[int, int, int]:
+        out = (self.real, self.padding, self.samples)
+        self.real = self.padding = self.samples = 0
+        return out
+
+
+class PackedDataset(torch.utils.data.Dataset):
+    """Each item is one bin: its samples concatenated, position_ids restarting per sample."""
+
+    def __init__(self, bins: list[list[Sample]]) -> None:
+        self.bins = bins
+
+    def __len__(self) -> int:
+        return len(self.bins)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for s in self.bins[i]:
+            ids += s.input_ids
+            labels += s.labels
+            positions += list(range(len(s)))
+        return {"input_ids": ids, "labels": labels, "position_ids": positions, "n": len(self.bins[i])}
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    def __init__(self, samples: list[Sample]) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        s = self.samples[i]
+        return {"input_ids": s.input_ids, "labels": s.labels}
+
+
+class FlattenCollator:
+    """Packed bins of a micro-batch -> one row, no padding, no attention_mask."""
+
+    def __init__(self, stats: TokenStats) -> None:
+        self.stats = stats
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids = [t for it in items for t in it["input_ids"]]
+        labels = [t for it in items for t in it["labels"]]
+        positions = [p for it in items for p in it["position_ids"]]
+        self.stats.real += len(ids)
+        self.stats.samples += sum(it["n"] for it in items)
+        return {
+            "input_ids": torch.tensor([ids]),
+            "labels": torch.tensor([labels]),
+            "position_ids": torch.tensor([positions]),
+        }
+
+
+class PadCollator:
+    """Right-pads a micro-batch to its longest sample (or a fixed length), labels with -100."""
+
+    def __init__(self, pad_id: int, stats: TokenStats, pad_to: int | None = None, multiple_of: int = 1):
+        self.pad_id, self.stats, self.pad_to, self.multiple_of = pad_id, stats, pad_to, multiple_of
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = self.pad_to or max(len(it["input_ids"]) for it in items)
+        width = -(-width // self.multiple_of) * self.multiple_of
+        ids, labels, mask = [], [], []
+        for it in items:
+            n = len(it["input_ids"])
+            ids.append(it["input_ids"] + [self.pad_id] * (width - n))
+            labels.append(it["labels"] + [IGNORE] * (width - n))
+            mask.append([1] * n + [0] * (width - n))
+            self.stats.real += n
+            self.stats.padding += width - n
+        self.stats.samples += len(items)
+        return {
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+            "attention_mask": torch.tensor(mask),
+        }

@@ -1,0 +1,116 @@
+"""Tiny Qwen2-architecture models with random weights and a tokenizer trained on GMB text.
+
+    python -m jobs.tiny build [--name qwen2-gmb] [--out DIR]
+
+Recipes name them `tiny://<name>`; jobs build them on first use into the cache
+(`~/.cache/recipe-launcher/tiny/`), so nothing is ever downloaded. Same code paths as the real
+models: AutoTokenizer, AutoModelForCausalLM, the chat template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import shutil
+from pathlib import Path
+
+from jobs.data.gmb import cache_dir, load_gmb
+from jobs.entities import bio_to_entities, target_json
+from jobs.prompts import INSTRUCTION
+
+VERSION = 1
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+SIZES = {
+    "qwen2-gmb": {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2,
+                  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab": 2048},
+}  # fmt: skip
+PREFIX = "tiny://"
+
+
+def default_dir(name: str) -> Path:
+    return cache_dir() / "tiny" / f"{name}-v{VERSION}"
+
+
+def _corpus(limit: int = 20000) -> list[str]:
+    texts = [INSTRUCTION]
+    for sentence in load_gmb()[:limit]:
+        texts.append(sentence.text)
+        texts.append(target_json(bio_to_entities(sentence.tokens, sentence.tags)))
+    return texts
+
+
+def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Path:
+    """Write tokenizer and random-weight model to `out` (atomically); return the directory."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    size = SIZES[name]
+    out = out or default_dir(name)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=size["vocab"], special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    core.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token=None,
+        unk_token=None, model_max_length=2048,
+    )  # fmt: skip
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(tmp)
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=size["hidden_size"],
+        intermediate_size=size["intermediate_size"], num_hidden_layers=size["num_hidden_layers"],
+        num_attention_heads=size["num_attention_heads"], num_key_value_heads=size["num_key_value_heads"],
+        max_position_embeddings=2048, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )  # fmt: skip
+    Qwen2ForCausalLM(config).save_pretrained(tmp)
+    (tmp / "tiny.json").write_text(json.dumps({"name": name, "version": VERSION, "seed": seed}) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def resolve(name_or_path: str) -> str:
+    """`tiny://name` -> its local directory, built under a lock on first use; else unchanged."""
+    if not name_or_path.startswith(PREFIX):
+        return name_or_path
+    name = name_or_path[len(PREFIX) :]
+    if name not in SIZES:
+        raise ValueError(f"unknown tiny model '{name}'; valid: {', '.join(SIZES)}")
+    out = default_dir(name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "tiny.json").exists():
+            build(name, out)
+    return str(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("--name", default="qwen2-gmb", choices=sorted(SIZES))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    print(build(args.name, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Supervised fine-tuning for generative NER: fft | lora | qlora, DeepSpeed ZeRO, packing, resume.
+
+    python -m jobs.train --run-dir DIR
+    torchrun --nproc-per-node 8 -m jobs.train --run-dir DIR      (what the backends start)
+
+Reads the resolved recipe from DIR/recipe.yaml and DIR/deepspeed.json when the recipe uses
+DeepSpeed. Writes DIR/checkpoints/checkpoint-<step>/ (marked COMPLETE once fully written),
+DIR/results/train.json, and logs to W&B. Starts from the latest complete checkpoint if there
+is one. Exit codes: 0 done, 2 bad input, 3 stopped by SIGUSR2 after checkpointing (requeue me).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs.checkpointing import complete_checkpoints, is_complete, latest_complete, step_of
+from launcher.checks import check_inputs
+from launcher.errors import UserError
+from launcher.recipe import Recipe, read_resolved
+
+REQUEUE_EXIT = 3
+
+
+def ner_examples(recipe: Recipe, tokenizer: Any) -> tuple[list, list]:
+    """Train and validation examples of the recipe's GMB split."""
+    from jobs.data.gmb import load_gmb, split_gmb
+    from jobs.prompts import ner_example
+
+    d = recipe.data
+    sentences = load_gmb(Path(d.path) if d.path else None)
+    split = split_gmb(sentences, d.test_size, d.seed, d.validation_size)
+    train = split.train[: d.max_train_samples] if d.max_train_samples else split.train
+    val = split.validation[: d.max_eval_samples] if d.max_eval_samples else split.validation
+    make = lambda s: ner_example(tokenizer, s.id, s.tokens, s.tags)  # noqa: E731
+    return [make(s) for s in train], [make(s) for s in val]
+
+
+def drop_incomplete_checkpoints(checkpoints: Path) -> None:
+    """A checkpoint without its COMPLETE marker was cut short: it must never be resumed from."""
+    if not checkpoints.is_dir():
+        return
+    for path in checkpoints.iterdir():
+        if path.is_dir() and step_of(path) is not None and not is_complete(path):
+            print(f"removing incomplete {path.name}", flush=True)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def training_arguments(recipe: Recipe, run_dir: Path, dtype: Any, report_wandb: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    t = recipe.train
+    on_gpu = torch.cuda.is_available()
+    options = inspect.signature(TrainingArguments.__init__).parameters
+    kwargs: dict[str, Any] = {
+        "output_dir": str(run_dir / "checkpoints"),
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps or -1,
+        "per_device_train_batch_size": t.micro_batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "learning_rate": t.lr,
+        "weight_decay": t.weight_decay,
+        "lr_scheduler_type": t.lr_scheduler,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "bf16": on_gpu and dtype == torch.bfloat16,
+        "fp16": on_gpu and dtype == torch.float16,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "full_determinism": t.deterministic,
+        "report_to": ["wandb"] if report_wandb else [],
+        "run_name": run_dir.name,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+        "ddp_find_unused_parameters": False,
+        "use_cpu": not on_gpu,
+    }
+    if "warmup_ratio" in options:
+        kwargs["warmup_ratio"] = t.warmup_ratio
+    else:
+        kwargs["warmup_steps"] = t.warmup_ratio
+    if not t.packing:
+        if "train_sampling_strategy" in options:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:
+            kwargs["group_by_length"] = True
+    if recipe.distributed.strategy == "deepspeed":
+        kwargs["deepspeed"] = str(run_dir / "deepspeed.json")
+    return TrainingArguments(**kwargs)
+
+
+def train(recipe: Recipe, run_dir: Path) -> int:
+    import torch
+    from transformers import Trainer, TrainerCallback, set_seed
+
+    from jobs import wandb_run
+    from jobs.callbacks import MarkComplete, StopOnSignal, Throughput
+    from jobs.modeling import load_model, load_tokenizer, resolve_dtype
+    from jobs.sft import (
+        FlattenCollator,
+        PackedDataset,
+        PadCollator,
+        SampleDataset,
+        TokenStats,
+        pack,
+        tokenize,
+    )
+
+    t = recipe.train
+    set_seed(t.seed)
+    compute = resolve_dtype(recipe.model.dtype)
+    wandb = wandb_run.start(recipe, run_dir, "train")
+    # TrainingArguments first: with ZeRO-3 the model must be partitioned while it loads
+    args = training_arguments(recipe, run_dir, compute, report_wandb=wandb is not None)
+    tokenizer = load_tokenizer(recipe)
+    load_dtype = torch.float32 if recipe.method == "fft" and torch.cuda.is_available() else compute
+    model = load_model(recipe, dtype=load_dtype)
+    model.config.use_cache = False
+    if hasattr(model, "print_trainable_parameters"):
+        model.print_trainable_parameters()
+
+    train_examples, _ = ner_examples(recipe, tokenizer)
+    samples, truncated = [], 0
+    for example in train_examples:
+        sample, cut = tokenize(tokenizer, example, t.max_length)
+        samples.append(sample)
+        truncated += cut
+    stats = TokenStats()
+    if t.packing:
+        dataset: Any = PackedDataset(pack(samples, t.max_length))
+        collator: Any = FlattenCollator(stats)
+    else:
+        dataset = SampleDataset(samples)
+        collator = PadCollator(
+            tokenizer.pad_token_id, stats, multiple_of=8 if torch.cuda.is_available() else 1
+        )
+    tokens = sum(len(s) for s in samples)
+    print(
+        f"data: {len(samples)} samples, {tokens} tokens, {truncated} cut at max_length {t.max_length}, "
+        f"{len(dataset)} {'packed rows' if t.packing else 'rows'}",
+        flush=True,
+    )
+
+    class SaveAtEnd(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step >= state.max_steps:
+                control.should_save = True
+
+    stop = StopOnSignal()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer,
+        callbacks=[Throughput(stats, world), SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), stop],
+    )  # fmt: skip
+    drop_incomplete_checkpoints(run_dir / "checkpoints")
+    resume = latest_complete(run_dir)
+    print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.is_world_process_zero():
+        write_summary(run_dir, trainer, result, time.time() - started, len(samples), tokens, truncated)
+    if wandb is not None:
+        wandb.finish()
+    if stop.received is not None:
+        print(f"stopped by signal {stop.received} at step {trainer.state.global_step}; requeue", flush=True)
+        return REQUEUE_EXIT
+    return 0
+
+
+def write_summary(
+    run_dir: Path, trainer: Any, result: Any, seconds: float, samples: int, tokens: int, truncated: int
+) -> None:
+    history = [
+        {k: v for k, v in e.items() if k in ("step", "loss", "learning_rate", "useful_tokens_per_s",
+                                              "padding_fraction", "gpu_mem_peak_gib", "epoch")}
+        for e in trainer.state.log_history if "loss" in e
+    ]  # fmt: skip
+    summary = {
+        "global_step": trainer.state.global_step,
+        "train_loss": getattr(result, "training_loss", None),
+        "seconds": round(seconds, 1),
+        "samples": samples,
+        "tokens": tokens,
+        "truncated_samples": truncated,
+        "checkpoints": [p.name for p in complete_checkpoints(run_dir)],
+        "history": history,
+    }
+    out = run_dir / "results"
+    out.mkdir(exist_ok=True)
+    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    run_dir = parser.parse_args(argv).run_dir
+    try:
+        recipe = read_resolved(run_dir)
+        check_inputs(recipe)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if recipe.engine == "axolotl":
+        from jobs.axolotl_engine import run_axolotl
+
+        return run_axolotl(recipe, run_dir)
+    return train(recipe, run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""W&B for jobs: mode from the recipe and the environment, ids kept in launch.json, no secrets."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from launcher.recipe import Recipe
+from launcher.runfiles import read_launch_info, update_launch_info
+from launcher.tracking import REDACTED, secret_values, wandb_mode
+
+
+def redact(value: Any, secrets: list[str]) -> Any:
+    """`value` with every secret string inside it replaced."""
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+    return value
+
+
+def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> Any | None:
+    """Start (or resume) this run's W&B run on rank 0; None when disabled or on other ranks."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    spec = recipe.tracking.wandb
+    mode = wandb_mode(spec.mode)
+    if mode == "disabled":
+        return None
+    import wandb
+
+    info = read_launch_info(run_dir)
+    saved = (info.get("wandb") or {}).get(job_type) or {}
+    run_id = saved.get("id") or uuid.uuid4().hex[:12]
+    config = redact({**recipe.model_dump(mode="json"), **extra_config}, secret_values())
+    run = wandb.init(
+        project=spec.project, entity=spec.entity, group=spec.group or recipe.name, job_type=job_type,
+        name=info.get("run_id", run_dir.name), id=run_id, resume="allow", dir=str(run_dir), mode=mode,
+        config=config, tags=spec.tags, reinit="finish_previous",
+    )  # fmt: skip
+    entry: dict[str, Any] = {"id": run_id, "mode": mode, "project": spec.project}
+    if mode == "online":
+        entry["url"] = run.url
+    else:
+        entry["offline_dir"] = str(Path(run.dir).parent)
+    wandb_info = dict(info.get("wandb") or {})
+    wandb_info[job_type] = entry
+    wandb_info.update({k: v for k, v in entry.items() if k in ("url", "offline_dir")})
+    update_launch_info(run_dir, wandb=wandb_info)
+    return run
