@@ -35,7 +35,11 @@ def _last_loss(state: Any) -> float | None:
 
 
 class Throughput(TrainerCallback):
-    """Adds useful tokens/s, padding fraction, samples/s and peak GPU memory to every log."""
+    """Adds useful tokens/s, padding fraction, samples/s and peak GPU memory to every log.
+
+    Must run before the W&B and printer callbacks (the Trainer appends its log_history entry
+    before calling them, so that entry is updated here too).
+    """
 
     def __init__(self, stats: TokenStats, world_size: int = 1) -> None:
         self.stats, self.world = stats, world_size
@@ -51,11 +55,16 @@ class Throughput(TrainerCallback):
         real, padding, samples = self.stats.take()
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
         self.t0 = time.perf_counter()
-        logs["useful_tokens_per_s"] = round(real * self.world / elapsed, 1)
-        logs["padding_fraction"] = round(padding / max(real + padding, 1), 4)
-        logs["samples_per_s"] = round(samples * self.world / elapsed, 2)
+        extra = {
+            "useful_tokens_per_s": round(real * self.world / elapsed, 1),
+            "padding_fraction": round(padding / max(real + padding, 1), 4),
+            "samples_per_s": round(samples * self.world / elapsed, 2),
+        }
         if torch.cuda.is_available():
-            logs["gpu_mem_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            extra["gpu_mem_peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        logs.update(extra)
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(extra)
 
 
 class StopOnSignal(TrainerCallback):

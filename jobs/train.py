@@ -164,8 +164,9 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     trainer = Trainer(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer,
-        callbacks=[Throughput(stats, world), SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), stop],
+        callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), stop],
     )  # fmt: skip
+    trainer.callback_handler.callbacks.insert(0, Throughput(stats, world))
     drop_incomplete_checkpoints(run_dir / "checkpoints")
     resume = latest_complete(run_dir)
     print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)

@@ -92,6 +92,31 @@ def _follow(registry: Registry, run_id: str) -> int:
     return 0 if state is JobState.COMPLETED else 1
 
 
+@app.command("plan")
+def plan_cmd(
+    recipe: Annotated[str, typer.Argument(help="recipe name or YAML path")],
+    cluster: ClusterOpt,
+    set_: SetOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+) -> None:
+    """Will the recipe fit the cluster's GPUs, and how long will an epoch take."""
+    import json
+
+    from launcher.cluster import check_fit, load_cluster
+    from launcher.plan import plan, render_plan
+    from launcher.recipe import load_recipe
+
+    loaded = load_recipe(recipe, set_ or [])
+    profile = load_cluster(cluster)
+    check_fit(loaded, profile)
+    estimate = plan(loaded, profile)
+    if json_:
+        print(json.dumps(estimate.to_json(), indent=2))
+    else:
+        _console().print(render_plan(estimate))
+    raise typer.Exit(0 if estimate.fits else 1)
+
+
 @app.command("recipes")
 def recipes_cmd() -> None:
     """List the recipes (project recipes/, then $LAUNCH_HOME/recipes)."""
@@ -141,7 +166,7 @@ def status_cmd(
         row = launching.find_run(registry, run)
         with _console(stderr=True).status("Asking the scheduler ..."):
             row = launching.refresh(registry, [row])[0]
-        _console().print(run_detail(row))
+        _console().print(run_detail(row), crop=False, soft_wrap=True)
         return
     rows = registry.all()
     rows = rows if all_ else rows[-50:]

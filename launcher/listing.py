@@ -101,12 +101,13 @@ def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
-def wandb_text(run_dir: Path) -> str:
+def wandb_text(run_dir: Path, short: bool = False) -> str:
+    """The run's W&B URL, or for an offline run the `wandb sync` command (`offline` if short)."""
     wandb = read_launch_info(run_dir).get("wandb") or {}
     if wandb.get("url"):
         return str(wandb["url"])
     if wandb.get("offline_dir"):
-        return f"offline: wandb sync {wandb['offline_dir']}"
+        return "offline" if short else f"offline: wandb sync {wandb['offline_dir']}"
     return ""
 
 
@@ -119,7 +120,7 @@ def runs_table(rows: list[RunRow]) -> Table:
         tasks = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else (row.job_ids[0] if row.job_ids else "")
         table.add_row(
             row.run_id, row.cluster, _state(row.state), tasks, _age(row.created_at),
-            wandb_text(Path(row.run_dir)),
+            wandb_text(Path(row.run_dir), short=True),
         )  # fmt: skip
     return table
 
@@ -132,35 +133,39 @@ def _tail(path: Path, lines: int = 15) -> list[str]:
 
 
 def run_detail(row: RunRow) -> Group:
-    info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold")
-    info.add_column(overflow="fold")
-    info.add_row("run", row.run_id)
-    info.add_row("state", _state(row.state))
+    """`launch status RUN`: facts as `key  value` lines (never wrapped, so paths and the
+    `wandb sync` command can be copied), the tasks, and the log tail of a failed run."""
+    facts = [("run", row.run_id), ("state", row.state)]
     if row.note:
-        info.add_row("why", row.note)
-    info.add_row("recipe", row.recipe)
-    info.add_row("cluster", f"{row.cluster} ({row.backend})")
-    info.add_row("run directory", row.run_dir)
-    info.add_row("created", f"{row.created_at} ({_age(row.created_at)})")
+        facts.append(("why", row.note))
+    facts += [
+        ("recipe", row.recipe),
+        ("cluster", f"{row.cluster} ({row.backend})"),
+        ("run directory", row.run_dir),
+        ("created", f"{row.created_at} ({_age(row.created_at)})"),
+    ]
     if row.restarts:
-        info.add_row("restarts", str(row.restarts))
+        facts.append(("restarts", str(row.restarts)))
     if row.parent:
-        info.add_row("parent run", row.parent)
+        facts.append(("parent run", row.parent))
     w = wandb_text(Path(row.run_dir))
     if w:
-        info.add_row("W&B", w)
+        facts.append(("W&B", w))
+    parts: list[Any] = []
+    for key, value in facts:
+        line = Text(f"{key:<15}", style="bold")
+        line.append(value, style=STATE_STYLE.get(value, "") if key == "state" else "")
+        line.no_wrap, line.overflow = True, "ignore"
+        parts.append(line)
     tasks = Table(title="tasks", title_justify="left")
     for col in ("task", "job id", "state"):
         tasks.add_column(col)
     for task, job_id, state in row.jobs:
         tasks.add_row(str(task), job_id, _state(state))
-    parts: list[Any] = [info, tasks]
+    parts.append(tasks)
     if row.state in ("failed", "timeout"):
-        logs = sorted(Path(row.run_dir, "logs").glob("*.err")) + sorted(
-            Path(row.run_dir, "logs").glob("*.out")
-        )
-        for log in logs:
+        logs = Path(row.run_dir, "logs")
+        for log in sorted(logs.glob("*.err")) + sorted(logs.glob("*.out")):
             tail = _tail(log)
             if tail:
                 parts.append(Text(f"--- last lines of {log}", style="bold red"))

@@ -1,0 +1,86 @@
+"""The axolotl config a recipe with `engine: axolotl` asks for, rendered into the run directory.
+
+The job writes the GMB split as input_output segments (prompt not learned, answer learned) to
+`<run_dir>/data/` and runs `axolotl train <run_dir>/axolotl.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from launcher.recipe import Recipe
+from launcher.tracking import wandb_mode
+
+
+def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
+    t, q, lora = recipe.train, recipe.quantization, recipe.lora
+    dtype = recipe.model.dtype
+    config: dict[str, Any] = {
+        "base_model": recipe.model.name_or_path,
+        "trust_remote_code": recipe.model.trust_remote_code,
+        "datasets": [
+            {"path": str(run_dir / "data" / "train.jsonl"), "type": "input_output", "ds_type": "json"}
+        ],
+        "val_set_size": 0.0,
+        "dataset_prepared_path": str(run_dir / "data" / "prepared"),
+        "output_dir": str(run_dir / "checkpoints"),
+        "sequence_len": t.max_length,
+        "sample_packing": t.packing,
+        "pad_to_sequence_len": False,
+        "train_on_inputs": False,
+        "micro_batch_size": t.micro_batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "num_epochs": t.epochs,
+        "learning_rate": t.lr,
+        "lr_scheduler": t.lr_scheduler,
+        "warmup_ratio": t.warmup_ratio,
+        "weight_decay": t.weight_decay,
+        "optimizer": "paged_adamw_8bit" if recipe.method == "qlora" else "adamw_torch_fused",
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "save_steps": t.save_steps,
+        "logging_steps": t.logging_steps,
+        "seed": t.seed,
+        "bf16": "auto" if dtype == "auto" else dtype == "bf16",
+        "fp16": dtype == "fp16",
+        "tf32": True,
+    }
+    if t.max_steps:
+        config["max_steps"] = t.max_steps
+    if t.save_total_limit:
+        config["save_total_limit"] = t.save_total_limit
+    if recipe.method in ("lora", "qlora") and lora is not None:
+        config.update(
+            {
+                "adapter": recipe.method,
+                "lora_r": lora.r,
+                "lora_alpha": lora.alpha,
+                "lora_dropout": lora.dropout,
+                "lora_target_modules": list(lora.target_modules),
+            }
+        )
+    if q.mode == "int4":
+        config["load_in_4bit"] = True
+        config["bnb_config_kwargs"] = {
+            "bnb_4bit_quant_type": q.quant_type,
+            "bnb_4bit_use_double_quant": q.double_quant,
+        }
+    elif q.mode == "int8":
+        config["load_in_8bit"] = True
+    if recipe.distributed.strategy == "deepspeed":
+        config["deepspeed"] = str(run_dir / "deepspeed.json")
+    w = recipe.tracking.wandb
+    if wandb_mode(w.mode) != "disabled":
+        config.update({"wandb_project": w.project, "wandb_name": run_dir.name, "wandb_mode": w.mode})
+        if w.entity:
+            config["wandb_entity"] = w.entity
+        if w.mode == "auto":
+            config.pop("wandb_mode")
+    return config
+
+
+def axolotl_config_text(recipe: Recipe, run_dir: Path) -> str:
+    header = f"# rendered by recipe-launcher from recipe {recipe.name} ({recipe.source})\n"
+    return header + yaml.safe_dump(axolotl_config(recipe, run_dir), sort_keys=False)
