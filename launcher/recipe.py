@@ -149,6 +149,11 @@ class EvalSpec(Strict):
     shots: int = Field(0, ge=0)
     confidence: Literal["none", "verbal", "logprobs", "auto"] = "auto"
     api: ApiSpec | None = None
+    results_dir: str | None = Field(
+        None,
+        description="where jobs.evaluate writes metrics.json and predictions.jsonl; default "
+        "<run_dir>/results/<basename of model.name_or_path>; reeval points it at the training run",
+    )
 
 
 class WandbSpec(Strict):
