@@ -31,12 +31,11 @@ REQUEUE_EXIT = 3
 
 def ner_examples(recipe: Recipe, tokenizer: Any) -> tuple[list, list]:
     """Train and validation examples of the recipe's GMB split."""
-    from jobs.data.gmb import load_gmb, split_gmb
+    from jobs.data.gmb import recipe_split
     from jobs.prompts import ner_example
 
     d = recipe.data
-    sentences = load_gmb(Path(d.path) if d.path else None)
-    split = split_gmb(sentences, d.test_size, d.seed, d.validation_size)
+    split = recipe_split(d)
     train = split.train[: d.max_train_samples] if d.max_train_samples else split.train
     val = split.validation[: d.max_eval_samples] if d.max_eval_samples else split.validation
     make = lambda s: ner_example(tokenizer, s.id, s.tokens, s.tags)  # noqa: E731

@@ -17,8 +17,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from launcher.recipe import DataSpec
 
 GMB_ZIP: Path = Path(__file__).resolve().parent / "files" / "ner_dataset.csv.zip"
 """The shipped corpus."""
@@ -178,3 +182,10 @@ def split_gmb(
         raise ValueError(f"validation_size={validation_size} does not fit {len(train)} sentences")
     cut = len(train) - n_val
     return GmbSplit(train=train[:cut], validation=train[cut:], test=test)
+
+
+def recipe_split(data: DataSpec) -> GmbSplit:
+    """The split a recipe's ``data`` section names: its corpus (``data.path`` or the shipped zip),
+    ``test_size``, ``seed`` and ``validation_size``. Training and evaluation both read it here."""
+    sentences = load_gmb(Path(data.path) if data.path else None)
+    return split_gmb(sentences, data.test_size, data.seed, data.validation_size)
