@@ -107,8 +107,14 @@ class Backend(ABC):
     def submit(self, request: Request) -> str:
         """Submit one request (its run directory already exists); return the job id."""
 
+    def check(self, requests: Sequence[Request]) -> None:
+        """Checks only the scheduler can answer, before anything is created; raise UserError."""
+        return None
+
     def submit_array(self, requests: Sequence[Request], max_parallel: int) -> list[str]:
-        """Submit N requests, at most `max_parallel` running at once; default: one by one."""
+        """Submit N requests, at most `max_parallel` running at once; default: one by one.
+
+        A backend that submits them as one job may rewrite each run's submit.sh with what it sent."""
         return [self.submit(r) for r in requests]
 
     @abstractmethod
@@ -125,6 +131,10 @@ class Backend(ABC):
 
     def explain(self, job_id: str) -> str | None:
         """Why a job is in its state (pending reason, exit code), when the scheduler says."""
+        return None
+
+    def restarts(self, job_id: str) -> int | None:
+        """How often the scheduler restarted (requeued) the job, as of the last status(); None: unknown."""
         return None
 
 
