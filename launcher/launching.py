@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from launcher.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import JOBS, Recipe, load_recipe
 from launcher.registry import Registry, RunRow
-from launcher.run import Run
+from launcher.run import LaunchInfo, Run
 from launcher.runfiles import read_launch_info, update_launch_info
 from launcher.schema import validate
 
@@ -93,12 +94,45 @@ def prepare_loaded(
 def submit(prepared: Prepared, registry: Registry) -> str:
     """Create the run directory, submit, register. A failed submit leaves nothing behind."""
     run, backend, request = prepared.run, prepared.backend, prepared.request
+    backend.check([request])
     info = run.create(request.materialize())
     try:
         job_id = backend.submit(request)
     except BaseException:
         shutil.rmtree(run.run_dir, ignore_errors=True)
         raise
+    _register(registry, run, info, job_id)
+    return job_id
+
+
+def submit_many(
+    prepared: Sequence[Prepared], registry: Registry, max_parallel: int, parent: str | None = None
+) -> list[str]:
+    """Submit runs of one cluster profile together (one Slurm job array), at most `max_parallel`
+    at once; one registry row per run. A failed submit leaves no run directory behind."""
+    if not prepared:
+        return []
+    backend = prepared[0].backend
+    if len({p.run.profile.name for p in prepared}) > 1:
+        raise ValueError("submit_many: all runs must use one cluster profile")
+    requests = [p.request for p in prepared]
+    backend.check(requests)
+    created: list[tuple[Run, LaunchInfo]] = []
+    try:
+        for p in prepared:
+            p.run.parent = parent or p.run.parent
+            created.append((p.run, p.run.create(p.request.materialize())))
+        job_ids = backend.submit_array(requests, max_parallel)
+    except BaseException:
+        for run, _ in created:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise
+    for (run, info), job_id in zip(created, job_ids, strict=True):
+        _register(registry, run, info, job_id)
+    return job_ids
+
+
+def _register(registry: Registry, run: Run, info: LaunchInfo, job_id: str) -> None:
     update_launch_info(
         run.run_dir, job_ids=[job_id], extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
     )
@@ -106,7 +140,6 @@ def submit(prepared: Prepared, registry: Registry) -> str:
         run.run_id, run.recipe.name, run.profile.name, run.profile.backend, run.recipe.job,
         run.run_dir, [job_id], parent=run.parent,
     )  # fmt: skip
-    return job_id
 
 
 def profile_of(row: RunRow) -> ClusterProfile:
@@ -136,10 +169,12 @@ def refresh(registry: Registry, rows: list[RunRow]) -> list[RunRow]:
         for row in group:
             task_states = {task: states.get(job, JobState.UNKNOWN) for task, job, _ in row.jobs}
             state = overall_state(list(task_states.values()))
-            note = None
-            if not state.is_terminal and row.job_ids:
-                note = backend.explain(row.job_ids[0])
-            registry.set_state(row.run_id, state.value, {t: s.value for t, s in task_states.items()}, note)
+            note = backend.explain(row.job_ids[0]) if row.job_ids else None
+            counts = [n for n in (backend.restarts(job) for job in row.job_ids) if n is not None]
+            registry.set_state(
+                row.run_id, state.value, {t: s.value for t, s in task_states.items()}, note,
+                restarts=max(counts) if counts else None,
+            )  # fmt: skip
     return [registry.get(r.run_id) or r for r in rows]
 
 
