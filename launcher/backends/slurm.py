@@ -1,0 +1,532 @@
+"""Slurm backend: sbatch scripts rendered by submitit, job arrays, checkpoint-and-requeue on USR2.
+
+Rendering goes through submitit's own sbatch renderer (`submitit.slurm.slurm._make_sbatch_string`,
+what `SlurmExecutor` writes beside its logs). The script runs the job under
+`srun --ntasks-per-node=1`: `python -m jobs.<job> --run-dir DIR` for one process, or, for a train
+job on several GPUs or nodes, one torchrun per node with c10d rendezvous on the head node.
+
+Preemption and time limits (`--signal=B:USR2@90`, `--requeue`): Slurm signals the batch shell.
+Its trap notes the request and forwards USR2 to srun, which delivers it to every process of the
+step on every node: the job itself, or torchrun's workers (torchrun ignores USR2: by default it
+would die of it and take its workers down mid-checkpoint). The job saves a checkpoint and exits 3.
+Once the step is over the shell runs `scontrol requeue $SLURM_JOB_ID` when the step exited 3 (a
+USR2 sent straight to the step, `scancel -s USR2`) or failed after a USR2 (torchrun reports its
+workers' 3 as 1). Slurm restarts the job with `SLURM_RESTART_COUNT` one higher; output files are
+opened in append mode, and the job resumes from its latest complete checkpoint.
+
+Status is one `sacct -D` query for all job ids (restarts = earlier records of a job), mapped
+through `SLURM_STATES`; ids that accounting does not know yet (it lags a few seconds behind
+submission) or at all (accounting disabled) come from one `squeue` query.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launcher import paths
+from launcher.backends.base import Backend, JobState, Request, job_command, job_env
+from launcher.backends.follow import follow_files
+from launcher.cluster import SlurmSpec
+from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.recipe import duration_seconds
+from launcher.run import Run
+
+REQUEUE_EXIT = 3
+SIGNAL = "B:USR2@90"
+RDZV_BASE_PORT = 29500
+
+SLURM_STATES: dict[str, JobState] = {
+    "PENDING": JobState.PENDING,
+    "CONFIGURING": JobState.PENDING,
+    "POWER_UP_NODE": JobState.PENDING,
+    "REQUEUED": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING,
+    "SPECIAL_EXIT": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "COMPLETED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "NODE_FAIL": JobState.FAILED,
+    "OUT_OF_MEMORY": JobState.FAILED,
+    "BOOT_FAIL": JobState.FAILED,
+    "LAUNCH_FAILED": JobState.FAILED,
+    "CANCELLED": JobState.CANCELLED,
+    "REVOKED": JobState.CANCELLED,
+    "TIMEOUT": JobState.TIMEOUT,
+    "DEADLINE": JobState.TIMEOUT,
+    "PREEMPTED": JobState.PREEMPTED,
+    "SUSPENDED": JobState.PREEMPTED,
+    "STOPPED": JobState.PREEMPTED,
+}
+"""Every Slurm job state (sacct and squeue spelling) and what it means here. Requeue states are
+pending: the job will run again. Held jobs stay pending until someone releases them."""
+
+
+def map_state(slurm_state: str) -> JobState:
+    """`CANCELLED by 0` -> cancelled; a name not in SLURM_STATES -> unknown."""
+    words = slurm_state.split()
+    return SLURM_STATES.get(words[0].upper(), JobState.UNKNOWN) if words else JobState.UNKNOWN
+
+
+_FOLDED = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+
+
+def expand_job_ids(field: str) -> list[str]:
+    """`7_[1-3,5%2]` (pending array tasks folded into one record) -> 7_1 7_2 7_3 7_5; else [field]."""
+    m = _FOLDED.match(field.strip())
+    if not m:
+        return [field.strip()]
+    base, ranges = m.group(1), m.group(2).split("%")[0]
+    ids: list[str] = []
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        ids += [f"{base}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return ids
+
+
+@dataclass
+class SlurmInfo:
+    """What the scheduler says about one job (or array task)."""
+
+    state: str
+    reason: str = ""
+    exit_code: str = ""
+    nodes: str = ""
+    restarts: int = 0
+
+    @property
+    def job_state(self) -> JobState:
+        return map_state(self.state)
+
+
+def parse_sacct(text: str) -> dict[str, SlurmInfo]:
+    """`sacct -n -P -X -D -o JobID,State,ExitCode,Reason,NodeList`: the latest record per job, with
+    restarts = the number of earlier records (runs ended by a requeue) of that job."""
+    infos: dict[str, SlurmInfo] = {}
+    folded: set[str] = set()
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 5 or not fields[0]:
+            continue
+        job_field, state, exit_code, reason, nodes = fields[:5]
+        if "[" in job_field:
+            for job_id in expand_job_ids(job_field):
+                if job_id not in infos:
+                    infos[job_id] = SlurmInfo(state, reason, exit_code, nodes)
+                    folded.add(job_id)
+            continue
+        earlier = infos.get(job_field)
+        restarts = earlier.restarts + 1 if earlier is not None and job_field not in folded else 0
+        infos[job_field] = SlurmInfo(state, reason, exit_code, nodes, restarts)
+        folded.discard(job_field)
+    return infos
+
+
+def parse_squeue(text: str) -> dict[str, SlurmInfo]:
+    """`squeue -h -r -t all -O JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|`."""
+    infos: dict[str, SlurmInfo] = {}
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) < 4 or not fields[0]:
+            continue
+        restarts = int(fields[3]) if fields[3].isdigit() else 0
+        nodes = fields[4] if len(fields) > 4 else ""
+        for job_id in expand_job_ids(fields[0]):
+            infos[job_id] = SlurmInfo(fields[1], fields[2], "", nodes, restarts)
+    return infos
+
+
+@dataclass
+class Partition:
+    """One partition as `sinfo` reports it."""
+
+    name: str
+    gpu_types: set[str]
+    gpus_per_node: int
+    nodes: int
+    max_seconds: int | None
+
+
+_GPU_GRES = re.compile(r"(?:^|,)gpu(?::([^:,(]+))?:(\d+)")
+
+
+def parse_sinfo(text: str) -> dict[str, Partition]:
+    """`sinfo -h -o '%R|%G|%D|%l'`: partitions with their GPU types, GPUs per node, nodes, limit."""
+    parts: dict[str, Partition] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 4:
+            continue
+        name, gres, count, limit = fields[:4]
+        part = parts.setdefault(name, Partition(name, set(), 0, 0, _limit_seconds(limit)))
+        part.nodes += int(count) if count.isdigit() else 0
+        for gpu_type, gpus in _GPU_GRES.findall(gres):
+            if gpu_type and not gpu_type.isdigit():
+                part.gpu_types.add(gpu_type)
+            part.gpus_per_node = max(part.gpus_per_node, int(gpus))
+    return parts
+
+
+def _limit_seconds(limit: str) -> int | None:
+    try:
+        return duration_seconds(limit)
+    except ValueError:
+        return None  # infinite, n/a
+
+
+def slurm_time(seconds: int) -> str:
+    """`HH:MM:SS` (hours may pass 24), what `--time` reads."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def _mem(gb: float) -> str:
+    return f"{int(gb)}G" if gb == int(gb) else f"{round(gb * 1024)}M"
+
+
+def uses_torchrun(run: Run) -> bool:
+    """A train job on more than one GPU or node starts one torchrun per node."""
+    res = run.recipe.resources
+    return run.recipe.job == "train" and (res.gpus_per_node > 1 or res.nodes > 1)
+
+
+def launch_command(run: Run, python: str) -> str:
+    """The shell words srun runs on every node (single-quoted parts expand there, not in the shell)."""
+    if not uses_torchrun(run):
+        return shlex.join(job_command(run.run_dir, run.recipe.job, python))
+    inner = (
+        f'trap "" USR2; exec {shlex.quote(python)} -m torch.distributed.run --nnodes "$SLURM_NNODES" '
+        f'--nproc-per-node {run.recipe.resources.gpus_per_node} --node-rank "$SLURM_NODEID" '
+        '--rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:$RDZV_PORT" '
+        f"-m jobs.train --run-dir {shlex.quote(str(run.run_dir))}"
+    )
+    return f"bash -c {shlex.quote(inner)}"
+
+
+def _exports(run: Run) -> list[str]:
+    return [f"export {k}={shlex.quote(v)}" for k, v in job_env(run).items()]
+
+
+def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
+    """Run the step in the background so the USR2 trap fires at once; requeue on exit 3."""
+    head = [
+        'export HEAD="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"',
+        f"export RDZV_PORT=$(({RDZV_BASE_PORT} + SLURM_JOB_ID % 2000))",
+    ]
+    return [
+        'echo "[launch] job $SLURM_JOB_ID, restart ${SLURM_RESTART_COUNT:-0}, on $SLURM_JOB_NODELIST"',
+        *(head if torchrun else []),
+        "requeue=0",
+        """trap 'requeue=1; kill -USR2 "$step" 2>/dev/null' USR2""",
+        f"{srun} {command} &",
+        "step=$!",
+        'wait "$step"; rc=$?',
+        'while [ "$rc" -gt 128 ] && kill -0 "$step" 2>/dev/null; do wait "$step"; rc=$?; done',
+        f'if [ "$rc" -eq {REQUEUE_EXIT} ] || {{ [ "$requeue" -eq 1 ] && [ "$rc" -ne 0 ]; }}; then',
+        '    echo "[launch] step exited $rc after USR2: requeueing job $SLURM_JOB_ID" >&2',
+        '    scontrol requeue "$SLURM_JOB_ID" && exit 0',
+        "fi",
+        'exit "$rc"',
+    ]
+
+
+class SlurmBackend(Backend):
+    name = "slurm"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._info: dict[str, SlurmInfo] = {}
+
+    @property
+    def spec(self) -> SlurmSpec:
+        assert self.profile.slurm is not None
+        return self.profile.slurm
+
+    # ------------------------------------------------------------------ rendering
+
+    def sbatch_options(self, run: Run) -> dict[str, Any]:
+        """Keyword arguments of submitit's renderer for this run (the script's #SBATCH lines)."""
+        res, spec = run.recipe.resources, self.spec
+        options: dict[str, Any] = {
+            "job_name": run.run_id,
+            "partition": spec.partition,
+            "account": spec.account,
+            "qos": spec.qos,
+            "constraint": spec.constraint,
+            "nodes": res.nodes,
+            "ntasks_per_node": 1,
+            "cpus_per_task": res.cpus_per_gpu * max(res.gpus_per_node, 1),
+            "mem": _mem(res.mem_gb) if res.mem_gb else None,
+            "time": slurm_time(res.seconds),
+            "wckey": None,
+        }
+        if res.gpus_per_node:
+            typed = f"{spec.gres_type}:{res.gpus_per_node}" if spec.gres_type else str(res.gpus_per_node)
+            if spec.gpu_request == "gres":
+                options["gres"] = f"gpu:{typed}"
+            else:
+                options["gpus_per_node"] = typed
+        return options
+
+    def _extra(self) -> dict[str, Any]:
+        return {k: v for k, v in self.spec.extra.items() if v is not None and v is not False}
+
+    def _render(self, options: dict[str, Any], logs: Path, pattern: str, body: list[str], **kw: Any) -> str:
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        extra = {
+            "output": f"{logs}/{pattern}.out",
+            "error": f"{logs}/{pattern}.err",
+            "open-mode": "append",
+            "signal": SIGNAL,
+            "requeue": True,
+            **self._extra(),
+        }
+        text: str = _make_sbatch_string(
+            command="\n".join(body), folder=logs, setup=list(self.spec.setup) or None,
+            use_srun=False, additional_parameters=extra, **options, **kw,
+        )  # fmt: skip
+        return text if text.endswith("\n") else text + "\n"
+
+    def _srun(self, run: Run) -> str:
+        cpus = run.recipe.resources.cpus_per_gpu * max(run.recipe.resources.gpus_per_node, 1)
+        return f"srun --ntasks-per-node=1 --cpus-per-task={cpus}"
+
+    def _check_shape(self, run: Run) -> None:
+        nodes = run.recipe.resources.nodes
+        if nodes > 1 and run.recipe.job != "train":
+            raise UserError(
+                f"{run.recipe.source}: resources.nodes: {nodes} but job '{run.recipe.job}' runs on one "
+                "node; valid: 1 (only train jobs span nodes)"
+            )
+
+    def dryrun(self, run: Run) -> Request:
+        self._check_shape(run)
+        body = [
+            f"# recipe-launcher run {run.run_id}: recipe {run.recipe.name} on cluster {run.profile.name}",
+            f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1",
+            *_exports(run),
+            *_step_lines(self._srun(run), launch_command(run, self.spec.python), uses_torchrun(run)),
+        ]
+        options = self.sbatch_options(run)
+        script = self._render(options, run.logs_dir, "%j", body)
+        return Request(
+            run=run, script=script, env=job_env(run), gpus=run.recipe.resources.gpus_per_node,
+            name=run.run_id, details={"sbatch": options},
+        )  # fmt: skip
+
+    def array_script(self, requests: Sequence[Request], max_parallel: int) -> str:
+        """One job array for N runs that ask for the same resources; task i runs request i.
+
+        Output goes to `<runs>/.slurm-arrays/<first run id>/%a/logs/%A_%a.out`, where `%a` is a
+        link to task a's run directory (made by `submit_array`), so each task logs in its own run.
+        """
+        if not requests:
+            raise ValueError("an array needs at least one request")
+        runs = [r.run for r in requests]
+        for run in runs:
+            self._check_shape(run)
+        shapes = {run.run_id: self._shape(run) for run in runs}
+        first = shapes[runs[0].run_id]
+        odd = [rid for rid, shape in shapes.items() if shape != first]
+        if odd:
+            raise UserError(
+                f"array: run {odd[0]} asks for other resources than {runs[0].run_id}; "
+                "the tasks of one Slurm array share one set of #SBATCH options"
+            )
+        options = {**self.sbatch_options(runs[0]), "job_name": self._array_name(runs)}
+        cases: list[str] = ['case "$SLURM_ARRAY_TASK_ID" in']
+        for index, run in enumerate(runs):
+            cases += [f"    {index})", *(f"        {line}" for line in _exports(run))]
+            cases += [f"        set -- {launch_command(run, self.spec.python)}", "        ;;"]
+        cases += ['    *) echo "[launch] no task $SLURM_ARRAY_TASK_ID in this array" >&2; exit 2 ;;', "esac"]
+        torchrun = any(uses_torchrun(run) for run in runs)
+        body = [
+            f"# recipe-launcher array of {len(runs)} runs: {', '.join(r.run_id for r in runs)}",
+            f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1",
+            *cases,
+            *_step_lines(self._srun(runs[0]), '"$@"', torchrun),
+        ]
+        logs = self._links_dir(runs) / "%a" / "logs"
+        parallel = max(1, min(max_parallel, len(runs)))
+        return self._render(options, logs, "%A_%a", body, map_count=len(runs), array_parallelism=parallel)
+
+    def _shape(self, run: Run) -> dict[str, Any]:
+        return {k: v for k, v in self.sbatch_options(run).items() if k != "job_name"}
+
+    @staticmethod
+    def _array_name(runs: Sequence[Run]) -> str:
+        recipes = {run.recipe.name for run in runs}
+        return f"{recipes.pop()}-array" if len(recipes) == 1 else "launch-array"
+
+    @staticmethod
+    def _links_dir(runs: Sequence[Run]) -> Path:
+        return runs[0].run_dir.parent / ".slurm-arrays" / runs[0].run_id
+
+    # ------------------------------------------------------------------ submitting
+
+    def check(self, requests: Sequence[Request]) -> None:
+        """What only the scheduler knows: the partition exists and offers the GPUs, nodes and time."""
+        spec, source = self.spec, self.profile.source
+        partitions = parse_sinfo(_call(["sinfo", "-h", "-o", "%R|%G|%D|%l"], "sinfo"))
+        part = partitions.get(spec.partition)
+        if part is None:
+            raise UserError(
+                f"{source}: slurm.partition: '{spec.partition}' is not a partition of this Slurm cluster"
+                f"{did_you_mean(spec.partition, partitions)}; valid: {choices_text(sorted(partitions))}"
+            )
+        for request in requests:
+            res, recipe = request.run.recipe.resources, request.run.recipe.source
+            if res.gpus_per_node and spec.gres_type and spec.gres_type not in part.gpu_types:
+                valid = choices_text(sorted(part.gpu_types)) or "none (the partition has no typed GPUs)"
+                raise UserError(
+                    f"{source}: slurm.gres_type: '{spec.gres_type}' is not offered by partition "
+                    f"'{part.name}'; valid: {valid}"
+                )
+            if res.gpus_per_node > part.gpus_per_node:
+                raise UserError(
+                    f"{recipe}: resources.gpus_per_node: {res.gpus_per_node} is more than the "
+                    f"{part.gpus_per_node} GPUs per node of partition '{part.name}'; "
+                    f"valid: 0-{part.gpus_per_node}"
+                )
+            if res.nodes > part.nodes:
+                raise UserError(
+                    f"{recipe}: resources.nodes: {res.nodes} is more than the {part.nodes} nodes of "
+                    f"partition '{part.name}'; valid: 1-{part.nodes}"
+                )
+            if part.max_seconds is not None and res.seconds > part.max_seconds:
+                raise UserError(
+                    f"{recipe}: resources.time: {res.time} is longer than the "
+                    f"{slurm_time(part.max_seconds)} limit of partition '{part.name}'"
+                )
+
+    def _sbatch(self, script: Path) -> str:
+        out = _call(["sbatch", "--parsable", str(script)], "sbatch", cwd=script.parent)
+        return out.strip().splitlines()[-1].split(";")[0]
+
+    def submit(self, request: Request) -> str:
+        """sbatch the run's submit.sh: the stored file is exactly what Slurm got."""
+        script = request.run.run_dir / "submit.sh"
+        if script.read_text() != request.materialize():
+            script.write_text(request.materialize())
+        return self._sbatch(script)
+
+    def submit_array(self, requests: Sequence[Request], max_parallel: int) -> list[str]:
+        """One `--array=0-(N-1)%P` job; every run's submit.sh becomes the array script. Ids `<A>_<i>`."""
+        text = self.array_script(requests, max_parallel)
+        runs = [r.run for r in requests]
+        links = self._links_dir(runs)
+        links.mkdir(parents=True, exist_ok=True)
+        for index, run in enumerate(runs):
+            link = links / str(index)
+            if not link.is_symlink():
+                link.symlink_to(Path("..", "..", run.run_dir.name))
+            (run.run_dir / "submit.sh").write_text(text)
+        array_id = self._sbatch(runs[0].run_dir / "submit.sh")
+        return [f"{array_id}_{index}" for index in range(len(runs))]
+
+    # ------------------------------------------------------------------ watching
+
+    def status(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        infos: dict[str, SlurmInfo] = {}
+        bases = ",".join(dict.fromkeys(j.split("_")[0] for j in ids))
+        sacct = ["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State,ExitCode,Reason,NodeList", "-j", bases]
+        with suppress(UserError):  # accounting disabled or down: squeue below knows recent jobs
+            infos.update(parse_sacct(_call(sacct, "sacct")))
+        missing = [j for j in ids if j not in infos]
+        if missing:
+            infos.update(self._squeue(missing))
+        self._info.update({j: infos[j] for j in ids if j in infos})
+        return {j: infos[j].job_state if j in infos else JobState.UNKNOWN for j in ids}
+
+    def _squeue(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
+        cmd = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids),
+               "-O", "JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|"]  # fmt: skip
+        proc = _run(cmd)
+        return parse_squeue(proc.stdout) if proc is not None and proc.returncode == 0 else {}
+
+    def _cached(self, job_id: str) -> SlurmInfo | None:
+        if job_id not in self._info:
+            self.status([job_id])
+        return self._info.get(job_id)
+
+    def restarts(self, job_id: str) -> int | None:
+        info = self._cached(job_id)
+        return info.restarts if info else None
+
+    def explain(self, job_id: str) -> str | None:
+        info = self._cached(job_id)
+        if info is None:
+            return None
+        state = info.job_state
+        again = f", restart {info.restarts}" if info.restarts else ""
+        reason = info.reason if info.reason and info.reason != "None" else ""
+        if state is JobState.PENDING:
+            if info.restarts and reason in ("", "BeginTime"):
+                return f"requeued, waiting to start again (restart {info.restarts})"
+            return f"Slurm: {info.state}" + (f" ({reason})" if reason else "")
+        if state is JobState.RUNNING:
+            return f"Slurm: {info.state} on {info.nodes or '?'}{again}"
+        code = f", exit code {info.exit_code}" if info.exit_code else ""
+        return f"Slurm: {info.state}{code}{again}"
+
+    def logs(self, run_dir: Path, job_id: str, follow: bool = False) -> Iterator[tuple[Path, str]]:
+        files = [run_dir / "logs" / f"{job_id}.out", run_dir / "logs" / f"{job_id}.err"]
+        yield from follow_files(lambda: files, self._ended(job_id) if follow else (lambda: True))
+
+    def _ended(self, job_id: str, every: float = 2.0) -> Any:
+        """A done() for follow_files that asks the scheduler at most every `every` seconds."""
+        last = {"at": 0.0, "done": False}
+
+        def done() -> bool:
+            if time.monotonic() - last["at"] >= every:
+                last["at"] = time.monotonic()
+                last["done"] = self.status([job_id])[job_id].is_terminal
+            return bool(last["done"])
+
+        return done
+
+    def cancel(self, job_id: str) -> None:
+        """scancel, then wait (up to 30 s) until the scheduler reports the job ended."""
+        _call(["scancel", job_id], "scancel")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not self.status([job_id])[job_id].is_terminal:
+            time.sleep(0.5)
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _call(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    """stdout of a Slurm command; a missing, silent or failing command is one UserError line."""
+    proc = _run(cmd, cwd)
+    if proc is None:
+        raise UserError(
+            f"{what} did not answer: is this a Slurm login node? (for the test cluster: "
+            "bash cluster/dev/slurm-up.sh)"
+        )
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
+        raise UserError(f"{what} refused: {lines[-1]}")
+    return proc.stdout
