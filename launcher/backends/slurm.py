@@ -356,7 +356,7 @@ class SlurmBackend(Backend):
         cases += ['    *) echo "[launch] no task $SLURM_ARRAY_TASK_ID in this array" >&2; exit 2 ;;', "esac"]
         torchrun = any(uses_torchrun(run) for run in runs)
         body = [
-            f"# recipe-launcher array of {len(runs)} runs: {', '.join(r.run_id for r in runs)}",
+            f"# recipe-launcher array of {len(runs)} runs: task i runs case i",
             f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1",
             *cases,
             *_step_lines(self._srun(runs[0]), '"$@"', torchrun),
