@@ -1,0 +1,177 @@
+"""Evaluation bookkeeping shared by `launch reeval` and `jobs.evaluate`: which checkpoints,
+which eval recipe, where results go, and the fingerprint that says a result is current.
+
+No torch here: the launcher imports it. A checkpoint is scored by an eval recipe when
+`<results_dir>/metrics.json` holds the same `fingerprint`:
+
+    fingerprint = sha256(checkpoint's COMPLETE marker bytes | step | eval_digest(recipe))[:16]
+
+`eval_digest` hashes the eval recipe with the per-checkpoint keys (`model.name_or_path`,
+`eval.results_dir`) blanked, so reeval (before it sets them) and the job (after) agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from launcher import paths
+from launcher.errors import UserError
+from launcher.recipe import Recipe, load_recipe
+from launcher.schema import apply_overrides, validate
+
+MARKER = "COMPLETE"  # the same marker jobs.checkpointing writes (kept torch-free here)
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+PLACEHOLDER = "<checkpoint>"
+
+
+def step_of(path: Path) -> int | None:
+    """N of a `checkpoint-N` directory, else None."""
+    m = _CHECKPOINT.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints that carry their COMPLETE marker, by step, oldest first."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and step_of(p) is not None and (p / MARKER).is_file()]
+    return sorted(found, key=lambda p: step_of(p) or 0)
+
+
+def select(checkpoints: Sequence[Path], every: int | None = None, last: int | None = None) -> list[Path]:
+    """`--every N`: only steps that are multiples of N; then `--last K`: the K latest of those."""
+    chosen = [c for c in checkpoints if not every or (step_of(c) or 0) % every == 0]
+    if last is not None:
+        chosen = chosen[-last:] if last > 0 else []
+    return chosen
+
+
+def checkpoint_step(checkpoint: Path) -> int | None:
+    """The training step of a checkpoint: its COMPLETE marker's `step`, else its directory name."""
+    try:
+        step = json.loads((checkpoint / MARKER).read_text()).get("step")
+        if isinstance(step, int):
+            return step
+    except (OSError, ValueError, AttributeError):
+        pass
+    return step_of(checkpoint)
+
+
+def eval_digest(recipe: Recipe) -> str:
+    """sha256 (16 hex) of the eval recipe with the per-checkpoint keys blanked."""
+    data = recipe.model_dump(mode="json")
+    data["model"]["name_or_path"] = PLACEHOLDER
+    data["eval"]["results_dir"] = None
+    text = yaml.safe_dump(data, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint(name_or_path: str, recipe: Recipe) -> str:
+    """What `metrics.json` must hold for `name_or_path` to count as scored by `recipe`.
+
+    For a checkpoint directory: its COMPLETE marker's bytes (a rewritten checkpoint gets a new
+    marker) and step; for anything else (a hub name, tiny://, a directory without marker): the
+    name itself.
+    """
+    path = Path(name_or_path)
+    marker = path / MARKER
+    ident = marker.read_bytes() if marker.is_file() else name_or_path.encode()
+    step = checkpoint_step(path) if marker.is_file() else None
+    h = hashlib.sha256()
+    for part in (ident, str(step).encode(), eval_digest(recipe).encode()):
+        h.update(part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def default_results_dir(run_dir: Path, name_or_path: str) -> Path:
+    """`<run_dir>/results/<basename of the checkpoint or model name>`."""
+    base = name_or_path.rstrip("/").replace("tiny://", "").rsplit("/", 1)[-1] or "model"
+    return run_dir / "results" / base
+
+
+def results_dir(recipe: Recipe, run_dir: Path) -> Path:
+    """Where an eval run writes: `eval.results_dir` when set, else the default."""
+    if recipe.eval.results_dir:
+        return Path(recipe.eval.results_dir)
+    return default_results_dir(run_dir, recipe.model.name_or_path)
+
+
+def read_metrics(results: Path) -> dict[str, Any] | None:
+    """`<results>/metrics.json`, or None when missing or unreadable."""
+    try:
+        data = json.loads((results / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_scored(checkpoint: Path, results: Path, recipe: Recipe) -> bool:
+    """True when `results` already holds this checkpoint's metrics from this eval recipe."""
+    metrics = read_metrics(results)
+    return metrics is not None and metrics.get("fingerprint") == fingerprint(str(checkpoint), recipe)
+
+
+def training_run_of(checkpoint: Path) -> Path | None:
+    """The run directory a `<run>/checkpoints/checkpoint-N` belongs to, if it has a recipe.yaml."""
+    if step_of(checkpoint) is None or checkpoint.parent.name != "checkpoints":
+        return None
+    run_dir = checkpoint.parent.parent
+    return run_dir if (run_dir / "recipe.yaml").is_file() else None
+
+
+_METHOD_SUFFIX = re.compile(r"_(fft|lora|qlora)$")
+
+
+def default_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Recipe:
+    """The eval recipe for a training recipe when `--recipe` is not given, `--set` applied.
+
+    `recipes/<name>_eval.yaml` (or `<name without _fft/_lora/_qlora>_eval`) when there is one;
+    otherwise the training recipe itself turned into an evaluate job: same model settings,
+    method, quantization, data, eval and tracking sections, one node with at most one GPU.
+    """
+    catalog = paths.catalog("recipes")
+    for candidate in (f"{train.name}_eval", _METHOD_SUFFIX.sub("", train.name) + "_eval"):
+        if candidate in catalog:
+            return load_recipe(candidate, overrides or [])
+    data = train.model_dump(mode="json", exclude={"train", "distributed", "engine"})
+    data.update(name=f"{train.name}_eval", job="evaluate", description=f"evaluate {train.name} checkpoints")
+    res = data["resources"]
+    res.update(nodes=1, gpus_per_node=min(1, res["gpus_per_node"]))
+    if overrides:
+        apply_overrides(Recipe, data, overrides)
+    source = f"{train.source} (as an evaluate job)"
+    recipe = validate(Recipe, data, source)
+    recipe._source = source
+    return recipe
+
+
+def checkpoint_recipe(eval_recipe: Recipe, checkpoint: Path, results: Path) -> Recipe:
+    """The eval recipe for one checkpoint: model.name_or_path and eval.results_dir set."""
+    recipe = eval_recipe.model_copy(deep=True)
+    recipe.model.name_or_path = str(checkpoint.resolve())
+    recipe.eval.results_dir = str(results.resolve())
+    recipe._source = eval_recipe.source
+    return recipe
+
+
+def training_recipe(run_dir: Path) -> Recipe:
+    """The resolved recipe of a training run directory; a UserError if it is none."""
+    from launcher.recipe import read_resolved
+
+    if not (run_dir / "recipe.yaml").is_file():
+        raise UserError(f"{run_dir}: not a run directory (no recipe.yaml)")
+    recipe = read_resolved(run_dir)
+    if recipe.job != "train":
+        raise UserError(
+            f"{run_dir}: is a {recipe.job} run; reeval takes a training run (one with checkpoints/)"
+        )
+    return recipe
