@@ -207,6 +207,168 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
     print(f"{row.run_id}: {state.value}")
 
 
+@app.command("score")
+def score_cmd(
+    file: Annotated[Path, typer.Argument(help="predictions.jsonl (jobs.evaluate) or a research output CSV")],
+    format_: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--format", help="jsonl | seed-csv (default: from the extension)"),
+    ] = None,
+    metric: Annotated[str, typer.Option("--metric", help="strict | seed | all")] = "all",
+    json_: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+) -> None:
+    """Score an existing predictions file (no model needed): strict, seed, token, sentence."""
+    from launcher import scoring
+
+    scoring.check_metric(metric)
+    result = scoring.select(scoring.score_file(file, format_), metric)
+    if json_:
+        print(scoring.to_json(result))
+        return
+    _console().print(scoring.render(result, f"{file} ({metric})"))
+
+
+@app.command("reeval")
+def reeval_cmd(
+    run: Annotated[str, typer.Argument(help="training run id (or unique prefix) or run directory")],
+    cluster: ClusterOpt,
+    recipe: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--recipe", "-r", help="eval recipe (default: <training recipe>_eval or derived)"),
+    ] = None,
+    set_: SetOpt = None,
+    every: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--every", help="only checkpoints whose step is a multiple of N"),
+    ] = None,
+    last: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--last", help="only the K latest (selected) checkpoints"),
+    ] = None,
+    max_parallel: Annotated[int, typer.Option("--max-parallel", help="array tasks at once")] = 8,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="wait for every eval; non-zero if any failed")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be submitted")] = False,
+    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+) -> None:
+    """Evaluate a training run's complete checkpoints not yet scored by the eval recipe."""
+    from launcher import launching, reeval
+    from launcher.registry import Registry
+
+    registry = Registry()
+    plan = reeval.plan(registry, run, recipe, set_ or [], every, last)
+    err = _console(stderr=True)
+    for change in plan.aligned:
+        err.print(f"note: split taken from the training run: {change}", markup=False, soft_wrap=True)
+    for ckpt in plan.checkpoints:
+        if ckpt.status != "todo":
+            how = "already scored" if ckpt.status == "scored" else "being evaluated"
+            err.print(
+                f"skip {ckpt.path.name}: {how} by {plan.eval_recipe.name} ({ckpt.run_id or '?'})",
+                markup=False, soft_wrap=True,
+            )  # fmt: skip
+    if not plan.todo:
+        what = f"{len(plan.checkpoints)} selected of {plan.complete} complete checkpoint(s)"
+        print(f"nothing to do: {what} of {plan.run_id} need no evaluation by {plan.eval_recipe.name}")
+        return
+    prepared = reeval.prepare(plan, cluster, force=force)
+    if dry_run:
+        sys.stdout.write(reeval.dry_run_text(prepared, max_parallel))
+        return
+    with err.status(f"Submitting {len(prepared)} evaluation(s) ..."):
+        job_ids = launching.submit_many(prepared, registry, max_parallel, parent=plan.run_id)
+    for p, ckpt in zip(prepared, plan.todo, strict=True):
+        print(p.run.run_id, flush=True)
+        err.print(f"  {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results}", markup=False, soft_wrap=True)
+    profile = prepared[0].run.profile
+    err.print(
+        f"submitted {len(prepared)} evaluation(s) of {plan.run_id} with {plan.eval_recipe.name} on "
+        f"{profile.name} ({profile.backend}): job(s) {', '.join(job_ids)}",
+        markup=False, soft_wrap=True,
+    )  # fmt: skip
+    if follow:
+        raise typer.Exit(_follow_evals(registry, [p.run.run_id for p in prepared]))
+
+
+def _follow_evals(registry: Registry, run_ids: list[str]) -> int:
+    """Wait for eval runs; print each state change and F1; 0 only when all completed."""
+    from launcher import reeval
+    from launcher.backends.base import JobState
+    from launcher.evaluation import read_metrics
+    from launcher.registry import RunRow
+
+    err = _console(stderr=True)
+
+    def changed(row: RunRow) -> None:
+        results = reeval.results_of(row)
+        line = f"{row.run_id} ({results.name if results else '?'}): {row.state}"
+        metrics = read_metrics(results) if results and row.state == "completed" else None
+        if metrics:
+            s = metrics["strict"]
+            line += f"  F1 {s['f1']:.4f} (P {s['precision']:.4f} R {s['recall']:.4f})"
+        err.print(line, markup=False, soft_wrap=True)
+
+    rows = reeval.wait(registry, run_ids, changed)
+    failed = [r for r in rows if JobState(r.state) is not JobState.COMPLETED]
+    for row in failed:
+        logs = sorted(Path(row.run_dir, "logs").glob("*.err"))
+        tail = logs[-1].read_text(errors="replace").splitlines()[-10:] if logs else []
+        err.print(
+            f"--- {row.run_id}: {row.state}; last lines of {logs[-1] if logs else 'its log'}",
+            markup=False, soft_wrap=True,
+        )  # fmt: skip
+        for line in tail:
+            err.print(line, markup=False, soft_wrap=True)
+    err.print(f"{len(rows) - len(failed)}/{len(rows)} evaluation(s) completed")
+    return 1 if failed else 0
+
+
+@app.command("bench")
+def bench_cmd(
+    runs: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="run ids, prefixes or directories (default: every run with results)"),
+    ] = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", "-o", help="output directory (default: <runs root>/bench)"),
+    ] = None,
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log the W&B table")] = False,
+) -> None:
+    """The benchmark table beside the research's published numbers: .md, .csv, F1-by-step plot."""
+    from jobs import bench
+    from launcher import paths, reeval
+    from launcher.registry import Registry
+
+    registry = Registry()
+    if runs:
+        run_dirs = [reeval.resolve_run(registry, ref)[1] for ref in runs]
+        empty = [d.name for d in run_dirs if not bench.has_results(d)]
+        if empty:
+            raise UserError(
+                f"run {empty[0]} has no results/*/metrics.json yet; evaluate it first: "
+                f"launch reeval {empty[0]} --cluster local"
+            )
+    else:
+        run_dirs = [Path(r.run_dir) for r in registry.all() if bench.has_results(Path(r.run_dir))]
+    rows = bench.collect(run_dirs)
+    target = out or paths.runs_root() / "bench"
+    files = bench.write(rows, target)
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
+    console.print(bench.table(rows))
+    err = _console(stderr=True)
+    if not run_dirs:
+        err.print("no run has results yet: only the published rows (launch reeval RUN to add some)")
+    if not no_wandb:
+        where = bench.log_wandb(rows, target, bench.wandb_project(run_dirs))
+        if where:
+            err.print(f"W&B table: {where}", markup=False, soft_wrap=True)
+    err.print(f"wrote {', '.join(str(p) for p in files.values())}", markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:

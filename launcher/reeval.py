@@ -1,0 +1,207 @@
+"""`launch reeval`: evaluate a training run's complete checkpoints, each as its own eval run.
+
+Planning reads only files (the run directory, results/*/metrics.json) and the registry; the
+submit goes through `launching.submit_many`: one job array on Slurm, parallel jobs on the local
+backend. Every eval run is registered with parent = the training run and writes into the
+training run's `results/<checkpoint>/`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher import evaluation
+from launcher.backends.base import JobState
+from launcher.errors import UserError
+from launcher.recipe import Recipe, load_recipe
+from launcher.registry import Registry, RunRow
+from launcher.runfiles import read_launch_info
+
+SPLIT_KEYS = ("dataset", "path", "test_size", "seed", "validation_size")
+"""The data keys that define the held-out split: an eval recipe takes them from the training run."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    step: int
+    results: Path
+    fingerprint: str
+    status: str = "todo"
+    """todo | scored (metrics.json with this fingerprint) | running (an unfinished eval run)."""
+    run_id: str | None = None
+
+
+@dataclass
+class Plan:
+    run_id: str
+    run_dir: Path
+    train: Recipe
+    eval_recipe: Recipe
+    checkpoints: list[Checkpoint]
+    aligned: list[str] = field(default_factory=list)
+    complete: int = 0
+
+    @property
+    def todo(self) -> list[Checkpoint]:
+        return [c for c in self.checkpoints if c.status == "todo"]
+
+
+def resolve_run(registry: Registry, ref: str) -> tuple[str, Path]:
+    """(run id, run directory) of a registry id / unique prefix, or of a run directory path."""
+    path = Path(ref).expanduser()
+    if path.is_dir() and (path / "recipe.yaml").is_file():
+        run_dir = path.resolve()
+        return str(read_launch_info(run_dir).get("run_id") or run_dir.name), run_dir
+    from launcher import launching
+
+    try:
+        row = launching.find_run(registry, ref)
+    except UserError:
+        if path.is_dir() or "/" in ref:
+            raise UserError(f"{ref}: not a run directory (no recipe.yaml)") from None
+        raise
+    return row.run_id, Path(row.run_dir)
+
+
+def align_split(eval_recipe: Recipe, train: Recipe) -> tuple[Recipe, list[str]]:
+    """The eval recipe with the training run's split keys; the keys that had to change."""
+    changed = [
+        f"data.{k}: {getattr(eval_recipe.data, k)!r} -> {getattr(train.data, k)!r}"
+        for k in SPLIT_KEYS
+        if getattr(eval_recipe.data, k) != getattr(train.data, k)
+    ]
+    if not changed:
+        return eval_recipe, []
+    recipe = eval_recipe.model_copy(deep=True)
+    for key in SPLIT_KEYS:
+        setattr(recipe.data, key, getattr(train.data, key))
+    recipe._source = eval_recipe.source
+    return recipe, changed
+
+
+def _running(registry: Registry, run_id: str) -> dict[tuple[str, str], str]:
+    """{(results dir, fingerprint): eval run id} of this run's unfinished eval runs."""
+    from launcher import launching
+    from launcher.recipe import read_resolved
+
+    children = [r for r in registry.all() if r.parent == run_id and r.job == "evaluate"]
+    children = [r for r in children if not JobState(r.state).is_terminal]
+    if not children:
+        return {}
+    found = {}
+    for row in launching.refresh(registry, children):
+        if JobState(row.state).is_terminal:
+            continue
+        try:
+            recipe = read_resolved(Path(row.run_dir))
+        except UserError:
+            continue
+        results = str(evaluation.results_dir(recipe, Path(row.run_dir)))
+        found[(results, evaluation.fingerprint(recipe.model.name_or_path, recipe))] = row.run_id
+    return found
+
+
+def plan(
+    registry: Registry,
+    ref: str,
+    recipe_ref: str | None = None,
+    overrides: list[str] | None = None,
+    every: int | None = None,
+    last: int | None = None,
+) -> Plan:
+    """Which checkpoints of the run need evaluating with which eval recipe; submits nothing."""
+    if every is not None and every < 1:
+        raise UserError(f"--every: {every} is not a step count; valid: 1 or more")
+    if last is not None and last < 1:
+        raise UserError(f"--last: {last} is not a count; valid: 1 or more")
+    run_id, run_dir = resolve_run(registry, ref)
+    train = evaluation.training_recipe(run_dir)
+    if recipe_ref:
+        eval_recipe = load_recipe(recipe_ref, overrides or [])
+    else:
+        eval_recipe = evaluation.default_eval_recipe(train, overrides)
+    if eval_recipe.job != "evaluate":
+        raise UserError(
+            f"{eval_recipe.source}: job: '{eval_recipe.job}' but reeval needs an evaluate recipe "
+            "(job: evaluate), e.g. ds1.5b_eval"
+        )
+    eval_recipe, aligned = align_split(eval_recipe, train)
+    complete = evaluation.complete_checkpoints(run_dir)
+    chosen = evaluation.select(complete, every, last)
+    running = _running(registry, run_id)
+    checkpoints = []
+    for path in chosen:
+        results = run_dir / "results" / path.name
+        fp = evaluation.fingerprint(str(path), eval_recipe)
+        step = evaluation.checkpoint_step(path) or 0
+        ckpt = Checkpoint(path, step, results, fp)
+        metrics = evaluation.read_metrics(results)
+        if metrics is not None and metrics.get("fingerprint") == fp:
+            ckpt.status, ckpt.run_id = "scored", metrics.get("run_id")
+        elif (str(results.resolve()), fp) in running:
+            ckpt.status, ckpt.run_id = "running", running[(str(results.resolve()), fp)]
+        checkpoints.append(ckpt)
+    return Plan(run_id, run_dir, train, eval_recipe, checkpoints, aligned, len(complete))
+
+
+def prepare(p: Plan, cluster: str, force: bool = False) -> list:
+    """One launching.Prepared per checkpoint to evaluate (nothing created yet)."""
+    from launcher import launching
+    from launcher.cluster import load_cluster
+
+    profile = load_cluster(cluster)
+    prepared = []
+    for ckpt in p.todo:
+        recipe = evaluation.checkpoint_recipe(p.eval_recipe, ckpt.path, ckpt.results)
+        prepared.append(launching.prepare_loaded(recipe, profile, parent=p.run_id, force=force))
+    return prepared
+
+
+def dry_run_text(prepared: list, max_parallel: int) -> str:
+    """What would be submitted: the array script where the backend makes one, else each script."""
+    if not prepared:
+        return ""
+    backend = prepared[0].backend
+    requests = [x.request for x in prepared]
+    array_script = getattr(backend, "array_script", None)
+    if array_script is not None and len(requests) > 1:
+        runs = "\n".join(f"#   task {i}: {r.run.run_id} -> {r.run.run_dir}" for i, r in enumerate(requests))
+        return f"{array_script(requests, max_parallel).rstrip()}\n\n# one job array:\n{runs}\n"
+    return "\n".join(r.describe() for r in requests)
+
+
+def wait(
+    registry: Registry,
+    run_ids: list[str],
+    on_change: Callable[[RunRow], None],
+    poll: float = 1.0,
+) -> list[RunRow]:
+    """Poll the runs until every one has ended; `on_change(row)` whenever a run's state changes."""
+    from launcher import launching
+
+    rows = [r for r in (registry.get(i) for i in run_ids) if r is not None]
+    seen: dict[str, str] = {}
+    while True:
+        rows = launching.refresh(registry, rows)
+        for row in rows:
+            if seen.get(row.run_id) != row.state:
+                seen[row.run_id] = row.state
+                on_change(row)
+        if all(JobState(r.state).is_terminal for r in rows):
+            return rows
+        time.sleep(poll)
+
+
+def results_of(row: RunRow) -> Path | None:
+    """The results directory an eval run writes into."""
+    from launcher.recipe import read_resolved
+
+    try:
+        recipe = read_resolved(Path(row.run_dir))
+    except UserError:
+        return None
+    return evaluation.results_dir(recipe, Path(row.run_dir))
