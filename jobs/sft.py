@@ -2,9 +2,9 @@
 
 A sample is `prompt + answer + eos`; labels are -100 on the prompt (and on padding), so the loss
 is the answer's alone. With packing, samples are placed first-fit-decreasing into bins of
-`max_length` tokens and a micro-batch is flattened into one row whose position_ids restart at
-every sample: transformers builds a block-diagonal causal mask from them, so no sample attends
-to another and no compute is spent on padding.
+`max_length` tokens; each bin is one row whose position_ids restart at every sample, so
+transformers builds a block-diagonal causal mask from them: no sample attends to another, and
+the only padding is what evens out the bins of a micro-batch (first-fit bins are nearly full).
 """
 
 from __future__ import annotations
@@ -103,22 +103,33 @@ class SampleDataset(torch.utils.data.Dataset):
         return {"input_ids": s.input_ids, "labels": s.labels}
 
 
-class FlattenCollator:
-    """Packed bins of a micro-batch -> one row, no padding, no attention_mask."""
+class PackedCollator:
+    """Packed bins of a micro-batch -> rows [bins, longest bin]; no attention_mask.
 
-    def __init__(self, stats: TokenStats) -> None:
-        self.stats = stats
+    Position ids restart at every sample, so the model masks attention block-diagonally. The
+    few tokens that pad a row to the longest bin get positions of their own (a separate, unlearned
+    sequence after the real ones), so they change nothing and are counted as padding.
+    """
+
+    def __init__(self, pad_id: int, stats: TokenStats, multiple_of: int = 1) -> None:
+        self.pad_id, self.stats, self.multiple_of = pad_id, stats, multiple_of
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        ids = [t for it in items for t in it["input_ids"]]
-        labels = [t for it in items for t in it["labels"]]
-        positions = [p for it in items for p in it["position_ids"]]
-        self.stats.real += len(ids)
+        width = max(len(it["input_ids"]) for it in items)
+        width = -(-width // self.multiple_of) * self.multiple_of
+        ids, labels, positions = [], [], []
+        for it in items:
+            n = len(it["input_ids"])
+            ids.append(it["input_ids"] + [self.pad_id] * (width - n))
+            labels.append(it["labels"] + [IGNORE] * (width - n))
+            positions.append(it["position_ids"] + list(range(width - n)))
+            self.stats.real += n
+            self.stats.padding += width - n
         self.stats.samples += sum(it["n"] for it in items)
         return {
-            "input_ids": torch.tensor([ids]),
-            "labels": torch.tensor([labels]),
-            "position_ids": torch.tensor([positions]),
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+            "position_ids": torch.tensor(positions),
         }
 
 

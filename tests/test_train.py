@@ -15,7 +15,7 @@ import yaml
 
 from jobs.data.gmb import load_gmb
 from jobs.prompts import ner_example
-from jobs.sft import IGNORE, FlattenCollator, PackedDataset, PadCollator, TokenStats, pack, tokenize
+from jobs.sft import IGNORE, PackedCollator, PackedDataset, PadCollator, TokenStats, pack, tokenize
 from launcher.deepspeed import deepspeed_config
 from launcher.recipe import load_recipe
 from tests.conftest import Launch, wait_for
@@ -89,20 +89,24 @@ def test_first_fit_packing() -> None:
 
 
 def test_packed_samples_do_not_attend_to_each_other(model, tokenizer, examples) -> None:
-    samples = [tokenize(tokenizer, ex, 1024)[0] for ex in examples[:6]]
+    samples = [tokenize(tokenizer, ex, 1024)[0] for ex in examples[:8]]
     bins = pack(samples, 700)
-    assert any(len(b) > 1 for b in bins)
+    assert any(len(b) > 1 for b in bins) and len({sum(len(s) for s in b) for b in bins}) > 1
     stats = TokenStats()
-    batch = FlattenCollator(stats)([PackedDataset(bins)[i] for i in range(len(bins))])
-    assert stats.padding == 0 and "attention_mask" not in batch
+    batch = PackedCollator(tokenizer.pad_token_id, stats)([PackedDataset(bins)[i] for i in range(len(bins))])
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == len(bins)
+    assert stats.real == sum(len(s) for s in samples)
+    assert stats.real + stats.padding == batch["input_ids"].numel()
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
-        start = 0
-        for b in bins:
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
+        for row, b in enumerate(bins):
+            start = 0
             for s in b:
                 alone = model(input_ids=torch.tensor([s.input_ids])).logits[0]
-                torch.testing.assert_close(packed[start : start + len(s)], alone, atol=1e-4, rtol=1e-4)
+                torch.testing.assert_close(packed[row, start : start + len(s)], alone, atol=1e-4, rtol=1e-4)
                 start += len(s)
+    pads = batch["labels"][batch["input_ids"] == tokenizer.pad_token_id]
+    assert (pads == IGNORE).all()
 
 
 def test_deepspeed_configs() -> None:
@@ -167,7 +171,7 @@ def test_tiny_ner_trains_checkpoints_and_logs_to_wandb(launch: Launch, tmp_path:
     summary = json.loads((run_dir / "results" / "train.json").read_text())
     losses = [h["loss"] for h in summary["history"]]
     assert summary["global_step"] == 30 and losses[-1] < losses[0]
-    assert all("useful_tokens_per_s" in h and h["padding_fraction"] == 0 for h in summary["history"][1:])
+    assert all("useful_tokens_per_s" in h and h["padding_fraction"] < 0.1 for h in summary["history"][1:])
     info = json.loads((run_dir / "launch.json").read_text())
     wandb = info["wandb"]["train"]
     assert wandb["mode"] == "offline"
