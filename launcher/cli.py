@@ -274,7 +274,7 @@ def reeval_cmd(
         return
     prepared = reeval.prepare(plan, cluster, force=force)
     if dry_run:
-        sys.stdout.write(reeval.dry_run_text(prepared, max_parallel))
+        sys.stdout.write(reeval.dry_run_text(plan, prepared, max_parallel))
         return
     with err.status(f"Submitting {len(prepared)} evaluation(s) ..."):
         job_ids = launching.submit_many(prepared, registry, max_parallel, parent=plan.run_id)

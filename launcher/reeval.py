@@ -161,17 +161,22 @@ def prepare(p: Plan, cluster: str, force: bool = False) -> list:
     return prepared
 
 
-def dry_run_text(prepared: list, max_parallel: int) -> str:
-    """What would be submitted: the array script where the backend makes one, else each script."""
+def dry_run_text(p: Plan, prepared: list, max_parallel: int) -> str:
+    """What would be submitted: one line per checkpoint, then the array script where the backend
+    makes one (Slurm), else each run's script."""
+    head = [f"# reeval {p.run_id} with {p.eval_recipe.name}: {len(prepared)} evaluation(s)"]
+    for x, ckpt in zip(prepared, p.todo, strict=True):
+        head.append(f"#   {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results} [run {x.run.run_id}]")
     if not prepared:
-        return ""
+        return "\n".join(head) + "\n"
     backend = prepared[0].backend
     requests = [x.request for x in prepared]
     array_script = getattr(backend, "array_script", None)
     if array_script is not None and len(requests) > 1:
-        runs = "\n".join(f"#   task {i}: {r.run.run_id} -> {r.run.run_dir}" for i, r in enumerate(requests))
-        return f"{array_script(requests, max_parallel).rstrip()}\n\n# one job array:\n{runs}\n"
-    return "\n".join(r.describe() for r in requests)
+        body = array_script(requests, max_parallel).rstrip() + "\n"
+    else:
+        body = "\n".join(r.describe() for r in requests)
+    return "\n".join(head) + "\n\n" + body
 
 
 def wait(
