@@ -25,11 +25,9 @@ import torch
 from jobs.sft import PackedCollator, PackedDataset, PadCollator, Sample, TokenStats, pack, tokenize
 
 ARCHS = {
-    "1.5b": {"vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
-             "num_attention_heads": 12, "num_key_value_heads": 2, "tie_word_embeddings": False},
-    "7b": {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
-           "num_attention_heads": 28, "num_key_value_heads": 4, "tie_word_embeddings": False},
-}  # fmt: skip
+    "1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+    "7b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+}
 PEAK_FLOPS = 989e12
 
 
@@ -65,8 +63,12 @@ def build_model(
         path = resolve("tiny://qwen2-gmb")
         model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attn, dtype=torch.float32)
         return model.to(device), AutoTokenizer.from_pretrained(path)
-    config = Qwen2Config(**{**ARCHS[arch], **({"num_hidden_layers": layers} if layers else {})},
-                         max_position_embeddings=32768)  # fmt: skip
+    from launcher.plan_tables import find_model
+
+    arch_config = {k: v for k, v in find_model(ARCHS[arch])[1].items() if k != "model_type"}  # type: ignore[index]
+    if layers:
+        arch_config["num_hidden_layers"] = layers
+    config = Qwen2Config(**arch_config, max_position_embeddings=32768)
     config._attn_implementation = attn
     with torch.device(device):
         model = Qwen2ForCausalLM(config)

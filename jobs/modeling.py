@@ -75,7 +75,8 @@ def load_model(
     dtype = dtype or resolve_dtype(recipe.model.dtype)
     kwargs: dict[str, Any] = {
         "dtype": dtype, "revision": recipe.model.revision,
-        "trust_remote_code": recipe.model.trust_remote_code, "attn_implementation": "sdpa",
+        "trust_remote_code": recipe.model.trust_remote_code,
+        "attn_implementation": recipe.model.attn_implementation,
     }  # fmt: skip
     quant = quantization_config(recipe)
     if quant is not None:

@@ -1,6 +1,10 @@
 """Tiny Qwen2-architecture models with random weights and a tokenizer trained on GMB text.
 
     python -m jobs.tiny build [--name qwen2-gmb] [--out DIR]
+    python -m jobs.tiny random --like deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --out DIR
+
+`random` writes a real architecture (from the planner's built-in table) with random weights and
+the tiny GMB tokenizer, for GPU checks on machines that cannot download the real weights.
 
 Recipes name them `tiny://<name>`; jobs build them on first use into the cache
 (`~/.cache/recipe-launcher/tiny/`), so nothing is ever downloaded. Same code paths as the real
@@ -103,13 +107,48 @@ def resolve(name_or_path: str) -> str:
     return str(out)
 
 
+def random_like(hub_name: str, out: Path, dtype: str = "bf16", layers: int | None = None) -> Path:
+    """A Qwen2-family architecture of the built-in table with random weights, on the GPU if any."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from launcher.plan_tables import find_model
+
+    found = find_model(hub_name)
+    if found is None or found[1].get("model_type") != "qwen2":
+        raise SystemExit(f"no Qwen2 architecture called {hub_name} in the built-in table")
+    config = {k: v for k, v in found[1].items() if k != "model_type"}
+    if layers:
+        config["num_hidden_layers"] = layers
+    tokenizer = AutoTokenizer.from_pretrained(resolve(PREFIX + "qwen2-gmb"))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(Qwen2Config(**config, max_position_embeddings=32768))
+    model.to({"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype])
+    model.config.eos_token_id, model.config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build"])
+    parser.add_argument("command", choices=["build", "random"])
     parser.add_argument("--name", default="qwen2-gmb", choices=sorted(SIZES))
+    parser.add_argument("--like", default="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+    parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    print(build(args.name, args.out))
+    if args.command == "random":
+        print(
+            random_like(
+                args.like, args.out or Path(f"random-{Path(args.like).name}"), args.dtype, args.layers
+            )
+        )
+    else:
+        print(build(args.name, args.out))
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     from jobs.callbacks import MarkComplete, StopOnSignal, Throughput
     from jobs.modeling import load_model, load_tokenizer, resolve_dtype
     from jobs.sft import (
-        FlattenCollator,
+        PackedCollator,
         PackedDataset,
         PadCollator,
         SampleDataset,
@@ -139,14 +139,13 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         samples.append(sample)
         truncated += cut
     stats = TokenStats()
+    multiple = 8 if torch.cuda.is_available() else 1
     if t.packing:
         dataset: Any = PackedDataset(pack(samples, t.max_length))
-        collator: Any = FlattenCollator(stats)
+        collator: Any = PackedCollator(tokenizer.pad_token_id, stats, multiple_of=multiple)
     else:
         dataset = SampleDataset(samples)
-        collator = PadCollator(
-            tokenizer.pad_token_id, stats, multiple_of=8 if torch.cuda.is_available() else 1
-        )
+        collator = PadCollator(tokenizer.pad_token_id, stats, multiple_of=multiple)
     tokens = sum(len(s) for s in samples)
     print(
         f"data: {len(samples)} samples, {tokens} tokens, {truncated} cut at max_length {t.max_length}, "

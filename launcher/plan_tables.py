@@ -161,7 +161,7 @@ _ROBERTA_BASE: dict[str, Any] = {
 _TINY_QWEN2: dict[str, Any] = {
     "model_type": "qwen2", "vocab_size": 2048, "hidden_size": 64, "intermediate_size": 192,
     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-    "tie_word_embeddings": False,
+    "tie_word_embeddings": True,
 }
 
 MODELS: dict[str, dict[str, Any]] = {

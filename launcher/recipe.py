@@ -56,6 +56,7 @@ class ModelSpec(Strict):
     revision: str | None = None
     tokenizer: str | None = None
     trust_remote_code: bool = False
+    attn_implementation: Literal["sdpa", "flex_attention", "flash_attention_2", "eager"] = "sdpa"
 
 
 class LoraSpec(Strict):

@@ -51,11 +51,12 @@ def _alive(pid: int) -> bool:
 
 
 def command_line(run: Run, python: str) -> list[str]:
-    """The job's command: torchrun for a multi-GPU train job, else plain python -m."""
+    """The job's command: torchrun for a multi-GPU or DeepSpeed train job, else plain python -m."""
     gpus = run.recipe.resources.gpus_per_node
-    if run.recipe.job == "train" and gpus > 1:
+    deepspeed = run.recipe.distributed.strategy == "deepspeed"
+    if run.recipe.job == "train" and (gpus > 1 or (deepspeed and gpus > 0)):
         return [
-            python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
+            python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={max(gpus, 1)}",
             "-m", "jobs.train", "--run-dir", str(run.run_dir),
         ]  # fmt: skip
     return job_command(run.run_dir, run.recipe.job, python)
