@@ -1,0 +1,173 @@
+"""Sentences per second of jobs.evaluate's batched generation against one sentence at a time.
+
+Same model, same prompts (GMB test sentences through jobs.prompts), same `jobs.evaluate.generate`
+in one process: once with `--batch-size` prompts per batch (left padding, length bucketing, JSON
+stop), once with batch size 1 (the research's way). Prints both rates and their ratio.
+
+    python benchmarks/eval_throughput.py                            # tiny model, CPU
+    python benchmarks/eval_throughput.py --model runs/<run>/checkpoints/checkpoint-800
+    python benchmarks/eval_throughput.py --arch 1.5b --sentences 1024 --batch-size 256   # GPU
+
+`--arch 1.5b` (or 7b) builds the DeepSeek-R1-Distill-Qwen architecture with random weights from
+the planner's built-in config (nothing is downloaded) and uses the tiny tokenizer; random weights
+never stop early, so every sentence generates exactly `--max-new-tokens` (64, as in
+calibration/h200_throughput.json: 0.63 sentences/s one at a time, 79.9 at batch 256 on an H200).
+`--engine vllm` adds a vLLM run of the same prompts when vllm is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ARCHS = {"1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "7b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}
+
+
+def random_model(arch: str, dtype: str) -> tuple[Any, Any, str]:
+    """(model with random weights on the GPU if any, tiny tokenizer, precision) for an architecture."""
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from jobs.modeling import load_tokenizer, resolve_dtype
+    from launcher.plan_tables import find_model
+    from launcher.recipe import load_recipe
+
+    found = find_model(ARCHS[arch])
+    assert found is not None, arch
+    config = Qwen2Config(**{k: v for k, v in found[1].items() if k != "model_type"})
+    cuda = torch.cuda.is_available()
+    torch_dtype = resolve_dtype(dtype) if cuda else torch.float32
+    torch.manual_seed(0)
+    with torch.device("cuda" if cuda else "cpu"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, attn_implementation="sdpa")
+    tokenizer = load_tokenizer(load_recipe("tiny_ner_eval"), padding_side="left")
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return model.eval(), tokenizer, names[torch_dtype]
+
+
+def checkpoint_model(ref: str, dtype: str) -> tuple[Any, Any, str]:
+    """A checkpoint, adapter, hub name or tiny:// loaded exactly as jobs.evaluate loads it."""
+    from jobs.evaluate import load
+    from launcher.recipe import load_recipe
+
+    return load(load_recipe("tiny_ner_eval", [f"model.name_or_path={ref}", f"model.dtype={dtype}"]))
+
+
+def prompts_for(tokenizer: Any, n: int) -> list[str]:
+    from jobs.data.gmb import recipe_split
+    from jobs.prompts import render_prompt
+    from launcher.recipe import load_recipe
+
+    test = recipe_split(load_recipe("tiny_ner_eval").data).test
+    return [render_prompt(tokenizer, s.text) for s in test[:n]]
+
+
+def rate(model: Any, tokenizer: Any, prompts: list[str], batch_size: int, max_new: int) -> dict[str, float]:
+    """sentences/s and new tokens/s of jobs.evaluate.generate over `prompts`."""
+    import torch
+
+    from jobs.evaluate import generate
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    gens = generate(model, tokenizer, prompts, batch_size, max_new)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    tokens = sum(g.new_tokens for g in gens)
+    return {"sentences": len(prompts), "seconds": round(seconds, 3),
+            "sentences_per_s": len(prompts) / seconds, "new_tokens_per_s": tokens / seconds,
+            "mean_new_tokens": tokens / len(prompts)}  # fmt: skip
+
+
+def vllm_rate(model: Any, tokenizer: Any, prompts: list[str], max_new: int, dtype: str) -> dict[str, float]:
+    """The same prompts through vLLM (the model saved to a temporary directory first)."""
+    from jobs.evaluate import generate_vllm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        start = time.perf_counter()
+        gens = generate_vllm(tmp, tmp, prompts, max_new, dtype)
+        seconds = time.perf_counter() - start
+    tokens = sum(g.new_tokens for g in gens)
+    return {"sentences": len(prompts), "seconds": round(seconds, 3),
+            "sentences_per_s": len(prompts) / seconds, "new_tokens_per_s": tokens / seconds,
+            "mean_new_tokens": tokens / len(prompts)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny://qwen2-gmb", help="checkpoint dir, adapter, tiny://")
+    parser.add_argument("--arch", choices=sorted(ARCHS), help="random weights of this architecture")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    parser.add_argument("--sentences", type=int, default=64, help="sentences for the batched run")
+    parser.add_argument("--single", type=int, default=16, help="sentences for the one-at-a-time run")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                        help="vllm: also time vLLM (when installed)")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+
+    import torch
+
+    if args.arch:
+        model, tokenizer, precision = random_model(args.arch, args.dtype)
+        what = f"{ARCHS[args.arch]} architecture, random weights"
+    else:
+        model, tokenizer, precision = checkpoint_model(args.model, args.dtype)
+        what = args.model
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    prompts = prompts_for(tokenizer, max(args.sentences, args.single))
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    print(f"model: {what}; {precision} on {device}")
+    print(f"prompts: GMB test sentences, {min(lengths)}-{max(lengths)} tokens "
+          f"(mean {sum(lengths) / len(lengths):.0f}); max_new_tokens {args.max_new_tokens}")  # fmt: skip
+
+    # warm-up of both paths (kernels, allocator, thread pools) before anything is timed
+    rate(model, tokenizer, prompts[:2], 1, 8)
+    rate(model, tokenizer, prompts[: args.batch_size], args.batch_size, 8)
+    single = rate(model, tokenizer, prompts[: args.single], 1, args.max_new_tokens)
+    batched = rate(model, tokenizer, prompts[: args.sentences], args.batch_size, args.max_new_tokens)
+    results: dict[str, Any] = {"model": what, "precision": precision, "device": device,
+                               "max_new_tokens": args.max_new_tokens, "one_at_a_time": single,
+                               f"batch_{args.batch_size}": batched}  # fmt: skip
+    rows = [("one at a time", single), (f"batch {args.batch_size}", batched)]
+    if args.engine == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            print("vllm is not installed here: --engine vllm skipped")
+        else:
+            vllm = vllm_rate(model, tokenizer, prompts[: args.sentences], args.max_new_tokens, precision)
+            results["vllm"] = vllm
+            rows.append(("vllm", vllm))
+    for name, r in rows:
+        print(
+            f"{name:15} {r['sentences_per_s']:9.2f} sentences/s  {r['new_tokens_per_s']:9.1f} new tokens/s"
+            f"  ({r['sentences']} sentences, {r['mean_new_tokens']:.1f} new tokens each, {r['seconds']} s)"
+        )
+    ratio = batched["sentences_per_s"] / single["sentences_per_s"]
+    results["ratio"] = ratio
+    print(f"ratio batched / one at a time: {ratio:.1f}x")
+    if "vllm" in results:
+        vllm_ratio = results["vllm"]["sentences_per_s"] / single["sentences_per_s"]
+        print(f"ratio vllm / one at a time: {vllm_ratio:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
