@@ -8,8 +8,9 @@ stop), once with batch size 1 (the research's way). Prints both rates and their 
     python benchmarks/eval_throughput.py --model runs/<run>/checkpoints/checkpoint-800
     python benchmarks/eval_throughput.py --arch 1.5b --sentences 1024 --batch-size 256   # GPU
 
-`--arch 1.5b` (or 7b) builds the DeepSeek-R1-Distill-Qwen architecture with random weights from
-the planner's built-in config (nothing is downloaded) and uses the tiny tokenizer; random weights
+`--arch 1.5b` (or 7b) writes the DeepSeek-R1-Distill-Qwen architecture with random weights and the
+tiny tokenizer to a temporary directory (`jobs.tiny.random_like`: nothing is downloaded) and loads
+it the way jobs.evaluate loads a checkpoint; random weights
 never stop early, so every sentence generates exactly `--max-new-tokens` (64, as in
 calibration/h200_throughput.json: 0.63 sentences/s one at a time, 79.9 at batch 256 on an H200).
 `--engine vllm` adds a vLLM run of the same prompts when vllm is installed.
@@ -29,28 +30,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ARCHS = {"1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "7b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}
-
-
-def random_model(arch: str, dtype: str) -> tuple[Any, Any, str]:
-    """(model with random weights on the GPU if any, tiny tokenizer, precision) for an architecture."""
-    import torch
-    from transformers import AutoModelForCausalLM, Qwen2Config
-
-    from jobs.modeling import load_tokenizer, resolve_dtype
-    from launcher.plan_tables import find_model
-    from launcher.recipe import load_recipe
-
-    found = find_model(ARCHS[arch])
-    assert found is not None, arch
-    config = Qwen2Config(**{k: v for k, v in found[1].items() if k != "model_type"})
-    cuda = torch.cuda.is_available()
-    torch_dtype = resolve_dtype(dtype) if cuda else torch.float32
-    torch.manual_seed(0)
-    with torch.device("cuda" if cuda else "cpu"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, attn_implementation="sdpa")
-    tokenizer = load_tokenizer(load_recipe("tiny_ner_eval"), padding_side="left")
-    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return model.eval(), tokenizer, names[torch_dtype]
 
 
 def checkpoint_model(ref: str, dtype: str) -> tuple[Any, Any, str]:
@@ -89,16 +68,13 @@ def rate(model: Any, tokenizer: Any, prompts: list[str], batch_size: int, max_ne
             "mean_new_tokens": tokens / len(prompts)}  # fmt: skip
 
 
-def vllm_rate(model: Any, tokenizer: Any, prompts: list[str], max_new: int, dtype: str) -> dict[str, float]:
-    """The same prompts through vLLM (the model saved to a temporary directory first)."""
-    from jobs.evaluate import generate_vllm
+def vllm_rate(path: str, prompts: list[str], max_new: int, dtype: str) -> dict[str, float]:
+    """The same prompts through vLLM, from the model directory."""
+    from jobs.evaluate import generate_vllm, tokenizer_source
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        start = time.perf_counter()
-        gens = generate_vllm(tmp, tmp, prompts, max_new, dtype)
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    gens = generate_vllm(path, tokenizer_source(path), prompts, max_new, dtype)
+    seconds = time.perf_counter() - start
     tokens = sum(g.new_tokens for g in gens)
     return {"sentences": len(prompts), "seconds": round(seconds, 3),
             "sentences_per_s": len(prompts) / seconds, "new_tokens_per_s": tokens / seconds,
@@ -121,12 +97,17 @@ def main() -> None:
 
     import torch
 
+    scratch = tempfile.TemporaryDirectory(prefix="eval-throughput-")
+    path, what = args.model, args.model
     if args.arch:
-        model, tokenizer, precision = random_model(args.arch, args.dtype)
+        from jobs.modeling import resolve_dtype
+        from jobs.tiny import random_like
+
+        names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+        saved = names[resolve_dtype(args.dtype)]
+        path = str(random_like(ARCHS[args.arch], Path(scratch.name) / args.arch, saved))
         what = f"{ARCHS[args.arch]} architecture, random weights"
-    else:
-        model, tokenizer, precision = checkpoint_model(args.model, args.dtype)
-        what = args.model
+    model, tokenizer, precision = checkpoint_model(path, args.dtype)
     device = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available()
@@ -151,7 +132,9 @@ def main() -> None:
         if importlib.util.find_spec("vllm") is None:
             print("vllm is not installed here: --engine vllm skipped")
         else:
-            vllm = vllm_rate(model, tokenizer, prompts[: args.sentences], args.max_new_tokens, precision)
+            del model
+            torch.cuda.empty_cache()
+            vllm = vllm_rate(path, prompts[: args.sentences], args.max_new_tokens, precision)
             results["vllm"] = vllm
             rows.append(("vllm", vllm))
     for name, r in rows:
@@ -167,6 +150,7 @@ def main() -> None:
         print(f"ratio vllm / one at a time: {vllm_ratio:.1f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    scratch.cleanup()
 
 
 if __name__ == "__main__":
