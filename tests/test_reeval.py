@@ -1,0 +1,231 @@
+"""`launch reeval` and `launch bench` on a real tiny training run: local backend and dev Slurm.
+
+One tiny_ner run (30 steps, a checkpoint every 10) is trained once for the module; W&B is
+disabled here for speed (test_evaluate reads an eval run's W&B file back).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from jobs.checkpointing import mark_complete
+from launcher.evaluation import default_eval_recipe, fingerprint, select
+from launcher.recipe import load_recipe
+
+STEPS = (10, 20, 30)
+EVAL = ["--set", "eval.max_samples=16", "--set", "eval.max_new_tokens=32"]
+
+Run = Callable[..., subprocess.CompletedProcess]
+
+
+# ----------------------------------------------------------------------- fast: selection, identity
+
+
+def test_every_and_last_select_checkpoints(tmp_path: Path) -> None:
+    ckpts = [tmp_path / f"checkpoint-{s}" for s in (10, 20, 30, 40)]
+    assert [c.name for c in select(ckpts, every=20)] == ["checkpoint-20", "checkpoint-40"]
+    assert [c.name for c in select(ckpts, last=1)] == ["checkpoint-40"]
+    assert [c.name for c in select(ckpts, every=10, last=2)] == ["checkpoint-30", "checkpoint-40"]
+    assert select(ckpts) == ckpts
+
+
+def test_fingerprint_ignores_per_checkpoint_keys_only(tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoints" / "checkpoint-10"
+    ckpt.mkdir(parents=True)
+    mark_complete(ckpt, step=10)
+    base = load_recipe("tiny_ner_eval")
+    same = load_recipe("tiny_ner_eval", [f"model.name_or_path={ckpt}", f"eval.results_dir={tmp_path}"])
+    fp = fingerprint(str(ckpt), base)
+    assert fingerprint(str(ckpt), same) == fp
+    assert fingerprint(str(ckpt), load_recipe("tiny_ner_eval", ["eval.max_samples=7"])) != fp
+    time.sleep(0.01)
+    mark_complete(ckpt, step=10)  # the checkpoint was written again: results are stale
+    assert fingerprint(str(ckpt), base) != fp
+
+
+def test_default_eval_recipes() -> None:
+    assert default_eval_recipe(load_recipe("tiny_ner")).name == "tiny_ner_eval"
+    assert default_eval_recipe(load_recipe("ds1.5b_fft")).name == "ds1.5b_eval"
+    derived = default_eval_recipe(load_recipe("ds7b_fft"), ["eval.batch_size=4"])
+    assert (derived.name, derived.job, derived.eval.batch_size) == ("ds7b_fft_eval", "evaluate", 4)
+    assert (derived.resources.nodes, derived.resources.gpus_per_node) == (1, 1)
+    assert derived.distributed.strategy == "none"
+
+
+def test_bad_targets_are_one_line_errors(launch) -> None:
+    for args, needle in (
+        (["reeval", "nope-run", "--cluster", "local"], "unknown run"),
+        (["reeval", "/tmp", "--cluster", "local"], "not a run directory"),
+    ):
+        proc = launch(*args)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------- slow: a trained run
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("reeval")
+    env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
+           "WANDB_MODE": "disabled"}  # fmt: skip
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def run(env: dict[str, str]) -> Run:
+    def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=Path(env["LAUNCH_RUNS"]).parent,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    return launch
+
+
+@pytest.fixture(scope="module")
+def trained(run: Run, env: dict[str, str]) -> Path:
+    proc = run(
+        "recipe", "tiny_ner", "--cluster", "local", "--follow", "--set", "train.max_steps=30",
+        "--set", "train.save_steps=10", "--set", "data.max_train_samples=160",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = Path(env["LAUNCH_RUNS"]) / proc.stdout.split()[0]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [f"checkpoint-{s}" for s in STEPS]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reevaluated(run: Run, trained: Path) -> subprocess.CompletedProcess:
+    return run("reeval", trained.name, "--cluster", "local", "--follow", *EVAL)
+
+
+def _metrics(run_dir: Path, step: int) -> dict:
+    return json.loads((run_dir / "results" / f"checkpoint-{step}" / "metrics.json").read_text())
+
+
+def _eval_runs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.parent.iterdir() if p.name.startswith("tiny_ner_eval-"))
+
+
+@pytest.mark.slow
+def test_reeval_evaluates_every_complete_checkpoint(
+    reevaluated: subprocess.CompletedProcess, trained: Path, run: Run
+) -> None:
+    assert reevaluated.returncode == 0, reevaluated.stderr[-3000:]
+    run_ids = reevaluated.stdout.split()
+    assert len(run_ids) == 3 and "3/3 evaluation(s) completed" in reevaluated.stderr
+    for step in STEPS:
+        metrics = _metrics(trained, step)
+        assert metrics["step"] == step and metrics["sentences"] == 16
+        assert metrics["checkpoint"] == str(trained / "checkpoints" / f"checkpoint-{step}")
+        assert metrics["run_id"] in run_ids and metrics["training_run"] == trained.name
+    detail = run("status", run_ids[0]).stdout
+    assert f"parent run     {trained.name}" in detail and "completed" in detail
+    listing = run("status").stdout
+    assert all(r[:20] in listing for r in run_ids)
+
+
+@pytest.mark.slow
+def test_rerun_has_nothing_to_do(reevaluated: subprocess.CompletedProcess, trained: Path, run: Run) -> None:
+    before = _eval_runs(trained)
+    proc = run("reeval", trained.name, "--cluster", "local", *EVAL)
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr.count("already scored") == 3
+    assert _eval_runs(trained) == before
+
+
+@pytest.mark.slow
+def test_every_and_last_on_the_command_line(
+    reevaluated: subprocess.CompletedProcess, trained: Path, run: Run
+) -> None:
+    other = ["--set", "eval.max_samples=8"]  # another eval recipe: nothing is scored by it yet
+    before = _eval_runs(trained)
+    for args, steps in ((["--last", "1"], [30]), (["--every", "20"], [20]), ([], [10, 20, 30])):
+        proc = run("reeval", str(trained), "--cluster", "local", "--dry-run", *other, *args)
+        assert proc.returncode == 0, proc.stderr
+        listed = [line for line in proc.stdout.splitlines() if line.startswith("#   checkpoint-")]
+        assert [line.split()[1] for line in listed] == [f"checkpoint-{s}" for s in steps]
+        assert proc.stdout.count("-m jobs.evaluate") == len(steps)
+    assert _eval_runs(trained) == before  # a dry run creates nothing
+
+
+@pytest.mark.slow
+def test_follow_exits_non_zero_when_an_evaluation_fails(
+    reevaluated: subprocess.CompletedProcess, trained: Path, run: Run
+) -> None:
+    proc = run("reeval", trained.name, "--cluster", "local", "--last", "1", "--follow",
+               "--set", "eval.engine=openai")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert ": failed" in proc.stderr and "eval.engine: openai" in proc.stderr
+    assert "0/1 evaluation(s) completed" in proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_has_one_row_per_checkpoint_with_its_f1(
+    reevaluated: subprocess.CompletedProcess, trained: Path, run: Run, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench"
+    proc = run("bench", trained.name, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.csv", "benchmark.md", "f1_by_step.png"]
+    assert (out / "f1_by_step.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader((out / "benchmark.csv").open()))
+    mine = [r for r in rows if r["run"] == trained.name]
+    assert [int(r["step"]) for r in mine] == list(STEPS)
+    for row in mine:
+        metrics = _metrics(trained, int(row["step"]))
+        assert float(row["f1"]) == metrics["strict"]["f1"]
+        assert float(row["precision"]) == metrics["strict"]["precision"]
+        assert row["level"] == "entity" and row["published"] == "False"
+    published = [r for r in rows if r["published"] == "True"]
+    assert {r["f1"] for r in published} >= {"0.8711", "0.8611", "0.8483", "0.8524", "0.8"}
+    md = (out / "benchmark.md").read_text()
+    assert md.startswith("| model | size | precision | recall | F1 | level | notes |")
+    assert md.count("published") == len(published) and md.count("checkpoint-") == 3
+    assert "0.8711" in proc.stdout and "checkpoint-30" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_reeval_on_slurm_is_one_array(
+    reevaluated: subprocess.CompletedProcess, trained: Path, run: Run, env: dict[str, str]
+) -> None:
+    from tests.test_slurm_cluster import require_slurm
+
+    require_slurm()
+    settings = ["--set", "eval.max_samples=12", "--set", "eval.max_new_tokens=24"]
+    proc = run("reeval", trained.name, "--cluster", "dev-slurm", *settings)
+    assert proc.returncode == 0, proc.stderr
+    run_ids = proc.stdout.split()
+    assert len(run_ids) == 3
+    again = run("reeval", trained.name, "--cluster", "dev-slurm", *settings)
+    assert "nothing to do" in again.stdout and again.stderr.count("being evaluated") == 3, again.stderr
+    runs = Path(env["LAUNCH_RUNS"])
+    job_ids = [json.loads((runs / r / "launch.json").read_text())["job_ids"][0] for r in run_ids]
+    assert len({j.split("_")[0] for j in job_ids}) == 1  # one array
+    assert sorted(j.split("_")[1] for j in job_ids) == ["0", "1", "2"]
+
+    def states() -> list[str]:
+        out = [run("status", r).stdout for r in run_ids]
+        return [next(line.split()[1] for line in o.splitlines() if line.startswith("state")) for o in out]
+
+    deadline = time.monotonic() + 240
+    ended = ("completed", "failed", "cancelled", "timeout")
+    while time.monotonic() < deadline and not all(s in ended for s in states()):
+        time.sleep(2)
+    assert states() == ["completed"] * 3
+    for step in STEPS:
+        metrics = _metrics(trained, step)
+        assert metrics["sentences"] == 12 and metrics["run_id"] in run_ids
