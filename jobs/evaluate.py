@@ -262,6 +262,8 @@ def load(recipe: Recipe) -> tuple[Any, Any, str]:
     dtype = resolve_dtype(recipe.model.dtype) if cuda else torch.float32
     model = load_model(recipe, path, for_training=False, dtype=dtype)
     quant = recipe.quantization.mode
+    if quant == "none" and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()  # a LoRA adapter folded into its base: plain-model speed
     if cuda and quant == "none":
         model = model.to("cuda")
     model.eval()

@@ -154,10 +154,17 @@ def prepare(p: Plan, cluster: str, force: bool = False) -> list:
     from launcher.cluster import load_cluster
 
     profile = load_cluster(cluster)
+    if not force:
+        # planned once, on the architecture the run trained (a LoRA checkpoint has no config.json)
+        planned = p.eval_recipe.model_copy(deep=True)
+        planned.model.name_or_path = p.train.model.name_or_path
+        planned.model.config = planned.model.config or p.train.model.config
+        planned._source = p.eval_recipe.source
+        launching.check_plan(planned, profile)
     prepared = []
     for ckpt in p.todo:
         recipe = evaluation.checkpoint_recipe(p.eval_recipe, ckpt.path, ckpt.results)
-        prepared.append(launching.prepare_loaded(recipe, profile, parent=p.run_id, force=force))
+        prepared.append(launching.prepare_loaded(recipe, profile, parent=p.run_id, force=True))
     return prepared
 
 
