@@ -314,6 +314,17 @@ def log_wandb(recipe: Recipe, run_dir: Path, metrics: dict[str, Any], training_r
     run.finish()
 
 
+def _recipe_name(run_dir: Path) -> str | None:
+    """The recipe name of a run directory, read leniently (an older schema is fine here)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(data["name"]) if isinstance(data, dict) and data.get("name") else None
+
+
 def evaluate(recipe: Recipe, run_dir: Path) -> int:
     from jobs.metrics import Example, score
     from jobs.parse import parse_output
@@ -323,7 +334,7 @@ def evaluate(recipe: Recipe, run_dir: Path) -> int:
     ckpt = Path(checkpoint)
     step = checkpoint_step(ckpt) if (ckpt / MARKER).is_file() else None
     train_run = training_run_of(ckpt)
-    train_recipe = read_resolved(train_run).name if train_run else None
+    train_recipe = _recipe_name(train_run) if train_run else None
     out = results_dir(recipe, run_dir)
     out.mkdir(parents=True, exist_ok=True)
 

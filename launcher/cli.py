@@ -347,8 +347,8 @@ def bench_cmd(
         empty = [d.name for d in run_dirs if not bench.has_results(d)]
         if empty:
             raise UserError(
-                f"run {empty[0]} has no results/*/metrics.json yet; evaluate it first: "
-                f"launch reeval {empty[0]} --cluster local"
+                f"run {empty[0]} has no results/*/metrics.json; evaluate a training run's checkpoints "
+                f"first (launch reeval RUN --cluster C) and name the training run"
             )
     else:
         run_dirs = [Path(r.run_dir) for r in registry.all() if bench.has_results(Path(r.run_dir))]
