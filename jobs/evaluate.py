@@ -213,7 +213,10 @@ def generate_vllm(
     `]}` that closes the answer object. Full checkpoints only (no LoRA adapter directories)."""
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=0)
+    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+    if dtype not in names:
+        raise ValueError(f"vLLM runs bf16, fp16 or fp32 weights here, not {dtype}")
+    llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=names[dtype], seed=0)
     params = SamplingParams(
         temperature=0.0, max_tokens=max_new_tokens, stop=["]}"], include_stop_str_in_output=True
     )
@@ -414,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
 
             if importlib.util.find_spec("vllm") is None:
                 raise UserError(f"{recipe.source}: eval.engine: vllm is not installed here; valid: hf")
+            if recipe.quantization.mode != "none":
+                raise UserError(
+                    f"{recipe.source}: eval.engine: vllm runs unquantized weights here; use engine hf "
+                    f"for quantization: {recipe.quantization.mode}"
+                )
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
