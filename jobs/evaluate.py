@@ -417,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
 
             if importlib.util.find_spec("vllm") is None:
                 raise UserError(f"{recipe.source}: eval.engine: vllm is not installed here; valid: hf")
+            if Path(recipe.model.name_or_path, "adapter_config.json").is_file():
+                raise UserError(
+                    f"{recipe.source}: eval.engine: vllm takes full checkpoints here, and "
+                    f"{recipe.model.name_or_path} is a LoRA adapter; use engine hf"
+                )
             if recipe.quantization.mode != "none":
                 raise UserError(
                     f"{recipe.source}: eval.engine: vllm runs unquantized weights here; use engine hf "
