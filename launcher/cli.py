@@ -269,6 +269,9 @@ def reeval_cmd(
                 markup=False, soft_wrap=True,
             )  # fmt: skip
     if not plan.todo:
+        if not plan.complete:
+            print(f"nothing to do: {plan.run_id} has no complete checkpoint yet (checkpoints/*/COMPLETE)")
+            return
         what = f"{len(plan.checkpoints)} selected of {plan.complete} complete checkpoint(s)"
         print(f"nothing to do: {what} of {plan.run_id} need no evaluation by {plan.eval_recipe.name}")
         return
