@@ -102,7 +102,8 @@ def test_profile_options_account_qos_constraint_gpus_per_node_and_extras() -> No
     data["slurm"].update(
         account="nlp", qos="high", constraint="a800&ib", gpu_request="gpus-per-node",
         python="/opt/py/bin/python",
-        extra={"exclusive": True, "mail_type": "END", "comment": None, "reservation": False},
+        extra={"exclusive": True, "mail_type": "END", "comment": None, "reservation": False,
+               "signal": "B:USR2@300", "cpus_per_task": 40},
     )  # fmt: skip
     profile = ClusterProfile.model_validate(data)
     recipe = load_recipe("ds1.5b_fft", ["resources.mem_gb=200"])
@@ -111,9 +112,12 @@ def test_profile_options_account_qos_constraint_gpus_per_node_and_extras() -> No
         text = SlurmBackend(profile).dryrun(run).materialize()
     options = _options(text)
     for expected in ("--account=nlp", "--qos=high", "--constraint='a800&ib'", "--gpus-per-node=a800:4",
-                     "--exclusive", "--mail-type=END", "--mem=200G", "--cpus-per-task=32"):  # fmt: skip
+                     "--exclusive", "--mail-type=END", "--mem=200G"):  # fmt: skip
         assert expected in options, expected
     assert not any(o.startswith(("--gres", "--comment", "--reservation", "--wckey")) for o in options)
+    assert [o for o in options if o.startswith(("--signal", "--cpus-per-task"))] == [
+        "--cpus-per-task=40", "--signal=B:USR2@300",
+    ]  # fmt: skip
     assert "exec /opt/py/bin/python -m torch.distributed.run" in text
 
 

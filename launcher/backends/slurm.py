@@ -25,7 +25,7 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any
 from launcher import paths
 from launcher.backends.base import Backend, JobState, Request, job_command, job_env
 from launcher.backends.follow import follow_files
-from launcher.cluster import SlurmSpec
+from launcher.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import duration_seconds
 from launcher.run import Run
@@ -247,8 +247,8 @@ def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
 class SlurmBackend(Backend):
     name = "slurm"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, profile: ClusterProfile) -> None:
+        super().__init__(profile)
         self._info: dict[str, SlurmInfo] = {}
 
     @property
@@ -282,23 +282,29 @@ class SlurmBackend(Backend):
                 options["gpus_per_node"] = typed
         return options
 
-    def _extra(self) -> dict[str, Any]:
-        return {k: v for k, v in self.spec.extra.items() if v is not None and v is not False}
-
     def _render(self, options: dict[str, Any], logs: Path, pattern: str, body: list[str], **kw: Any) -> str:
+        """submitit's script; the profile's `slurm.extra` options (`mail_type` or `mail-type`)
+        are added, and replace a rendered option of the same name; `false`/`null` ones are dropped."""
         from submitit.slurm.slurm import _make_sbatch_string
 
-        extra = {
+        named = dict(options)
+        extra: dict[str, Any] = {
             "output": f"{logs}/{pattern}.out",
             "error": f"{logs}/{pattern}.err",
             "open-mode": "append",
             "signal": SIGNAL,
             "requeue": True,
-            **self._extra(),
         }
+        for key, value in self.spec.extra.items():
+            if value is None or value is False:
+                continue
+            if key.replace("-", "_") in named:
+                named[key.replace("-", "_")] = value
+            else:
+                extra[key.replace("_", "-")] = value
         text: str = _make_sbatch_string(
             command="\n".join(body), folder=logs, setup=list(self.spec.setup) or None,
-            use_srun=False, additional_parameters=extra, **options, **kw,
+            use_srun=False, additional_parameters=extra, **named, **kw,
         )  # fmt: skip
         return text if text.endswith("\n") else text + "\n"
 
@@ -491,7 +497,7 @@ class SlurmBackend(Backend):
         files = [run_dir / "logs" / f"{job_id}.out", run_dir / "logs" / f"{job_id}.err"]
         yield from follow_files(lambda: files, self._ended(job_id) if follow else (lambda: True))
 
-    def _ended(self, job_id: str, every: float = 2.0) -> Any:
+    def _ended(self, job_id: str, every: float = 2.0) -> Callable[[], bool]:
         """A done() for follow_files that asks the scheduler at most every `every` seconds."""
         last = {"at": 0.0, "done": False}
 
