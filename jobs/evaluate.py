@@ -329,6 +329,7 @@ def _recipe_name(run_dir: Path) -> str | None:
 
 
 def evaluate(recipe: Recipe, run_dir: Path) -> int:
+    """Generate, parse, score and write one model's results (module docstring); returns 0."""
     from jobs.metrics import Example, score
     from jobs.parse import parse_output
     from jobs.prompts import render_prompt
