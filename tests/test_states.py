@@ -74,6 +74,12 @@ def test_sacct_requeued_job_counts_restarts_and_takes_the_latest_record() -> Non
     assert info.job_state is JobState.RUNNING
 
 
+def test_sacct_reused_job_id_is_not_a_restart() -> None:
+    text = "16|COMPLETED|0:0|None|vm\n16|PREEMPTED|0:0|None|vm\n16|PENDING|0:0|BeginTime|\n"
+    info = parse_sacct(text)["16"]
+    assert info.state == "PENDING" and info.restarts == 1
+
+
 def test_sacct_array_with_folded_pending_tasks() -> None:
     text = (
         "22_0|COMPLETED|0:0|None|vm\n"

@@ -112,9 +112,14 @@ class SlurmInfo:
         return map_state(self.state)
 
 
+RESTARTED = frozenset({"REQUEUED", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL"})
+"""States of an earlier `sacct -D` record of a job that Slurm then ran again (with --requeue)."""
+
+
 def parse_sacct(text: str) -> dict[str, SlurmInfo]:
     """`sacct -n -P -X -D -o JobID,State,ExitCode,Reason,NodeList`: the latest record per job, with
-    restarts = the number of earlier records (runs ended by a requeue) of that job."""
+    restarts = the earlier records that ended in a requeue. An earlier record that ended any other
+    way belongs to another job that had the same id (ids restart when Slurm's state is reset)."""
     infos: dict[str, SlurmInfo] = {}
     folded: set[str] = set()
     for line in text.splitlines():
@@ -129,7 +134,8 @@ def parse_sacct(text: str) -> dict[str, SlurmInfo]:
                     folded.add(job_id)
             continue
         earlier = infos.get(job_field)
-        restarts = earlier.restarts + 1 if earlier is not None and job_field not in folded else 0
+        requeued = earlier is not None and job_field not in folded and earlier.state in RESTARTED
+        restarts = earlier.restarts + 1 if earlier is not None and requeued else 0
         infos[job_field] = SlurmInfo(state, reason, exit_code, nodes, restarts)
         folded.discard(job_field)
     return infos
