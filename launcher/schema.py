@@ -99,6 +99,16 @@ def validate(model: type[M], data: dict[str, Any], source: str) -> M:
         raise UserError(format_validation_error(err, model, source)) from None
 
 
+def _expand(model: type[BaseModel] | None, value: Any) -> dict[str, Any]:
+    """A section given in shorthand (`quantization: int4`) as the mapping it stands for."""
+    if model is None or value is None:
+        return {}
+    try:
+        return model.model_validate(value).model_dump(exclude_unset=True)
+    except ValidationError:
+        return {}
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `a.b.c=value` into the key path and the YAML-parsed value."""
     if "=" not in text:
@@ -140,7 +150,7 @@ def apply_overrides(model: type[BaseModel], data: dict[str, Any], overrides: lis
             else:
                 child = node.get(part)
                 if not isinstance(child, dict):
-                    child = {}
+                    child = _expand(current, child)
                     node[part] = child
                 node = child
     return data

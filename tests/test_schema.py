@@ -35,6 +35,11 @@ def test_overrides_apply_and_validate() -> None:
     assert r.lora is not None and r.lora.target_modules == ["q_proj", "k_proj"]
 
 
+def test_override_inside_a_shorthand_section_keeps_the_shorthand() -> None:
+    r = load_recipe("ds7b_fft", ["method=qlora", "quantization=int4", "quantization.compute_dtype=bf16"])
+    assert (r.quantization.mode, r.quantization.compute_dtype) == ("int4", "bf16")
+
+
 def test_unknown_override_key_names_valid_keys() -> None:
     with pytest.raises(UserError) as err:
         apply_overrides(Recipe, {}, ["train.lrr=1"])

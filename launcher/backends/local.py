@@ -54,7 +54,7 @@ def command_line(run: Run, python: str) -> list[str]:
     """The job's command: torchrun for a multi-GPU or DeepSpeed train job, else plain python -m."""
     gpus = run.recipe.resources.gpus_per_node
     deepspeed = run.recipe.distributed.strategy == "deepspeed"
-    if run.recipe.job == "train" and (gpus > 1 or (deepspeed and gpus > 0)):
+    if run.recipe.job == "train" and (gpus > 1 or deepspeed):
         return [
             python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={max(gpus, 1)}",
             "-m", "jobs.train", "--run-dir", str(run.run_dir),
