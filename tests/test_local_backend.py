@@ -93,17 +93,23 @@ def test_state_changes_and_cancel_kills_the_process_group(launch: Launch, tmp_pa
 def test_gpus_are_queued_not_oversubscribed(launch: Launch, tmp_path: Path) -> None:
     profile = tmp_path / "twogpu.yaml"
     profile.write_text(FAKE_GPUS)
-    args = ["-c", str(profile), "--set", "resources.gpus_per_node=2", "--set", "train.max_steps=15",
+    args = ["-c", str(profile), "--set", "resources.gpus_per_node=2", "--set", "train.max_steps=60",
             "--set", "env={SMOKE_STEP_SECONDS: '0.1'}"]  # fmt: skip
     first = _submit(launch, *args)
     second = _submit(launch, *args)
     wait_for(lambda: run_state(launch, first) == "running")
-    assert run_state(launch, second) == "pending"
-    assert "waiting for 2 free GPU(s)" in launch("status", second, check=True).stdout
+    if run_state(launch, first) == "running":
+        assert run_state(launch, second) == "pending"
+        assert "waiting for 2 free GPU(s)" in launch("status", second, check=True).stdout
     wait_for(lambda: run_state(launch, second) == "completed", timeout=90)
     assert run_state(launch, first) == "completed"
+    spans = []
     for run_id in (first, second):
-        assert "CUDA_VISIBLE_DEVICES=0,1" in (tmp_path / "runs" / run_id / "logs" / "task0.out").read_text()
+        run_dir = tmp_path / "runs" / run_id
+        assert "CUDA_VISIBLE_DEVICES=0,1" in (run_dir / "logs" / "task0.out").read_text()
+        state = json.loads((run_dir / ".local_state.json").read_text())
+        spans.append((state["started"], state["ended"]))
+    assert spans[0][1] <= spans[1][0], f"both runs held GPUs 0,1 at once: {spans}"
     one = _submit(launch, *args[:2], "--set", "resources.gpus_per_node=1", "--set", "train.max_steps=2")
     wait_for(lambda: run_state(launch, one) == "completed")
     assert "CUDA_VISIBLE_DEVICES=0\n" in (tmp_path / "runs" / one / "logs" / "task0.out").read_text()
