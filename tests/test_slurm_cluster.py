@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from launcher import launching
+from launcher.backends.slurm import SlurmBackend
+from launcher.cluster import load_cluster
 from launcher.registry import Registry
 from tests.conftest import Launch, run_state, wait_for
 
@@ -124,7 +126,9 @@ def test_cancel_a_running_job(launch: Launch, tmp_path: Path) -> None:
     assert launch("cancel", run_id, check=True).stdout.strip().endswith("cancelled")
     assert run_state(launch, run_id) == "cancelled"
     job_id = _job_id(runs, run_id)
-    wait_for(lambda: _slurm("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").startswith("CANCELLED"))
+    backend = SlurmBackend(load_cluster("dev-slurm"))
+    wait_for(lambda: job_id in backend.accounting([job_id]), timeout=30, every=1)
+    wait_for(lambda: backend.accounting([job_id])[job_id].state.startswith("CANCELLED"), timeout=30, every=1)
     pattern = f"--run-dir {runs / run_id}"
     wait_for(lambda: subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True).returncode == 1)
 
@@ -153,8 +157,10 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_right_steps(launch: Launch
     assert json.loads((runs / run_id / "results" / "smoke.json").read_text()) == {"steps": 40}
     detail = launch("status", run_id, check=True).stdout
     assert re.search(r"^restarts\s+2$", detail, re.M), detail
-    records = _slurm("sacct", "-n", "-P", "-X", "-D", "-j", job_id, "-o", "State").split()
-    assert records == ["REQUEUED", "REQUEUED", "COMPLETED"]
+    backend = SlurmBackend(load_cluster("dev-slurm"))
+    wait_for(lambda: job_id in backend.accounting([job_id]), timeout=30, every=1)
+    wait_for(lambda: backend.accounting([job_id])[job_id].state == "COMPLETED", timeout=30, every=1)
+    assert backend.accounting([job_id])[job_id].restarts == 2
 
 
 def _profile(tmp_path: Path, name: str, body: str) -> Path:

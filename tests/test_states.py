@@ -104,10 +104,15 @@ def test_sacct_task_record_replaces_its_folded_one() -> None:
 
 
 def test_squeue_output() -> None:
-    text = "22_2|PENDING|JobArrayTaskLimit|0|\n22_1|RUNNING|None|0|vm\n16|PENDING|BeginTime|1|\n"
+    text = (
+        "22_2|PENDING|JobArrayTaskLimit|0||0|\n22_1|RUNNING|None|0|vm|0|\n16|PENDING|BeginTime|1||0|\n"
+        "67|CANCELLED|None|0|vm|36608|\n"
+    )
     infos = parse_squeue(text)
     assert infos["22_2"].job_state is JobState.PENDING and infos["22_1"].nodes == "vm"
     assert infos["16"].restarts == 1 and infos["16"].reason == "BeginTime"
+    assert infos["67"].job_state is JobState.CANCELLED and infos["67"].exit_code == "143:0"
+    assert parse_squeue("7_[1-3%1]|PENDING|JobArrayTaskLimit|0\n").keys() == {"7_1", "7_2", "7_3"}
 
 
 def test_sinfo_partitions() -> None:

@@ -14,9 +14,10 @@ USR2 sent straight to the step, `scancel -s USR2`) or failed after a USR2 (torch
 workers' 3 as 1). Slurm restarts the job with `SLURM_RESTART_COUNT` one higher; output files are
 opened in append mode, and the job resumes from its latest complete checkpoint.
 
-Status is one `sacct -D` query for all job ids (restarts = earlier records of a job), mapped
-through `SLURM_STATES`; ids that accounting does not know yet (it lags a few seconds behind
-submission) or at all (accounting disabled) come from one `squeue` query.
+Status is one batched `squeue -t all` query for all job ids (the controller's live view, with
+restart counts), mapped through `SLURM_STATES`. Ids it no longer knows (ended more than
+`MinJobAge`, 300 s by default, ago) come from one `sacct -D` query. Accounting alone would not do:
+slurmdbd lags the controller by seconds, so sacct still says PENDING for a job that runs.
 """
 
 from __future__ import annotations
@@ -142,16 +143,19 @@ def parse_sacct(text: str) -> dict[str, SlurmInfo]:
 
 
 def parse_squeue(text: str) -> dict[str, SlurmInfo]:
-    """`squeue -h -r -t all -O JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|`."""
+    """`squeue -h -r -t all -O JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|,exit_code:|`;
+    the exit code (a wait status there) becomes sacct's `code:signal`."""
     infos: dict[str, SlurmInfo] = {}
     for line in text.splitlines():
         fields = [f.strip() for f in line.split("|")]
         if len(fields) < 4 or not fields[0]:
             continue
+        fields += [""] * (6 - len(fields))
         restarts = int(fields[3]) if fields[3].isdigit() else 0
-        nodes = fields[4] if len(fields) > 4 else ""
+        status = fields[5]
+        exit_code = f"{int(status) >> 8}:{int(status) & 0x7F}" if status.isdigit() else ""
         for job_id in expand_job_ids(fields[0]):
-            infos[job_id] = SlurmInfo(fields[1], fields[2], "", nodes, restarts)
+            infos[job_id] = SlurmInfo(fields[1], fields[2], exit_code, fields[4], restarts)
     return infos
 
 
@@ -457,20 +461,24 @@ class SlurmBackend(Backend):
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return {}
-        infos: dict[str, SlurmInfo] = {}
-        bases = ",".join(dict.fromkeys(j.split("_")[0] for j in ids))
-        sacct = ["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State,ExitCode,Reason,NodeList", "-j", bases]
-        with suppress(UserError):  # accounting disabled or down: squeue below knows recent jobs
-            infos.update(parse_sacct(_call(sacct, "sacct")))
+        infos = self._squeue(ids)
         missing = [j for j in ids if j not in infos]
         if missing:
-            infos.update(self._squeue(missing))
+            with suppress(UserError):  # accounting disabled or down: those jobs stay unknown
+                infos.update(self.accounting(missing))
         self._info.update({j: infos[j] for j in ids if j in infos})
         return {j: infos[j].job_state if j in infos else JobState.UNKNOWN for j in ids}
 
+    def accounting(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
+        """What `sacct -D` (slurmdbd) says about these jobs: one query; UserError if it cannot answer."""
+        bases = ",".join(dict.fromkeys(j.split("_")[0] for j in job_ids))
+        fields = "JobID,State,ExitCode,Reason,NodeList"
+        found = parse_sacct(_call(["sacct", "-n", "-P", "-X", "-D", "-o", fields, "-j", bases], "sacct"))
+        return {j: found[j] for j in job_ids if j in found}
+
     def _squeue(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
         cmd = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids),
-               "-O", "JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|"]  # fmt: skip
+               "-O", "JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|,exit_code:|"]  # fmt: skip
         proc = _run(cmd)
         return parse_squeue(proc.stdout) if proc is not None and proc.returncode == 0 else {}
 
