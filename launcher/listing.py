@@ -65,10 +65,12 @@ def recipe_table() -> Table:
         res = data.get("resources") or {}
         per_node = res.get("gpus_per_node", 1)
         gpus = f"{res.get('nodes', 1)}x{per_node}" if per_node else "cpu"
-        model = str((data.get("model") or {}).get("name_or_path", ""))
-        job, method = str(data.get("job", "?")), str(data.get("method", "fft"))
-        rows.append([name, job, method, model, gpus, data.get("_error") or header_comment(path)])
-    return _table("recipes", ["name", "job", "method", "model", "GPUs", "what"], rows)
+        model = str((data.get("model") or {}).get("name_or_path", "")).rsplit("/", 1)[-1]
+        job = str(data.get("job", "?"))
+        if job == "train":
+            job = f"train/{data.get('method', 'fft')}"
+        rows.append([name, job, gpus, model, data.get("_error") or header_comment(path)])
+    return _table("recipes", ["name", "job", "GPUs", "model", "what"], rows)
 
 
 def cluster_table() -> Table:
