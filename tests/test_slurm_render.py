@@ -121,6 +121,11 @@ def test_profile_options_account_qos_constraint_gpus_per_node_and_extras() -> No
     assert "exec /opt/py/bin/python -m torch.distributed.run" in text
 
 
+def test_deepspeed_on_one_gpu_still_runs_under_torchrun() -> None:
+    text = request_for("ds1.5b_fft", overrides=["resources.gpus_per_node=1"]).materialize()
+    assert "--nproc-per-node 1 " in text and "-m jobs.train --run-dir /runs/ds1.5b_fft-" in text
+
+
 def test_cpu_job_asks_for_no_gpus() -> None:
     text = request_for("tiny_smoke", "dev-slurm").materialize()
     options = _options(text)

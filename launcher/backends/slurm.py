@@ -209,9 +209,11 @@ def _mem(gb: float) -> str:
 
 
 def uses_torchrun(run: Run) -> bool:
-    """A train job on more than one GPU or node starts one torchrun per node."""
-    res = run.recipe.resources
-    return run.recipe.job == "train" and (res.gpus_per_node > 1 or res.nodes > 1)
+    """A train job on more than one GPU or node, or under DeepSpeed (which needs the distributed
+    environment torchrun sets up, as the local backend does), starts one torchrun per node."""
+    res, recipe = run.recipe.resources, run.recipe
+    deepspeed = recipe.distributed.strategy == "deepspeed"
+    return recipe.job == "train" and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
 
 
 def launch_command(run: Run, python: str) -> str:
@@ -220,7 +222,7 @@ def launch_command(run: Run, python: str) -> str:
         return shlex.join(job_command(run.run_dir, run.recipe.job, python))
     inner = (
         f'trap "" USR2; exec {shlex.quote(python)} -m torch.distributed.run --nnodes "$SLURM_NNODES" '
-        f'--nproc-per-node {run.recipe.resources.gpus_per_node} --node-rank "$SLURM_NODEID" '
+        f'--nproc-per-node {max(run.recipe.resources.gpus_per_node, 1)} --node-rank "$SLURM_NODEID" '
         '--rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:$RDZV_PORT" '
         f"-m jobs.train --run-dir {shlex.quote(str(run.run_dir))}"
     )
