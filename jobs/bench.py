@@ -73,23 +73,25 @@ def human_size(params: int) -> str:
 
 
 def model_size(name: str, checkpoint: str | None = None) -> str:
-    """Parameter count of a model: the planner's built-in table, else the checkpoint's
-    config.json, else a size in the name (`...-7B`), else empty."""
+    """Parameter count of a model: the checkpoint's config.json, else the planner's built-in
+    table, else a size in the name (`...-7B`), else empty."""
     from launcher.plan import arch_from_config
     from launcher.plan_tables import find_model
 
-    found = find_model(name)
-    config: dict[str, Any] | None = found[1] if found else None
-    if config is None and checkpoint and Path(checkpoint, "config.json").is_file():
+    config: dict[str, Any] | None = None
+    if checkpoint and Path(checkpoint, "config.json").is_file():
         try:
             config = json.loads(Path(checkpoint, "config.json").read_text())
         except (OSError, ValueError):
             config = None
-    if config is not None:
+    found = find_model(name)
+    for candidate in (config, found[1] if found else None):
+        if candidate is None:
+            continue
         try:
-            return human_size(arch_from_config(config, name, "bench").total_params)
-        except Exception:  # an architecture the planner does not know: fall back to the name
-            pass
+            return human_size(arch_from_config(candidate, name, "bench").total_params)
+        except Exception:  # an architecture the planner does not know: try the next source
+            continue
     m = re.search(r"(\d+(?:\.\d+)?)[bB](?![a-zA-Z])", name)
     return f"{m.group(1)}B" if m else ""
 
