@@ -48,9 +48,18 @@ class SlurmSpec(Strict):
 
 
 class RaySpec(Strict):
+    """`address`: local (a head on this machine, started when none answers), http://host:8265 (the
+    Jobs API) or ray://host (mapped to http://host:<dashboard_port>). `num_cpus`/`num_gpus`: what a
+    head the launcher starts offers (null: node.cpus or all CPUs; detected GPUs). `working_dir`:
+    upload the project with each job, or `shared` (the same path on every node). `python`: the
+    interpreter on the nodes (null: this one for a head on this machine, else `python`)."""
+
     address: str = "local"
     num_cpus: int | None = Field(None, ge=1)
     num_gpus: int | None = Field(None, ge=0)
+    dashboard_port: int = Field(8265, ge=1, le=65535)
+    working_dir: Literal["upload", "shared"] = "upload"
+    python: str | None = None
 
 
 class LocalSpec(Strict):
