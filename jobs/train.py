@@ -118,6 +118,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         pack,
         tokenize,
     )
+    from jobs.uploads import BackgroundUploader, upload_callback
 
     t = recipe.train
     set_seed(t.seed)
@@ -160,12 +161,14 @@ def train(recipe: Recipe, run_dir: Path) -> int:
 
     stop = StopOnSignal()
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    uploader = BackgroundUploader(recipe, run_dir)  # checkpoints go to the store while training goes on
     trainer = Trainer(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer,
-        callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), stop],
+        callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), upload_callback(uploader), stop],
     )  # fmt: skip
     trainer.callback_handler.callbacks.insert(0, Throughput(stats, world))
     drop_incomplete_checkpoints(run_dir / "checkpoints")
+    uploader.submit_pending()
     resume = latest_complete(run_dir)
     print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)
     started = time.time()
@@ -174,7 +177,11 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         write_summary(run_dir, trainer, result, time.time() - started, len(samples), tokens, truncated)
     if wandb is not None:
         wandb.finish()
+    uploader.finish(timeout=120 if stop.received is not None else None)  # a failure stays pending
     if stop.received is not None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # torchrun kills every rank once one exits: none may leave before rank 0 marked the save
+            torch.distributed.barrier()
         print(f"stopped by signal {stop.received} at step {trainer.state.global_step}; requeue", flush=True)
         return REQUEUE_EXIT
     return 0
