@@ -10,7 +10,7 @@ set -u
 OUT=${OUT:-/tmp/gpu-check-eval}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 LAUNCH_HOME=/tmp/lh-eval LAUNCH_RUNS=/tmp/runs-eval WANDB_MODE=disabled
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=$PWD
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 
