@@ -5,7 +5,8 @@
 Reads `train.max_steps` and `train.save_steps` from the run's recipe. Recipe `env` entries:
 SMOKE_STEP_SECONDS sets the time per step, SMOKE_FAIL_AT=N makes it fail at step N. On SIGUSR2
 (Slurm's warning before preemption or the time limit) it saves a checkpoint and exits with
-code 3, so the backend can requeue it.
+code 3, so the backend can requeue it. Like jobs.train, it uploads each checkpoint to the
+recipe's artifact store (artifacts.uri) in the background.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ import time
 from pathlib import Path
 
 from jobs.checkpointing import checkpoint_dir, latest_complete, mark_complete, step_of
+from jobs.uploads import BackgroundUploader
 from launcher.recipe import read_resolved
 
 REQUEUE_EXIT = 3
 
 
-def save(run_dir: Path, step: int) -> None:
+def save(run_dir: Path, step: int, uploader: BackgroundUploader) -> None:
     path = checkpoint_dir(run_dir, step)
     path.mkdir(parents=True, exist_ok=True)
     (path / "state.json").write_text(json.dumps({"step": step}) + "\n")
     mark_complete(path, step=step)
     print(f"saved checkpoint-{step}", flush=True)
+    uploader.submit(f"checkpoints/{path.name}")
 
 
 def main() -> int:
@@ -45,6 +48,8 @@ def main() -> int:
     signalled: list[int] = []
     signal.signal(signal.SIGUSR2, lambda signum, _frame: signalled.append(signum))
 
+    uploader = BackgroundUploader(recipe, run_dir)
+    uploader.submit_pending()
     latest = latest_complete(run_dir)
     step = (step_of(latest) or 0) if latest else 0
     print(f"smoke job {recipe.name}: {total} steps, resuming from step {step}", flush=True)
@@ -57,15 +62,17 @@ def main() -> int:
             print(f"failing at step {step} as SMOKE_FAIL_AT asks", file=sys.stderr, flush=True)
             return 1
         if step % every == 0 or step == total:
-            save(run_dir, step)
+            save(run_dir, step, uploader)
         if signalled:
             if step % every:
-                save(run_dir, step)
+                save(run_dir, step, uploader)
             print(f"signal {signalled[0]}: checkpointed at step {step}, asking to be requeued", flush=True)
+            uploader.finish(timeout=60)
             return REQUEUE_EXIT
     results = run_dir / "results"
     results.mkdir(exist_ok=True)
     (results / "smoke.json").write_text(json.dumps({"steps": step}) + "\n")
+    uploader.finish()
     print("done", flush=True)
     return 0
 

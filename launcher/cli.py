@@ -207,6 +207,31 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
     print(f"{row.run_id}: {state.value}")
 
 
+@app.command("sync")
+def sync_cmd(
+    run: Annotated[str, typer.Argument(help="run id (or a unique prefix) or run directory")],
+) -> None:
+    """Upload whatever of a run is not in its artifact store yet (idempotent); exit 1 if the
+    store cannot be reached."""
+    from launcher import uploads
+    from launcher.reeval import resolve_run
+    from launcher.registry import Registry
+
+    run_id, run_dir = resolve_run(Registry(), run)
+    err = _console(stderr=True)
+
+    def report(outcome: uploads.Outcome) -> None:
+        if outcome.sent:
+            size = f"{outcome.files} file(s), {outcome.bytes / 2**20:.1f} MiB"
+            err.print(f"uploaded {outcome.rel} ({size})", markup=False, soft_wrap=True)
+
+    with err.status(f"Syncing {run_id} ..."):
+        outcomes = uploads.sync_run(run_dir, report)
+    sent = sum(1 for o in outcomes if o.sent)
+    where = uploads.upload_state(run_dir).uri
+    print(f"{run_id}: {sent} unit(s) uploaded, {len(outcomes) - sent} already there; all in {where}")
+
+
 @app.command("score")
 def score_cmd(
     file: Annotated[Path, typer.Argument(help="predictions.jsonl (jobs.evaluate) or a research output CSV")],

@@ -86,6 +86,10 @@ def prepare_loaded(
     check_job(recipe)
     if not force:
         check_plan(recipe, profile)
+    if recipe.artifacts.uri:
+        from launcher.uploads import check_artifacts  # boto3 only when a store is named
+
+        check_artifacts(recipe)
     backend = get_backend(profile)
     run = Run.plan(recipe, profile, parent=parent)
     return Prepared(run, backend, backend.dryrun(run))
