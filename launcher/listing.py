@@ -14,6 +14,7 @@ from rich.text import Text
 from launcher import paths
 from launcher.registry import RunRow
 from launcher.runfiles import read_launch_info
+from launcher.uploads import UploadState, upload_state
 from launcher.yamlio import Loader
 
 STATE_STYLE = {
@@ -113,17 +114,27 @@ def wandb_text(run_dir: Path, short: bool = False) -> str:
     return ""
 
 
+def _uploads_short(state: UploadState) -> Text:
+    if not state.uri:
+        return Text("")
+    return Text(f"{len(state.pending)} pending", style="yellow") if state.pending else Text("ok")
+
+
 def runs_table(rows: list[RunRow]) -> Table:
     table = Table(title=f"runs ({len(rows)})", title_justify="left")
-    for col in ("run", "cluster", "state", "tasks", "created", "W&B"):
+    uploads = [upload_state(Path(row.run_dir)) for row in rows]
+    columns = ["run", "cluster", "state", "tasks", "created", "W&B"]
+    with_store = any(u.uri for u in uploads)
+    for col in [*columns, "uploads"] if with_store else columns:
         table.add_column(col, overflow="fold")
-    for row in rows:
+    for row, up in zip(rows, uploads, strict=True):
         done = sum(1 for _, _, s in row.jobs if s == "completed")
         tasks = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else (row.job_ids[0] if row.job_ids else "")
-        table.add_row(
+        cells = [
             row.run_id, row.cluster, _state(row.state), tasks, _age(row.created_at),
             wandb_text(Path(row.run_dir), short=True),
-        )  # fmt: skip
+        ]  # fmt: skip
+        table.add_row(*cells, *([_uploads_short(up)] if with_store else []))
     return table
 
 
@@ -153,6 +164,9 @@ def run_detail(row: RunRow) -> Group:
     w = wandb_text(Path(row.run_dir))
     if w:
         facts.append(("W&B", w))
+    uploads = upload_state(Path(row.run_dir)).summary(row.run_id)
+    if uploads:
+        facts.append(("uploads", uploads))
     parts: list[Any] = []
     for key, value in facts:
         line = Text(f"{key:<15}", style="bold")
