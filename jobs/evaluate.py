@@ -399,7 +399,21 @@ def evaluate(recipe: Recipe, run_dir: Path) -> int:
         flush=True,
     )
     log_wandb(recipe, run_dir, metrics, train_recipe)
+    upload(recipe, run_dir, out)
     return 0
+
+
+def upload(recipe: Recipe, run_dir: Path, out: Path) -> None:
+    """Results to the artifact store (the results' run's); a failure is printed and stays pending."""
+    from launcher.uploads import upload_results
+
+    outcome = upload_results(recipe, run_dir, out)
+    if outcome is None:
+        return
+    if outcome.ok:
+        print(f"upload: {outcome.rel} is in the artifact store", flush=True)
+    else:
+        print(f"upload: results {out} failed: {outcome.error}; recorded as pending upload", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
