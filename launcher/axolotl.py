@@ -72,12 +72,11 @@ def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
     if recipe.distributed.strategy == "deepspeed":
         config["deepspeed"] = str(run_dir / "deepspeed.json")
     w = recipe.tracking.wandb
-    if wandb_mode(w.mode) != "disabled":
-        config.update({"wandb_project": w.project, "wandb_name": run_dir.name, "wandb_mode": w.mode})
+    mode = wandb_mode(w.mode)  # resolved: axolotl would leave "auto" to wandb, which then goes online
+    if mode != "disabled":
+        config.update({"wandb_project": w.project, "wandb_name": run_dir.name, "wandb_mode": mode})
         if w.entity:
             config["wandb_entity"] = w.entity
-        if w.mode == "auto":
-            config.pop("wandb_mode")
     return config
 
 
