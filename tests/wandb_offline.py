@@ -51,6 +51,8 @@ class OfflineRun:
     project: str = ""
     group: str = ""
     job_type: str = ""
+    entity: str = ""
+    tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +70,7 @@ def read_run(path: Path) -> OfflineRun:
         if kind == "run":
             r = record.run
             run.run_id, run.project, run.group, run.job_type = r.run_id, r.project, r.run_group, r.job_type
+            run.entity, run.tags = r.entity, list(r.tags)
             for item in r.config.update:
                 run.config[item.key] = json.loads(item.value_json)
         elif kind == "config":
