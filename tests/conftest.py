@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_server import s3, stored_run  # noqa: F401  (session fixtures: the S3 endpoint, a stored run)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

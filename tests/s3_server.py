@@ -160,6 +160,71 @@ def s3() -> Iterator[S3Server]:
         server.stop()
 
 
+@dataclass
+class StoredRun:
+    """The tiny NER run trained once per session with uploads to the S3 endpoint and secrets in
+    its environment; `outputs` holds every line each CLI call printed (stdout and stderr)."""
+
+    run_id: str
+    run_dir: Path
+    root: Path
+    env: dict[str, str]
+    uri: str
+    secrets: dict[str, str]
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+
+    def launch(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher.cli", *args], env={**self.env, **env}, cwd=self.root,
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        self.outputs.append((" ".join(args), proc.stdout + proc.stderr))
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"launch {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+
+TINY_TRAIN = [
+    "--set", "data.max_train_samples=160", "--set", "train.logging_steps=5", "--set", "train.max_steps=20",
+    "--set", "train.save_steps=10", "--set", "tracking.wandb.mode=offline",
+    "--set", "tracking.wandb.entity=nlp-lab", "--set", "tracking.wandb.tags=[tiny, s3]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def stored_run(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> StoredRun:
+    """`launch recipe tiny_ner` trained end to end (20 steps, checkpoints 10 and 20) with
+    artifacts.uri on the S3 endpoint, distinct secrets planted in WANDB_API_KEY (W&B forced offline
+    by the recipe: there is no W&B server), AWS_SECRET_ACCESS_KEY (the key the uploads sign with)
+    and OPENAI_API_KEY; then status, logs, sync and a dry run, all recorded."""
+    import secrets
+
+    root = tmp_path_factory.mktemp("stored")
+    planted = {
+        "WANDB_API_KEY": secrets.token_hex(20),
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "OPENAI_API_KEY": f"sk-planted-{secrets.token_hex(16)}",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "AWS_", "OPENAI_"))}
+    env.update(s3.env(LAUNCH_S3_TIMEOUT="30"))
+    env.update(planted, LAUNCH_HOME=str(root / "home"), LAUNCH_RUNS=str(root / "runs"))
+    uri = f"s3://{s3.bucket}/trained"
+    run = StoredRun("", root / "runs", root, env, uri, planted)
+    proc = run.launch(
+        "recipe", "tiny_ner", "-c", "local", "--follow", *TINY_TRAIN, "--set", f"artifacts.uri={uri}"
+    )
+    run.run_id = proc.stdout.splitlines()[0]
+    run.run_dir = root / "runs" / run.run_id
+    run.launch("status")
+    run.launch("status", run.run_id)
+    run.launch("logs", run.run_id)
+    run.launch("sync", run.run_id)
+    run.launch("recipe", "tiny_ner", "-c", "local", "--dry-run", *TINY_TRAIN, "--set", f"artifacts.uri={uri}")
+    return run
+
+
 if __name__ == "__main__":
     if "--serve" in sys.argv:
         _serve()
