@@ -1,0 +1,86 @@
+"""W&B tracking: the mode (online with a key, offline without, disabled when the recipe says),
+the names (entity, project, group = recipe, tags, job_type) read back from the offline run file,
+and what `launch status` tells people: the URL, or the offline directory and the exact sync command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from launcher.listing import wandb_text
+from launcher.recipe import load_recipe
+from launcher.tracking import wandb_mode
+from tests.s3_server import StoredRun
+from tests.wandb_offline import read_run
+
+KEY = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    ("requested", "env", "mode"),
+    [
+        ("auto", {"WANDB_API_KEY": KEY}, "online"),
+        ("auto", {}, "offline"),
+        ("auto", {"WANDB_API_KEY": KEY, "WANDB_MODE": "offline"}, "offline"),
+        ("auto", {"WANDB_MODE": "disabled"}, "disabled"),
+        ("offline", {"WANDB_API_KEY": KEY}, "offline"),
+        ("disabled", {"WANDB_API_KEY": KEY}, "disabled"),
+        ("online", {}, "online"),
+    ],
+)
+def test_wandb_mode(requested: str, env: dict[str, str], mode: str) -> None:
+    assert wandb_mode(requested, env) == mode
+
+
+def test_train_run_names_in_the_offline_run_file(stored_run: StoredRun) -> None:
+    info = json.loads((stored_run.run_dir / "launch.json").read_text())
+    train = info["wandb"]["train"]
+    assert train["mode"] == "offline", "the recipe says offline although a key is present"
+    logged = read_run(Path(train["offline_dir"]))
+    assert (logged.run_id, logged.job_type, logged.group) == (train["id"], "train", "tiny_ner")
+    assert (logged.project, logged.entity) == ("recipe-launcher-tiny", "nlp-lab")
+    assert sorted(logged.tags) == ["s3", "tiny"]
+    assert logged.config["artifacts"]["uri"] == stored_run.uri
+    assert "train/loss" in set().union(*logged.history)
+
+
+def test_status_gives_the_exact_wandb_sync_command(stored_run: StoredRun) -> None:
+    offline = json.loads((stored_run.run_dir / "launch.json").read_text())["wandb"]["offline_dir"]
+    assert list(Path(offline).glob("run-*.wandb")), "the directory named must be the offline run"
+    detail = stored_run.launch("status", stored_run.run_id).stdout
+    line = next(line for line in detail.splitlines() if line.startswith("W&B"))
+    assert line.split(None, 1)[1] == f"offline: wandb sync {offline}"
+    table = stored_run.launch("status").stdout
+    assert "offline" in next(line for line in table.splitlines() if stored_run.run_id[:12] in line)
+
+
+def test_status_gives_the_url_of_an_online_run(tmp_path: Path) -> None:
+    url = "https://wandb.ai/nlp-lab/llm-ner/runs/abc123"
+    (tmp_path / "launch.json").write_text(
+        json.dumps({"wandb": {"train": {"mode": "online", "url": url}, "url": url}})
+    )
+    assert wandb_text(tmp_path) == url and wandb_text(tmp_path, short=True) == url
+
+
+def test_disabled_starts_no_wandb_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import wandb_run
+
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    recipe = load_recipe("tiny_ner", ["tracking.wandb.mode=disabled"])
+    (tmp_path / "launch.json").write_text("{}")
+    assert wandb_run.start(recipe, tmp_path, "train") is None
+    assert not (tmp_path / "wandb").exists() and json.loads((tmp_path / "launch.json").read_text()) == {}
+
+
+def test_axolotl_gets_the_resolved_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from launcher.axolotl import axolotl_config
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert axolotl_config(load_recipe("llama4_scout_qlora"), tmp_path)["wandb_mode"] == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    assert axolotl_config(load_recipe("llama4_scout_qlora"), tmp_path)["wandb_mode"] == "online"
+    disabled = load_recipe("llama4_scout_qlora", ["tracking.wandb.mode=disabled"])
+    assert "wandb_project" not in axolotl_config(disabled, tmp_path)
