@@ -1,0 +1,346 @@
+"""The Ray backend against a real Ray head on loopback (2 CPUs, 2 logical GPUs), started once.
+
+The head is started by the launcher's own `start_local_head` (what `address: local` runs) on free
+ports and a private temp dir, and its process group is killed at the end: nothing else's Ray is
+touched. Without ray installed these tests fail with the install hint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Launch, run_state, wait_for
+
+pytestmark = pytest.mark.ray
+
+SMOKE_FAST = ["--set", "env={SMOKE_STEP_SECONDS: '0.1'}"]
+EVAL = ["--set", "resources.cpus_per_gpu=1", "--set", "eval.max_samples=8", "--set", "eval.max_new_tokens=16"]
+Run = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass
+class Head:
+    url: str
+    dashboard_port: int
+    profile: Path
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def _profile(path: Path, address: str, extra: str = "") -> Path:
+    path.write_text(
+        "# The test Ray head: 2 CPUs, 2 logical GPUs (the profile claims 8 per node, as ray.yaml does).\n"
+        f"# launch recipe tiny_smoke --cluster {path}\n"
+        f"name: {path.stem}\nbackend: ray\ngpu: {{type: null, memory_gb: 80, per_node: 8, bf16: true}}\n"
+        f"limits: {{max_nodes: 4}}\nray: {{address: '{address}'{extra}}}\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        pytest.fail("ray is not installed: pip install -e '.[dev]' (or '.[ray]': ray[default])")
+    from launcher.backends.ray import start_local_head
+
+    dashboard, gcs, client, agent = _free_ports(4)
+    temp = Path(tempfile.mkdtemp(prefix="rl-ray-", dir="/tmp"))  # short: Ray's socket paths
+    extra = [f"--port={gcs}", f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
+             f"--temp-dir={temp}"]  # fmt: skip
+    started = time.monotonic()
+    pgid = start_local_head(dashboard, num_cpus=2, num_gpus=2, extra=extra)
+    sys.stderr.write(f"\n[ray head up in {time.monotonic() - started:.1f}s at 127.0.0.1:{dashboard}]\n")
+    profiles = tmp_path_factory.mktemp("ray-profiles")
+    url = f"http://127.0.0.1:{dashboard}"
+    try:
+        yield Head(url, dashboard, _profile(profiles / "raytest.yaml", url))
+    finally:
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(pgid):
+                time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _submit(launch: Launch, head: Head, *args: str) -> str:
+    proc = launch("recipe", "tiny_smoke", "--cluster", str(head.profile), *args, check=True)
+    return proc.stdout.splitlines()[0]
+
+
+def _detail(launch: Launch, run_id: str) -> str:
+    return str(launch("status", run_id, check=True).stdout)
+
+
+def _spans(run_dirs: list[Path]) -> list[tuple[float, float]]:
+    """(started, ended) of each run, as the job wrapper recorded them."""
+    records = [json.loads((d / ".ray_exit.json").read_text()) for d in run_dirs]
+    return [(r["started"], r["ended"]) for r in records]
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    return max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+
+
+# ----------------------------------------------------------------------- no head needed
+
+
+def test_cli_does_not_import_ray(launch: Launch, launch_env: dict[str, str]) -> None:
+    launch("recipe", "tiny_smoke", "-c", "local", "--set", "train.max_steps=1", "--follow", check=True)
+    for args in (["--help"], ["status"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "launcher.cli", *args], env=launch_env,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        modules = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+        assert not {m for m in modules if m == "ray" or m.startswith("ray.")}, args
+
+
+def test_dry_run_prints_the_job_spec_and_starts_nothing(
+    launch: Launch, launch_env: dict[str, str], tmp_path: Path
+) -> None:
+    (port,) = _free_ports(1)
+    profile = _profile(tmp_path / "raylocal.yaml", "local", f", dashboard_port: {port}")
+    launch_env["WANDB_API_KEY"] = "ray-secret-value-123"
+    proc = launch("recipe", "tiny_smoke", "-c", str(profile), "--dry-run", check=True)
+    assert "ray-secret-value-123" not in proc.stdout + proc.stderr
+    assert "WANDB_API_KEY: '***'" in proc.stdout
+    assert "-m launcher.backends.ray_agent job --run-dir" in proc.stdout and "-m jobs.smoke" in proc.stdout
+    assert f"http://127.0.0.1:{port}" in proc.stdout and "working_dir: " + str(ROOT) in proc.stdout
+    assert "entrypoint_num_gpus: 0" in proc.stdout and "entrypoint_num_cpus: 1" in proc.stdout
+    assert not (tmp_path / "runs").exists()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the dry run started a head"
+    multi = launch("recipe", "tiny_smoke", "-c", str(profile), "--dry-run", "--set", "resources.nodes=2")
+    assert multi.returncode == 2 and "runs a job on one node" in multi.stderr
+
+
+def test_bad_and_dead_addresses_are_one_line_errors(launch: Launch, tmp_path: Path) -> None:
+    bad = _profile(tmp_path / "raybad.yaml", "ftp://nowhere")
+    proc = launch("recipe", "tiny_smoke", "-c", str(bad), "--dry-run")
+    assert proc.returncode == 2 and "ray.address: 'ftp://nowhere' is not an address" in proc.stderr
+    (port,) = _free_ports(1)
+    dead = _profile(tmp_path / "raydead.yaml", f"http://127.0.0.1:{port}")
+    proc = launch("recipe", "tiny_smoke", "-c", str(dead))
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "does not answer" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not proc.stdout
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert "runs (0)" in launch("status", check=True).stdout
+    client = _profile(tmp_path / "rayclient.yaml", f"ray://127.0.0.1:{port}", ", dashboard_port: 1")
+    proc = launch("recipe", "tiny_smoke", "-c", str(client))
+    assert proc.returncode == 2 and "http://127.0.0.1:1 does not answer" in proc.stderr, proc.stderr
+
+
+# ----------------------------------------------------------------------- against the head
+
+
+def test_too_many_gpus_is_refused_before_anything_is_created(
+    launch: Launch, head: Head, tmp_path: Path
+) -> None:
+    proc = launch("recipe", "tiny_smoke", "-c", str(head.profile), "--set", "resources.gpus_per_node=3")
+    assert proc.returncode == 2, proc.stderr
+    assert "resources.gpus_per_node: 3 is more than the 2 GPUs" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert "runs (0)" in launch("status", check=True).stdout
+
+
+def test_pending_when_the_cluster_did_not_say_its_resources(
+    launch: Launch, head: Head, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from launcher import launching
+    from launcher.backends import ray as ray_backend
+    from launcher.registry import Registry
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ray_backend, "cluster_nodes", lambda url: None)  # a cluster that does not say
+        prepared = launching.prepare("tiny_smoke", str(head.profile), ["resources.gpus_per_node=3"])
+        launching.submit(prepared, Registry())
+    run_id = prepared.run.run_id
+    detail = _detail(launch, run_id)
+    assert "pending" in detail and "no node can hold it" in detail and "2 GPUs" in detail, detail
+    assert "cancelled" in launch("cancel", run_id, check=True).stdout
+
+
+def test_address_local_reuses_the_running_head(launch: Launch, head: Head, tmp_path: Path) -> None:
+    profile = _profile(tmp_path / "raylocal.yaml", "local", f", dashboard_port: {head.dashboard_port}")
+    proc = launch("recipe", "tiny_smoke", "-c", str(profile), "--follow", "--set", "train.max_steps=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "step 2/2" in proc.stdout
+
+
+def test_dying_job_is_failed_with_its_log_tail(launch: Launch, head: Head) -> None:
+    proc = launch(
+        "recipe", "tiny_smoke", "-c", str(head.profile), "--follow", "--set", "env={SMOKE_FAIL_AT: '2'}",
+        "--set", "train.max_steps=5",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    run_id = proc.stdout.splitlines()[0]
+    detail = _detail(launch, run_id)
+    assert "failed" in detail and "exit code 1" in detail and "failing at step 2" in detail, detail
+
+
+def test_time_limit_is_a_timeout(launch: Launch, head: Head) -> None:
+    run_id = _submit(launch, head, "--set", "train.max_steps=1000", "--set", "resources.time=00:02")
+    wait_for(lambda: run_state(launch, run_id) == "timeout", timeout=60, every=1)
+    assert "time limit" in _detail(launch, run_id)
+
+
+def test_logs_follow_cancel_and_secrets(
+    launch: Launch, head: Head, launch_env: dict[str, str], tmp_path: Path
+) -> None:
+    launch_env["WANDB_API_KEY"] = "ray-secret-value-456"
+    run_id = _submit(launch, head, "--set", "train.max_steps=1000", *SMOKE_FAST)
+    run_dir = tmp_path / "runs" / run_id
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "launcher.cli", "logs", run_id, "-f"], env=launch_env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        log = run_dir / "logs" / "task0.out"
+        wait_for(lambda: log.exists() and "step 3/" in log.read_text(), timeout=60)
+        assert run_state(launch, run_id) == "running"
+        assert "cancelled" in launch("cancel", run_id, check=True).stdout
+        out, _ = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert "step 1/1000" in out and "step 3/1000" in out
+    assert run_state(launch, run_id) == "cancelled"
+    gone = subprocess.run(["pgrep", "-f", "--", f"--run-dir {run_dir}"], capture_output=True, text=True)
+    assert not gone.stdout.strip(), "job processes survived the cancel"
+    for name in ("submit.sh", "launch.json", "recipe.yaml"):
+        assert "ray-secret-value-456" not in (run_dir / name).read_text()
+    from ray.job_submission import JobSubmissionClient
+
+    sent = JobSubmissionClient(head.url).get_job_info(run_id).runtime_env or {}
+    assert sent.get("env_vars", {}).get("WANDB_API_KEY") == "ray-secret-value-456"
+    assert "entrypoint: exec " in (run_dir / "submit.sh").read_text()
+
+
+def test_array_cap_and_cancel_while_queued(
+    launch: Launch, head: Head, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from launcher import launching
+    from launcher.registry import Registry
+
+    settings = ["train.max_steps=8", "env={SMOKE_STEP_SECONDS: '0.2'}"]
+    prepared = [launching.prepare("tiny_smoke", str(head.profile), settings) for _ in range(3)]
+    run_ids = [p.run.run_id for p in prepared]
+    launching.submit_many(prepared, Registry(), max_parallel=1)
+    detail = _detail(launch, run_ids[2])
+    assert "pending" in detail and "queued by array supervisor" in detail, detail
+    assert "cancelled" in launch("cancel", run_ids[2], check=True).stdout
+    wait_for(lambda: all(run_state(launch, r) == "completed" for r in run_ids[:2]), timeout=120, every=1)
+    assert run_state(launch, run_ids[2]) == "cancelled"
+    dirs = [tmp_path / "runs" / r for r in run_ids]
+    assert not (dirs[2] / ".ray_exit.json").exists(), "a cancelled queued entry ran"
+    spans = _spans(dirs[:2])
+    assert _most_at_once(spans) == 1, spans  # 2 CPUs would fit both: the cap kept them apart
+    assert "array supervisor" in (dirs[0] / "submit.sh").read_text()
+
+
+# ----------------------------------------------------------------------- a real tiny training run
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("ray-train")
+    env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
+           "WANDB_MODE": "disabled"}  # fmt: skip
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def run(env: dict[str, str]) -> Run:
+    def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=Path(env["LAUNCH_RUNS"]).parent,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    return launch
+
+
+@pytest.fixture(scope="module")
+def trained(run: Run, env: dict[str, str], head: Head) -> Path:
+    proc = run(
+        "recipe", "tiny_ner", "--cluster", str(head.profile), "--follow", "--set", "train.max_steps=20",
+        "--set", "train.save_steps=7", "--set", "data.max_train_samples=160",
+        "--set", "tracking.wandb.mode=disabled",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Path(env["LAUNCH_RUNS"]) / proc.stdout.split()[0]
+
+
+@pytest.mark.slow
+def test_tiny_training_job_completes_with_checkpoints(trained: Path, run: Run, head: Head) -> None:
+    checkpoints = sorted((trained / "checkpoints").iterdir(), key=lambda p: int(p.name.split("-")[1]))
+    assert [p.name for p in checkpoints] == ["checkpoint-7", "checkpoint-14", "checkpoint-20"]
+    assert all((p / "COMPLETE").exists() for p in checkpoints)
+    detail = run("status", trained.name).stdout
+    assert "completed" in detail and "(ray)" in detail
+    assert "-m jobs.train --run-dir" in (trained / "submit.sh").read_text()
+    logs = run("logs", trained.name)
+    assert logs.returncode == 0 and "train_runtime" in logs.stdout
+    # the logs live in the run directory: they outlive the cluster
+    info = json.loads((trained / "launch.json").read_text())
+    info["extra"]["profile"]["ray"]["address"] = f"http://127.0.0.1:{_free_ports(1)[0]}"
+    (trained / "launch.json").write_text(json.dumps(info))
+    assert "train_runtime" in run("logs", trained.name).stdout
+
+
+@pytest.mark.slow
+def test_reeval_spreads_three_checkpoints_over_the_cluster(
+    trained: Path, run: Run, env: dict[str, str], head: Head
+) -> None:
+    proc = run(
+        "reeval", trained.name, "--cluster", str(head.profile), "--max-parallel", "2", "--follow", *EVAL
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_ids = proc.stdout.split()
+    assert len(run_ids) == 3 and "3/3 evaluation(s) completed" in proc.stderr
+    for step in (7, 14, 20):
+        metrics = json.loads((trained / "results" / f"checkpoint-{step}" / "metrics.json").read_text())
+        assert metrics["step"] == step and metrics["run_id"] in run_ids
+    dirs = [Path(env["LAUNCH_RUNS"]) / r for r in run_ids]
+    assert _most_at_once(_spans(dirs)) <= 2
+    assert "array supervisor" in (dirs[0] / "submit.sh").read_text()
+    again = run("reeval", trained.name, "--cluster", str(head.profile), *EVAL)
+    assert "nothing to do" in again.stdout, again.stderr
