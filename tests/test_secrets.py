@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from launcher.tracking import REDACTED, redact_env, redact_text
 from tests.s3_server import S3Server, StoredRun
 
@@ -17,6 +19,7 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_file_the_run_wrote(stored_run: StoredRun) -> None:
     files = _files(stored_run.root)  # the run directory, W&B offline files, registry.db, local state
     names = {p.name for p in files}
@@ -31,6 +34,7 @@ def test_no_secret_in_any_file_the_run_wrote(stored_run: StoredRun) -> None:
     assert not leaks, leaks
 
 
+@pytest.mark.slow
 def test_no_secret_in_anything_the_cli_printed(stored_run: StoredRun) -> None:
     commands = [command.split()[0] for command, _ in stored_run.outputs]
     assert {"recipe", "status", "logs", "sync"} <= set(commands)
@@ -43,6 +47,7 @@ def test_no_secret_in_anything_the_cli_printed(stored_run: StoredRun) -> None:
     assert not leaks, leaks
 
 
+@pytest.mark.slow
 def test_no_secret_in_the_store(stored_run: StoredRun, s3: S3Server) -> None:
     client = s3.client()
     keys = s3.keys("trained/")
@@ -58,6 +63,7 @@ def test_no_secret_in_the_store(stored_run: StoredRun, s3: S3Server) -> None:
     assert not leaks, leaks
 
 
+@pytest.mark.slow
 def test_the_secrets_were_really_there(stored_run: StoredRun) -> None:
     """The searches above mean something only if the job had the secrets and used the AWS one."""
     assert stored_run.env["AWS_SECRET_ACCESS_KEY"] == stored_run.secrets["AWS_SECRET_ACCESS_KEY"]

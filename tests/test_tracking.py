@@ -34,6 +34,7 @@ def test_wandb_mode(requested: str, env: dict[str, str], mode: str) -> None:
     assert wandb_mode(requested, env) == mode
 
 
+@pytest.mark.slow
 def test_train_run_names_in_the_offline_run_file(stored_run: StoredRun) -> None:
     info = json.loads((stored_run.run_dir / "launch.json").read_text())
     train = info["wandb"]["train"]
@@ -46,6 +47,7 @@ def test_train_run_names_in_the_offline_run_file(stored_run: StoredRun) -> None:
     assert "train/loss" in set().union(*logged.history)
 
 
+@pytest.mark.slow
 def test_status_gives_the_exact_wandb_sync_command(stored_run: StoredRun) -> None:
     offline = json.loads((stored_run.run_dir / "launch.json").read_text())["wandb"]["offline_dir"]
     assert list(Path(offline).glob("run-*.wandb")), "the directory named must be the offline run"
