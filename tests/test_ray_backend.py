@@ -78,7 +78,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     try:
         yield Head(url, dashboard, _profile(profiles / "raytest.yaml", url))
     finally:
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(pgid, sig)
             except ProcessLookupError:
