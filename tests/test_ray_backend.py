@@ -119,6 +119,46 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
 # ----------------------------------------------------------------------- no head needed
 
 
+def test_state_table_covers_every_ray_job_status() -> None:
+    from ray.job_submission import JobStatus
+
+    from launcher.backends.base import JobState
+    from launcher.backends.ray import RAY_STATES, _ray_state
+
+    assert set(RAY_STATES) == {s.value for s in JobStatus}
+    assert RAY_STATES["STOPPED"] is JobState.CANCELLED and RAY_STATES["SUCCEEDED"] is JobState.COMPLETED
+
+    @dataclass
+    class Details:
+        status: JobStatus
+        driver_exit_code: int | None = None
+        message: str = ""
+
+    assert _ray_state(Details(JobStatus.FAILED, 124)) is JobState.TIMEOUT
+    assert _ray_state(Details(JobStatus.FAILED, None, "failed with exit code 124, last")) is JobState.TIMEOUT
+    assert _ray_state(Details(JobStatus.FAILED, 1)) is JobState.FAILED
+
+
+@pytest.mark.parametrize(
+    ("address", "url", "here"),
+    [
+        ("local", "http://127.0.0.1:8265", True),
+        ("http://head:8265", "http://head:8265", False),
+        ("head:9000", "http://head:9000", False),
+        ("https://ray.example.org", "https://ray.example.org:443", False),
+        ("ray://head:10001", "http://head:8265", False),
+        ("http://localhost:8266/", "http://localhost:8266", True),
+    ],
+)
+def test_addresses(address: str, url: str, here: bool) -> None:
+    from launcher.backends.ray import resolve_address
+    from launcher.cluster import RaySpec
+
+    endpoint = resolve_address(RaySpec(address=address))
+    assert (endpoint.url, endpoint.on_this_machine) == (url, here)
+    assert endpoint.start_if_down == (address == "local")
+
+
 def test_cli_does_not_import_ray(launch: Launch, launch_env: dict[str, str]) -> None:
     launch("recipe", "tiny_smoke", "-c", "local", "--set", "train.max_steps=1", "--follow", check=True)
     for args in (["--help"], ["status"]):
