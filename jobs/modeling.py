@@ -22,6 +22,16 @@ def resolve_dtype(name: str) -> torch.dtype:
     return torch.float32
 
 
+def attention(recipe: Recipe, for_training: bool) -> str:
+    """`auto`: FlexAttention for packed training on a GPU (its block mask skips the other samples'
+    blocks: 36k vs 20k useful tokens/s with sdpa's dense mask, 1.5B on an H200), else sdpa."""
+    choice = recipe.model.attn_implementation
+    if choice != "auto":
+        return choice
+    packed = for_training and recipe.train.packing
+    return "flex_attention" if packed and torch.cuda.is_available() else "sdpa"
+
+
 def model_path(recipe: Recipe) -> str:
     return tiny.resolve(recipe.model.name_or_path)
 
@@ -76,7 +86,7 @@ def load_model(
     kwargs: dict[str, Any] = {
         "dtype": dtype, "revision": recipe.model.revision,
         "trust_remote_code": recipe.model.trust_remote_code,
-        "attn_implementation": recipe.model.attn_implementation,
+        "attn_implementation": attention(recipe, for_training),
     }  # fmt: skip
     quant = quantization_config(recipe)
     if quant is not None:

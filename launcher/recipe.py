@@ -56,7 +56,9 @@ class ModelSpec(Strict):
     revision: str | None = None
     tokenizer: str | None = None
     trust_remote_code: bool = False
-    attn_implementation: Literal["sdpa", "flex_attention", "flash_attention_2", "eager"] = "sdpa"
+    attn_implementation: Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"] = Field(
+        "auto", description="auto: flex_attention for packed training on a GPU, else sdpa"
+    )
 
 
 class LoraSpec(Strict):
