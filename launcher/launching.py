@@ -86,19 +86,25 @@ def prepare_loaded(
     check_job(recipe)
     if not force:
         check_plan(recipe, profile)
+    backend = get_backend(profile)
+    run = Run.plan(recipe, profile, parent=parent)
+    return Prepared(run, backend, backend.dryrun(run))
+
+
+def check_store(recipe: Recipe) -> None:
+    """An s3:// artifacts.uri must answer with its bucket before a run is created (not on --dry-run,
+    which stays free of network calls)."""
     if recipe.artifacts.uri:
         from launcher.uploads import check_artifacts  # boto3 only when a store is named
 
         check_artifacts(recipe)
-    backend = get_backend(profile)
-    run = Run.plan(recipe, profile, parent=parent)
-    return Prepared(run, backend, backend.dryrun(run))
 
 
 def submit(prepared: Prepared, registry: Registry) -> str:
     """Create the run directory, submit, register. A failed submit leaves nothing behind."""
     run, backend, request = prepared.run, prepared.backend, prepared.request
     backend.check([request])
+    check_store(run.recipe)
     info = run.create(request.materialize())
     try:
         job_id = backend.submit(request)
@@ -121,6 +127,8 @@ def submit_many(
         raise ValueError("submit_many: all runs must use one cluster profile")
     requests = [p.request for p in prepared]
     backend.check(requests)
+    for p in prepared:
+        check_store(p.run.recipe)
     created: list[tuple[Run, LaunchInfo]] = []
     try:
         for p in prepared:
