@@ -58,12 +58,17 @@ def _profile(path: Path, address: str, extra: str = "") -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
+def _require_ray() -> None:
+    """Fail (never skip) without ray, saying how to install it."""
     try:
-        import ray  # noqa: F401
+        import ray.job_submission  # noqa: F401
     except ImportError:
         pytest.fail("ray is not installed: pip install -e '.[dev]' (or '.[ray]': ray[default])")
+
+
+@pytest.fixture(scope="session")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
+    _require_ray()
     from launcher.backends.ray import start_local_head
 
     dashboard, gcs, client, agent = _free_ports(4)
@@ -120,6 +125,7 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
 
 
 def test_state_table_covers_every_ray_job_status() -> None:
+    _require_ray()
     from ray.job_submission import JobStatus
 
     from launcher.backends.base import JobState
