@@ -169,7 +169,7 @@ def upload_state(run_dir: Path, recipe: Recipe | None = None) -> UploadState:
     try:
         recipe = recipe or read_resolved(run_dir)
         store = store_for(recipe, run_dir)
-    except UserError:
+    except (UserError, OSError, ValueError):  # a run of an older schema, or half deleted: no column
         return UploadState(None)
     if store is None:
         return UploadState(None)
