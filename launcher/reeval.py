@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher import evaluation
+from launcher import evaluation, paths
 from launcher.backends.base import JobState
 from launcher.errors import UserError
 from launcher.recipe import Recipe, load_recipe
@@ -67,6 +67,21 @@ def resolve_run(registry: Registry, ref: str) -> tuple[str, Path]:
     return row.run_id, Path(row.run_dir)
 
 
+def fetch_stored_run(uri: str, every: int | None, last: int | None) -> Path:
+    """A local copy (under the runs root) of a run in the store with the checkpoints --every and
+    --last pick; only complete ones (COMPLETE marker in the store) are listed and downloaded."""
+    from launcher.store import Store
+
+    store = Store(uri)
+    stored = store.list_complete_checkpoints(uri)
+    steps = [c.step for c in stored if not every or c.step % every == 0]
+    if last is not None:
+        steps = steps[-last:]
+    if not steps:
+        raise UserError(f"{uri}: no complete checkpoint in the store (with --every/--last as given)")
+    return store.download_run(uri, paths.runs_root(), steps=steps)
+
+
 def align_split(eval_recipe: Recipe, train: Recipe) -> tuple[Recipe, list[str]]:
     """The eval recipe with the training run's split keys; the keys that had to change."""
     changed = [
@@ -118,6 +133,8 @@ def plan(
         raise UserError(f"--every: {every} is not a step count; valid: 1 or more")
     if last is not None and last < 1:
         raise UserError(f"--last: {last} is not a count; valid: 1 or more")
+    if ref.startswith("s3://"):
+        ref = str(fetch_stored_run(ref, every, last))
     run_id, run_dir = resolve_run(registry, ref)
     train = evaluation.training_recipe(run_dir)
     if recipe_ref:

@@ -355,3 +355,22 @@ def test_checksums_in_the_manifest_match_the_local_files(stored_run: StoredRun, 
         data = (ckpt / entry["path"]).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["size"], entry["sha256"])
     assert {e["path"] for e in manifest["files"]} == {p.name for p in ckpt.iterdir()} - {MARKER}
+
+
+@pytest.mark.slow
+def test_reeval_evaluates_checkpoints_straight_from_the_store(
+    stored_run: StoredRun, s3: S3Server, tmp_path: Path
+) -> None:
+    run_uri = f"{stored_run.uri}/{stored_run.run_id}"
+    runs = tmp_path / "elsewhere"
+    env = {"LAUNCH_RUNS": str(runs), "LAUNCH_HOME": str(tmp_path / "home")}
+    stored_run.launch(
+        "reeval", run_uri, "--cluster", "local", "--last", "1", "--follow",
+        "--set", "eval.max_samples=8", "--set", "tracking.wandb.mode=disabled", **env,
+    )  # fmt: skip
+    local = runs / stored_run.run_id
+    assert [p.name for p in evaluation.complete_checkpoints(local)] == ["checkpoint-20"]
+    metrics = json.loads((local / "results" / "checkpoint-20" / "metrics.json").read_text())
+    assert metrics["sentences"] == 8
+    key = f"trained/{stored_run.run_id}/results/checkpoint-20/metrics.json"
+    assert key in s3.keys(f"trained/{stored_run.run_id}/results/"), "results did not go back to the store"
