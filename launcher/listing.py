@@ -123,18 +123,24 @@ def _uploads_short(state: UploadState) -> Text:
 def runs_table(rows: list[RunRow]) -> Table:
     table = Table(title=f"runs ({len(rows)})", title_justify="left")
     uploads = [upload_state(Path(row.run_dir)) for row in rows]
-    columns = ["run", "cluster", "state", "tasks", "created", "W&B"]
     with_store = any(u.uri for u in uploads)
-    for col in [*columns, "uploads"] if with_store else columns:
-        table.add_column(col, overflow="fold")
+    # most useful first: on a narrow terminal the last columns are the ones cut
+    columns = ["run", "state", "cluster", "created", *(["uploads"] if with_store else []), "tasks", "W&B"]
+    widest = max([len(r.run_id) for r in rows], default=3)
+    for col in columns:
+        if col == "run":  # ids are copied into other verbs: never cut
+            table.add_column(col, no_wrap=True, min_width=widest)
+        elif col in ("state", "created"):
+            table.add_column(col, no_wrap=True, min_width=9)
+        else:
+            table.add_column(col, no_wrap=True, overflow="ellipsis")
     for row, up in zip(rows, uploads, strict=True):
         done = sum(1 for _, _, s in row.jobs if s == "completed")
         tasks = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else (row.job_ids[0] if row.job_ids else "")
-        cells = [
-            row.run_id, row.cluster, _state(row.state), tasks, _age(row.created_at),
-            wandb_text(Path(row.run_dir), short=True),
-        ]  # fmt: skip
-        table.add_row(*cells, *([_uploads_short(up)] if with_store else []))
+        cells = [row.run_id, _state(row.state), row.cluster, _age(row.created_at)]
+        if with_store:
+            cells.append(_uploads_short(up))
+        table.add_row(*cells, tasks, wandb_text(Path(row.run_dir), short=True))
     return table
 
 
