@@ -47,6 +47,26 @@ def launch(launch_env: dict[str, str], tmp_path: Path) -> Launch:
     return run
 
 
+def isolated_env(root: Path) -> dict[str, str]:
+    """The environment of a module's own `launch` world under `root` (W&B disabled)."""
+    env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
+           "WANDB_MODE": "disabled"}  # fmt: skip
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def cli_runner(env: dict[str, str]) -> Launch:
+    """`launch ARGS...` as a subprocess in that world, from the folder above its runs root."""
+
+    def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=Path(env["LAUNCH_RUNS"]).parent,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    return launch
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 60, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Launch, run_state, wait_for
+from tests.conftest import ROOT, Launch, cli_runner, isolated_env, run_state, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -326,22 +326,12 @@ def test_array_cap_and_cancel_while_queued(
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("ray-train")
-    env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
-           "WANDB_MODE": "disabled"}  # fmt: skip
-    env.pop("WANDB_API_KEY", None)
-    return env
+    return isolated_env(tmp_path_factory.mktemp("ray-train"))
 
 
 @pytest.fixture(scope="module")
 def run(env: dict[str, str]) -> Run:
-    def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=Path(env["LAUNCH_RUNS"]).parent,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-
-    return launch
+    return cli_runner(env)
 
 
 @pytest.fixture(scope="module")

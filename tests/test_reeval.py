@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from jobs.checkpointing import mark_complete
 from launcher.evaluation import default_eval_recipe, fingerprint, select
 from launcher.recipe import load_recipe
+from tests.conftest import cli_runner, isolated_env
 
 STEPS = (10, 20, 30)
 EVAL = ["--set", "eval.max_samples=16", "--set", "eval.max_new_tokens=32"]
@@ -76,22 +75,12 @@ def test_bad_targets_are_one_line_errors(launch) -> None:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("reeval")
-    env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
-           "WANDB_MODE": "disabled"}  # fmt: skip
-    env.pop("WANDB_API_KEY", None)
-    return env
+    return isolated_env(tmp_path_factory.mktemp("reeval"))
 
 
 @pytest.fixture(scope="module")
 def run(env: dict[str, str]) -> Run:
-    def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=Path(env["LAUNCH_RUNS"]).parent,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-
-    return launch
+    return cli_runner(env)
 
 
 @pytest.fixture(scope="module")
