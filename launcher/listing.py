@@ -88,7 +88,7 @@ def cluster_table() -> Table:
     return _table("clusters", ["name", "backend", "GPUs per node", "what"], rows)
 
 
-def _age(iso: str) -> str:
+def _age(iso: str, suffix: str = " ago") -> str:
     try:
         then = datetime.fromisoformat(iso)
     except ValueError:
@@ -96,8 +96,8 @@ def _age(iso: str) -> str:
     seconds = int((datetime.now(timezone.utc) - then).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+            return f"{seconds // size}{unit}{suffix}"
+    return f"{seconds}s{suffix}"
 
 
 def _state(state: str) -> Text:
@@ -121,26 +121,35 @@ def _uploads_short(state: UploadState) -> Text:
 
 
 def runs_table(rows: list[RunRow]) -> Table:
-    table = Table(title=f"runs ({len(rows)})", title_justify="left")
+    """One line per run, laid out for 80 columns: no vertical rules, run ids never cut, the job id
+    (or `done/total` tasks), W&B last since it is what a narrow terminal may cut."""
+    table = Table(
+        title=f"runs ({len(rows)})",
+        title_justify="left",
+        box=None,
+        header_style="bold underline",
+        padding=(0, 2, 0, 0),
+        pad_edge=False,
+    )
     uploads = [upload_state(Path(row.run_dir)) for row in rows]
     with_store = any(u.uri for u in uploads)
-    # most useful first: on a narrow terminal the last columns are the ones cut
-    columns = ["run", "state", "cluster", "created", *(["uploads"] if with_store else []), "tasks", "W&B"]
-    widest = max([len(r.run_id) for r in rows], default=3)
-    for col in columns:
-        if col == "run":  # ids are copied into other verbs: never cut
-            table.add_column(col, no_wrap=True, min_width=widest)
-        elif col in ("state", "created"):
-            table.add_column(col, no_wrap=True, min_width=9)
-        else:
-            table.add_column(col, no_wrap=True, overflow="ellipsis")
+    columns = ["run", "state", "cluster", "age", *(["uploads"] * with_store), "job", "W&B"]
+    lines = []
     for row, up in zip(rows, uploads, strict=True):
         done = sum(1 for _, _, s in row.jobs if s == "completed")
-        tasks = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else (row.job_ids[0] if row.job_ids else "")
-        cells = [row.run_id, _state(row.state), row.cluster, _age(row.created_at)]
-        if with_store:
-            cells.append(_uploads_short(up))
-        table.add_row(*cells, tasks, wandb_text(Path(row.run_dir), short=True))
+        job = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else ",".join(row.job_ids)
+        cells = [row.run_id, row.state, row.cluster, _age(row.created_at, suffix="")]
+        cells += [_uploads_short(up)] * with_store + [job, wandb_text(Path(row.run_dir), short=True)]
+        lines.append(cells)
+    for i, col in enumerate(columns):
+        if col == "W&B":
+            table.add_column(col, no_wrap=True, overflow="ellipsis")
+        else:
+            width = max([len(col)] + [len(cells[i]) for cells in lines])
+            table.add_column(col, no_wrap=True, min_width=width)
+    for cells in lines:
+        cells[1] = _state(cells[1])
+        table.add_row(*cells)
     return table
 
 
