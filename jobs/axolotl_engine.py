@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs.checkpointing import checkpoint_dir, complete_checkpoints, mark_complete, step_of
+from launcher.checkpoints import checkpoint_dir, complete_checkpoints, mark_complete, step_of
 from launcher.recipe import Recipe
 
 

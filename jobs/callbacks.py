@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from jobs.checkpointing import mark_complete
 from jobs.sft import TokenStats
+from launcher.checkpoints import mark_complete
 
 
 class MarkComplete(TrainerCallback):

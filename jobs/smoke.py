@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.checkpointing import checkpoint_dir, latest_complete, mark_complete, step_of
 from jobs.uploads import BackgroundUploader
+from launcher.checkpoints import checkpoint_dir, latest_complete, mark_complete, step_of
 from launcher.recipe import read_resolved
 
 REQUEUE_EXIT = 3

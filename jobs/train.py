@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.checkpointing import complete_checkpoints, is_complete, latest_complete, step_of
+from launcher.checkpoints import complete_checkpoints, is_complete, latest_complete, step_of
 from launcher.checks import check_inputs
 from launcher.errors import UserError
 from launcher.recipe import Recipe, read_resolved

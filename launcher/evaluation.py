@@ -22,28 +22,12 @@ from typing import Any
 import yaml
 
 from launcher import paths
+from launcher.checkpoints import MARKER, step_of
 from launcher.errors import UserError
 from launcher.recipe import Recipe, load_recipe
 from launcher.schema import apply_overrides, validate
 
-MARKER = "COMPLETE"  # the same marker jobs.checkpointing writes (kept torch-free here)
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 PLACEHOLDER = "<checkpoint>"
-
-
-def step_of(path: Path) -> int | None:
-    """N of a `checkpoint-N` directory, else None."""
-    m = _CHECKPOINT.match(path.name)
-    return int(m.group(1)) if m else None
-
-
-def complete_checkpoints(run_dir: Path) -> list[Path]:
-    """The run's checkpoints that carry their COMPLETE marker, by step, oldest first."""
-    root = run_dir / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and step_of(p) is not None and (p / MARKER).is_file()]
-    return sorted(found, key=lambda p: step_of(p) or 0)
 
 
 def select(checkpoints: Sequence[Path], every: int | None = None, last: int | None = None) -> list[Path]:

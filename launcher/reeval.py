@@ -15,6 +15,7 @@ from pathlib import Path
 
 from launcher import evaluation, paths
 from launcher.backends.base import JobState
+from launcher.checkpoints import complete_checkpoints
 from launcher.errors import UserError
 from launcher.recipe import Recipe, load_recipe
 from launcher.registry import Registry, RunRow
@@ -147,7 +148,7 @@ def plan(
             "(job: evaluate), e.g. ds1.5b_eval"
         )
     eval_recipe, aligned = align_split(eval_recipe, train)
-    complete = evaluation.complete_checkpoints(run_dir)
+    complete = complete_checkpoints(run_dir)
     chosen = evaluation.select(complete, every, last)
     running = _running(registry, run_id)
     checkpoints = []

@@ -49,12 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from launcher.checkpoints import CHECKPOINT_NAME, MARKER
 from launcher.errors import UserError
 from launcher.tracking import redact_text
 
-MARKER = "COMPLETE"
 MANIFEST_VERSION = 1
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _READ = 1 << 20
@@ -613,7 +612,7 @@ class Store:
         found = []
         for k in keys:
             parent, _, name = k.rpartition("/")
-            m = _CHECKPOINT.match(parent.rpartition("/")[2])
+            m = CHECKPOINT_NAME.match(parent.rpartition("/")[2])
             if name != MARKER or not m or parent != self._sub(prefix, m.group(0)):
                 continue
             uri = self._uri(parent)

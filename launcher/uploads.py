@@ -26,7 +26,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,13 +33,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from launcher.checkpoints import CHECKPOINT_NAME, MARKER
 from launcher.errors import UserError
 from launcher.recipe import Recipe, read_resolved
 from launcher.runfiles import atomic_write_json, read_launch_info
-from launcher.store import MARKER, Progress, Store, StoreError
+from launcher.store import Progress, Store, StoreError
 
 LEDGER = "uploads.json"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 META_FILES = ("recipe.yaml", "launch.json")
 
 
@@ -83,7 +82,7 @@ def units(run_dir: Path, recipe: Recipe) -> list[Unit]:
     found = [Unit(name, False) for name in META_FILES if (run_dir / name).is_file()]
     checkpoints = run_dir / "checkpoints"
     if recipe.artifacts.upload_checkpoints and checkpoints.is_dir():
-        steps = {int(m.group(1)): p for p in checkpoints.iterdir() if (m := _CHECKPOINT.match(p.name))}
+        steps = {int(m.group(1)): p for p in checkpoints.iterdir() if (m := CHECKPOINT_NAME.match(p.name))}
         for step in sorted(steps):
             if (steps[step] / MARKER).is_file():
                 found.append(Unit(f"checkpoints/{steps[step].name}", True))

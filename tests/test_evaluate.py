@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from jobs.checkpointing import mark_complete
 from jobs.evaluate import JsonEnd, buckets, eval_sentences, generate, json_stopping_criteria, load
 from jobs.prompts import render_prompt
 from jobs.tiny import resolve
+from launcher.checkpoints import mark_complete
 from launcher.evaluation import eval_digest, fingerprint
 from launcher.recipe import load_recipe, read_resolved
 from tests.conftest import ROOT, Launch

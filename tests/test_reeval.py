@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.checkpointing import mark_complete
+from launcher.checkpoints import mark_complete
 from launcher.evaluation import default_eval_recipe, fingerprint, select
 from launcher.recipe import load_recipe
 from tests.conftest import cli_runner, isolated_env

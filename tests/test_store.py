@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.checkpointing import mark_complete
 from launcher import evaluation
+from launcher.checkpoints import complete_checkpoints, mark_complete
 from launcher.recipe import load_recipe
 from launcher.registry import Registry
 from launcher.store import MARKER, Store, StoreError, file_entry, sha256_of
@@ -332,7 +332,7 @@ def test_trained_checkpoints_are_in_the_store_and_download_for_reeval(
 
     local = store.download_run(run_uri, tmp_path / "from-store")
     assert (local / "recipe.yaml").read_bytes() == (stored_run.run_dir / "recipe.yaml").read_bytes()
-    assert [p.name for p in evaluation.complete_checkpoints(local)] == ["checkpoint-10", "checkpoint-20"]
+    assert [p.name for p in complete_checkpoints(local)] == ["checkpoint-10", "checkpoint-20"]
     original = stored_run.run_dir / "checkpoints" / "checkpoint-20"
     assert tree(local / "checkpoints" / "checkpoint-20") == tree(original)
     eval_recipe = load_recipe("tiny_ner_eval")
@@ -369,7 +369,7 @@ def test_reeval_evaluates_checkpoints_straight_from_the_store(
         "--set", "eval.max_samples=8", "--set", "tracking.wandb.mode=disabled", **env,
     )  # fmt: skip
     local = runs / stored_run.run_id
-    assert [p.name for p in evaluation.complete_checkpoints(local)] == ["checkpoint-20"]
+    assert [p.name for p in complete_checkpoints(local)] == ["checkpoint-20"]
     metrics = json.loads((local / "results" / "checkpoint-20" / "metrics.json").read_text())
     assert metrics["sentences"] == 8
     key = f"trained/{stored_run.run_id}/results/checkpoint-20/metrics.json"

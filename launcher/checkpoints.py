@@ -1,4 +1,5 @@
-"""Checkpoint directories that are never taken for complete before they are.
+"""Checkpoint directories of a run, never taken for complete before they are (torch-free: the
+launcher lists them, jobs write them).
 
 A checkpoint is `checkpoints/checkpoint-<step>/`; it counts as complete only once the marker
 file `COMPLETE` exists in it, written last, after every other file was flushed.
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 MARKER = "COMPLETE"
-_NAME = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -21,7 +22,7 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
 
 
 def step_of(path: Path) -> int | None:
-    m = _NAME.match(path.name)
+    m = CHECKPOINT_NAME.match(path.name)
     return int(m.group(1)) if m else None
 
 
