@@ -8,8 +8,8 @@ greedily for the GMB test (or validation) split, in batches of `eval.batch_size`
 similar length, left-padded, each row stopping at eos or once it has written a complete JSON
 object. Writes, into `eval.results_dir` (default DIR/results/<basename of the model>):
 
-    predictions.jsonl   one row per sentence (the layout jobs.metrics.predictions_jsonl_examples reads)
-    metrics.json        jobs.metrics.score(...) plus checkpoint, step, fingerprint, recipe, throughput
+    predictions.jsonl   one row per sentence (what scoring.metrics.predictions_jsonl_examples reads)
+    metrics.json        scoring.metrics.score(...) plus checkpoint, step, fingerprint, recipe, throughput
 
 both atomically, metrics.json last (a reader that sees metrics.json sees its predictions). Logs
 the metrics to W&B (job_type eval) against the checkpoint's training step. Exit codes: 0 done,
@@ -330,9 +330,9 @@ def _recipe_name(run_dir: Path) -> str | None:
 
 def evaluate(recipe: Recipe, run_dir: Path) -> int:
     """Generate, parse, score and write one model's results (module docstring); returns 0."""
-    from jobs.metrics import Example, score
-    from jobs.parse import parse_output
     from jobs.prompts import render_prompt
+    from launcher.scoring.metrics import Example, score
+    from launcher.scoring.parse import parse_output
 
     checkpoint = recipe.model.name_or_path
     ckpt = Path(checkpoint)

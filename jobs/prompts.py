@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.entities import ENTITY_TYPES, Entity, bio_to_entities, target_json
+from launcher.scoring.entities import ENTITY_TYPES, Entity, bio_to_entities, target_json
 
 INSTRUCTION = (
     "Extract the named entities from the sentence. Types: per (person), org (organization), "

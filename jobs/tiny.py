@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 
 from jobs.data.gmb import cache_dir, load_gmb
-from jobs.entities import bio_to_entities, target_json
 from jobs.prompts import INSTRUCTION
+from launcher.scoring.entities import bio_to_entities, target_json
 
 VERSION = 1
 CHAT_TEMPLATE = (

@@ -243,7 +243,7 @@ def score_cmd(
     json_: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
 ) -> None:
     """Score an existing predictions file (no model needed): strict, seed, token, sentence."""
-    from launcher import scoring
+    from launcher.scoring import score as scoring
 
     scoring.check_metric(metric)
     result = scoring.select(scoring.score_file(file, format_), metric)
@@ -365,9 +365,9 @@ def bench_cmd(
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log the W&B table")] = False,
 ) -> None:
     """The benchmark table beside the research's published numbers: .md, .csv, F1-by-step plot."""
-    from jobs import bench
     from launcher import paths, reeval
     from launcher.registry import Registry
+    from launcher.scoring import bench
 
     registry = Registry()
     if runs:

@@ -13,7 +13,8 @@ from launcher.backends.base import Backend, JobState, Request, get_backend, over
 from launcher.checks import check_inputs
 from launcher.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.errors import UserError, choices_text, did_you_mean
-from launcher.recipe import JOBS, Recipe, load_recipe
+from launcher.jobkinds import implemented_jobs, kind_of
+from launcher.recipe import Recipe, load_recipe
 from launcher.registry import Registry, RunRow
 from launcher.run import LaunchInfo, Run
 from launcher.runfiles import read_launch_info, update_launch_info
@@ -27,13 +28,9 @@ class Prepared:
     request: Request
 
 
-def implemented_jobs() -> list[str]:
-    return [j for j in JOBS if importlib.util.find_spec(f"jobs.{j}") is not None]
-
-
 def check_job(recipe: Recipe) -> None:
     """A recipe whose job module does not exist yet is refused before anything is created."""
-    if importlib.util.find_spec(f"jobs.{recipe.job}") is None:
+    if not kind_of(recipe).implemented:
         valid = implemented_jobs()
         raise UserError(
             f"{recipe.source}: job: '{recipe.job}' has no job module (jobs/{recipe.job}.py) in this "

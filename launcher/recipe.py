@@ -11,12 +11,12 @@ import yaml
 from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from launcher import paths
+from launcher.jobkinds import JOB_NAMES, KINDS
 from launcher.schema import Strict, apply_overrides, validate
 from launcher.yamlio import load_yaml
 
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
 Offload = Literal["none", "cpu", "nvme"]
-JOBS = ("train", "evaluate", "spacy", "token_classification", "classify", "smoke")
 SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -181,7 +181,7 @@ class Recipe(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str | None = None
-    job: Literal["train", "evaluate", "spacy", "token_classification", "classify", "smoke"]
+    job: Literal[JOB_NAMES]  # type: ignore[valid-type]  # the job-kind table, launcher/jobkinds.py
     task: Literal["ner", "classification"] = "ner"
     engine: Literal["hf", "axolotl"] = "hf"
     model: ModelSpec
@@ -211,11 +211,6 @@ class Recipe(Strict):
                 f"method: qlora needs quantization: int4 (got {q}); set quantization: int4 "
                 "or use method: lora"
             )
-        if self.job == "train" and self.method == "fft" and q != "none":
-            raise ValueError(
-                f"quantization: {q} weights cannot be fully fine-tuned (method: fft); "
-                "use method: qlora with int4, or quantization: none"
-            )
         if self.method == "fft" and self.lora is not None:
             raise ValueError(
                 "lora: settings given but method is fft; set method: lora or qlora, "
@@ -234,8 +229,14 @@ class Recipe(Strict):
             raise ValueError(
                 f"distributed.offload_params: parameter offload needs zero_stage: 3 (got {d.zero_stage})"
             )
-        if self.engine == "axolotl" and self.job != "train":
-            raise ValueError(f"engine: axolotl runs train jobs only (job is {self.job})")
+        kind = KINDS[self.job]
+        if self.task not in kind.tasks:
+            raise ValueError(f"task: job {self.job} takes task {' or '.join(kind.tasks)} (got {self.task})")
+        if self.engine not in kind.engines:
+            takes = " or ".join(k.name for k in KINDS.values() if self.engine in k.engines)
+            raise ValueError(f"engine: {self.engine} runs {takes} jobs only (job is {self.job})")
+        if kind.validate is not None:
+            kind.validate(self)
         for key in self.env:
             if any(h in key.upper() for h in SECRET_HINTS):
                 raise ValueError(

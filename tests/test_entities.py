@@ -1,4 +1,4 @@
-"""jobs.entities: IOB2 <-> JSON entities, including the exact round trip over all of GMB."""
+"""launcher.scoring.entities: IOB2 <-> JSON entities, including the exact round trip over all of GMB."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jobs.data.gmb import Sentence, load_gmb
-from jobs.entities import (
+from launcher.scoring.entities import (
     Entity,
     bio_to_entities,
     entities_to_bio,

@@ -105,9 +105,7 @@ def test_unreadable_corpus_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="first row"):
         parse_gmb(bad)
     dup = tmp_path / "dup.csv"
-    dup.write_text(
-        "Sentence #,Word,POS,Tag\nSentence: 1,a,NN,O\nSentence: 1,b,NN,O\n", encoding="latin-1"
-    )
+    dup.write_text("Sentence #,Word,POS,Tag\nSentence: 1,a,NN,O\nSentence: 1,b,NN,O\n", encoding="latin-1")
     with pytest.raises(ValueError, match="appears twice"):
         parse_gmb(dup)
 

@@ -1,4 +1,4 @@
-"""jobs.metrics: hand-checked cases, seqeval cross-checks and the research's published numbers."""
+"""launcher.scoring.metrics: hand-checked cases, seqeval cross-checks and the research's published numbers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from jobs.entities import Entity, target_json
-from jobs.metrics import (
+from launcher.scoring.entities import Entity, target_json
+from launcher.scoring.metrics import (
     Example,
     predictions_jsonl_examples,
     score,
@@ -24,7 +24,7 @@ from jobs.metrics import (
     strict_spans,
     token_prf,
 )
-from jobs.parse import ParseResult
+from launcher.scoring.parse import ParseResult
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ds_7b_output.csv"
 TYPES = ["per", "geo", "org", "tim"]
@@ -167,9 +167,7 @@ def test_score_hand_checked() -> None:
 
 
 def test_gold_entities_that_cannot_be_placed_are_misses() -> None:
-    ex = Example.from_entities(
-        ["a", "b"], [Entity("a", "per"), Entity("zzz", "org")], ok(Entity("a", "per"))
-    )
+    ex = Example.from_entities(["a", "b"], [Entity("a", "per"), Entity("zzz", "org")], ok(Entity("a", "per")))
     assert ex.gold_tags == ["B-per", "O"]
     assert ex.gold_unplaced == [Entity("zzz", "org")]
     out = score([ex])

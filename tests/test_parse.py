@@ -1,4 +1,4 @@
-"""jobs.parse: every messy kind of raw generation, hand-written, plus the research's real file."""
+"""launcher.scoring.parse: every messy kind of raw generation, hand-written, plus the research's real file."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.entities import Entity, target_json
-from jobs.parse import ParseResult, parse_output, strip_special_tokens
+from launcher.scoring.entities import Entity, target_json
+from launcher.scoring.parse import ParseResult, parse_output, strip_special_tokens
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ds_7b_output.csv"
 RESEARCH_PROMPT = (
@@ -76,9 +76,7 @@ def test_strip_special_tokens_keeps_real_text() -> None:
 
 
 def test_text_after_the_json() -> None:
-    assert parse_output(AB + "\n\nI found two entities. Let me know { if you need more.") == ok(
-        [A, B]
-    )
+    assert parse_output(AB + "\n\nI found two entities. Let me know { if you need more.") == ok([A, B])
     assert parse_output("Here you go: " + AB + " Done.") == ok([A, B])
 
 

@@ -46,7 +46,7 @@ class Entity:
         """Build from a dict with ``entity``, ``label`` and optional ``order`` (default 0).
 
         Raises ``ValueError`` when a field is missing or has the wrong type; no coercion happens
-        here (lenient parsing of model output lives in ``jobs.parse``).
+        here (lenient parsing of model output lives in ``launcher.scoring.parse``).
         """
         text, label, order = obj.get("entity"), obj.get("label"), obj.get("order", 0)
         if not isinstance(text, str) or not isinstance(label, str):
@@ -84,9 +84,7 @@ def occurrences(tokens: Sequence[str], words: Sequence[str]) -> list[int]:
         return []
     first = words[0]
     return [
-        i
-        for i in range(len(tokens) - n + 1)
-        if tokens[i] == first and list(tokens[i : i + n]) == list(words)
+        i for i in range(len(tokens) - n + 1) if tokens[i] == first and list(tokens[i : i + n]) == list(words)
     ]
 
 
@@ -112,9 +110,7 @@ def bio_to_entities(tokens: Sequence[str], tags: Sequence[str]) -> list[Entity]:
             start, kind = i, tag[2:]
         elif tag.startswith("I-") and len(tag) > 2:
             if start < 0 or tag[2:] != kind:
-                raise ValueError(
-                    f"invalid IOB2: {tag!r} at position {i} does not continue B-{kind}"
-                )
+                raise ValueError(f"invalid IOB2: {tag!r} at position {i} does not continue B-{kind}")
         else:
             raise ValueError(f"invalid IOB2 tag {tag!r} at position {i}")
     if start >= 0:
@@ -128,9 +124,7 @@ def bio_to_entities(tokens: Sequence[str], tags: Sequence[str]) -> list[Entity]:
     return entities
 
 
-def entities_to_bio(
-    tokens: Sequence[str], entities: Sequence[Entity]
-) -> tuple[list[str], PlacementStats]:
+def entities_to_bio(tokens: Sequence[str], entities: Sequence[Entity]) -> tuple[list[str], PlacementStats]:
     """IOB2 tags for ``entities`` placed on ``tokens``, plus what could not be placed.
 
     Entities are placed one by one, in the given order. An entity's text is split on whitespace

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jobs.entities import Entity
+from launcher.scoring.entities import Entity
 
 Status = Literal["ok", "repaired", "truncated", "failed"]
 STATUSES: tuple[Status, ...] = ("ok", "repaired", "truncated", "failed")

@@ -1,6 +1,6 @@
 """`launch score`: score an existing predictions file without a model, as a table or JSON.
 
-The scorer itself is `jobs.metrics` (pure Python, no torch), imported only when a file is scored.
+The scorer itself is `launcher.scoring.metrics` (pure Python, no torch), imported only when a file is scored.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def detect_format(path: Path, given: str | None) -> str:
 
 
 def score_file(path: Path, fmt: str | None = None) -> dict[str, Any]:
-    """`jobs.metrics.score` of a predictions.jsonl or a research output CSV.
+    """`launcher.scoring.metrics.score` of a predictions.jsonl or a research output CSV.
 
     Every problem with the file (missing, unreadable, not the format, no sentences) is a
     one-line UserError.
@@ -47,7 +47,7 @@ def score_file(path: Path, fmt: str | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     fmt = detect_format(path, fmt)
-    from jobs import metrics
+    from launcher.scoring import metrics
 
     try:
         read = metrics.score_predictions_jsonl if fmt == "jsonl" else metrics.score_seed_csv

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.entities import Entity, PlacementStats, bio_to_entities, entities_to_bio
-from jobs.parse import STATUSES, ParseResult, parse_output
+from launcher.scoring.entities import Entity, PlacementStats, bio_to_entities, entities_to_bio
+from launcher.scoring.parse import STATUSES, ParseResult, parse_output
 
 Span = tuple[int, int, str]
 """A strict entity: (start, end exclusive, type)."""
@@ -54,9 +54,7 @@ class Example:
     gold_unplaced: list[Entity] = field(default_factory=list)
 
     @classmethod
-    def from_tags(
-        cls, tokens: Sequence[str], gold_tags: Sequence[str], prediction: ParseResult
-    ) -> Example:
+    def from_tags(cls, tokens: Sequence[str], gold_tags: Sequence[str], prediction: ParseResult) -> Example:
         """Gold given as IOB2 tags (the GMB case); gold entities derive from them."""
         if len(tokens) != len(gold_tags):
             raise ValueError(f"{len(tokens)} tokens but {len(gold_tags)} gold tags")
@@ -64,9 +62,7 @@ class Example:
         return cls._build(list(tokens), gold, list(gold_tags), [], prediction)
 
     @classmethod
-    def from_entities(
-        cls, tokens: Sequence[str], gold: Sequence[Entity], prediction: ParseResult
-    ) -> Example:
+    def from_entities(cls, tokens: Sequence[str], gold: Sequence[Entity], prediction: ParseResult) -> Example:
         """Gold given as entities (the seed CSV case); gold tags come from placing them."""
         gold_tags, stats = entities_to_bio(tokens, gold)
         unplaced = [*stats.hallucinated, *stats.unplaceable]
@@ -344,11 +340,7 @@ def seed_csv_examples(path: Path) -> list[Example]:
         rows = [(r["sentence"], r["output"], r["model_output"]) for r in reader]
     examples = []
     for row, (sentence, output, raw) in enumerate(rows, start=2):
-        text = (
-            sentence[1:-1]
-            if len(sentence) >= 2 and sentence[0] == sentence[-1] == '"'
-            else sentence
-        )
+        text = sentence[1:-1] if len(sentence) >= 2 and sentence[0] == sentence[-1] == '"' else sentence
         where = f"{path}: row {row}"
         try:
             gold_obj = json.loads(output)
@@ -399,9 +391,7 @@ def predictions_jsonl_examples(path: Path, *, reparse: bool = False) -> list[Exa
                     raise ValueError(f"{where}: unknown status {status!r}")
                 ents = row["entities"]
                 if (status == "failed") != (ents is None):
-                    raise ValueError(
-                        f"{where}: entities must be null exactly when status is failed"
-                    )
+                    raise ValueError(f"{where}: entities must be null exactly when status is failed")
                 pred = ParseResult(
                     None if ents is None else _gold_entities(ents, where), status, row.get("error")
                 )

@@ -1,0 +1,297 @@
+"""The benchmark table, in the research's format: model, size, precision, recall, F1, level, notes.
+
+    python -m jobs.bench (or launch bench) RUN_DIR [RUN_DIR ...] [--out DIR] [--no-wandb]
+
+One row per evaluated checkpoint (every `<run_dir>/results/*/metrics.json`; F1 is the strict
+entity F1, or the token F1 for an eval recipe with `eval.level: token`), then the research's
+published rows, marked as published. Writes `benchmark.md`, `benchmark.csv` (full-precision
+numbers plus run, checkpoint and step columns) and `f1_by_step.png` (F1 by checkpoint step, one
+line per run) into the output directory, and a W&B Table (job_type bench) unless W&B is
+disabled. No torch: `launch bench` imports this module in the launcher process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from launcher.evaluation import read_metrics, training_run_of
+
+COLUMNS = ("model", "size", "precision", "recall", "F1", "level", "notes")
+CSV_COLUMNS = ("model", "size", "precision", "recall", "f1", "level", "notes", "published", "run",
+               "checkpoint", "step")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table; `published` rows come from the research, the rest from metrics.json."""
+
+    model: str
+    size: str
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    level: str
+    notes: str
+    published: bool = False
+    run: str | None = None
+    checkpoint: str | None = None
+    step: int | None = None
+
+
+PUBLISHED: tuple[Row, ...] = (
+    Row("DeepSeek-R1-Distill-Qwen-1.5B", "1.5B", None, None, 0.8711, "entity",
+        "published: full fine-tune, 4 GPUs, DeepSpeed ZeRO-1, fp16, 20 epochs", True),
+    Row("DeepSeek-R1-Distill-Qwen-7B", "7B", None, None, 0.8611, "entity",
+        "published: full fine-tune, DeepSpeed ZeRO-3 with CPU offload; Int8 eval", True),
+    Row("DeepSeek-R1-Distill-Qwen-7B", "7B", 0.8638, 0.8585, 0.8611, "entity",
+        "published: the research's own (seed) metric on its 1,000 outputs", True),
+    Row("spaCy md", "", None, None, 0.8483, "entity", "published: fine-tuned 50 epochs", True),
+    Row("spaCy lg", "", None, None, 0.8524, "entity", "published: fine-tuned 50 epochs", True),
+    Row("ELECTRA-base", "", None, None, 0.80, "entity", "published: token classification baseline", True),
+    Row("NuNER", "", None, None, 0.80, "token", "published: academic baseline, token level", True),
+)  # fmt: skip
+"""The research's table (DESIGN.md)."""
+
+
+def human_size(params: int) -> str:
+    """1777088000 -> 1.8B, 361024 -> 0.36M."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if params >= scale or (unit == "M" and params >= 1e4):
+            value = params / scale
+            return f"{value:.2g}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(params)
+
+
+def model_size(name: str, checkpoint: str | None = None) -> str:
+    """Parameter count of a model: the checkpoint's config.json, else the planner's built-in
+    table, else a size in the name (`...-7B`), else empty."""
+    from launcher.plan import arch_from_config
+    from launcher.plan_tables import find_model
+
+    config: dict[str, Any] | None = None
+    if checkpoint and Path(checkpoint, "config.json").is_file():
+        try:
+            config = json.loads(Path(checkpoint, "config.json").read_text())
+        except (OSError, ValueError):
+            config = None
+    found = find_model(name)
+    for candidate in (config, found[1] if found else None):
+        if candidate is None:
+            continue
+        try:
+            return human_size(arch_from_config(candidate, name, "bench").total_params)
+        except Exception:  # an architecture the planner does not know: try the next source
+            continue
+    m = re.search(r"(\d+(?:\.\d+)?)[bB](?![a-zA-Z])", name)
+    return f"{m.group(1)}B" if m else ""
+
+
+def _recipe(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _base_model(run_dir: Path, metrics: dict[str, Any]) -> tuple[str, str]:
+    """(model name, how it was trained) for a result found under `run_dir`."""
+    checkpoint = str(metrics.get("checkpoint") or "")
+    train_dir = training_run_of(Path(checkpoint)) if checkpoint else None
+    recipe = _recipe(train_dir or run_dir)
+    name = str((recipe.get("model") or {}).get("name_or_path") or checkpoint or "?")
+    if recipe.get("job") == "train":
+        return name, {"fft": "full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}.get(
+            str(recipe.get("method")), str(recipe.get("method"))
+        )
+    return name, ""
+
+
+def display_name(name: str) -> str:
+    """`deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B` -> `DeepSeek-R1-Distill-Qwen-1.5B`; tiny:// kept."""
+    return name if name.startswith("tiny://") else name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def run_rows(run_dir: Path) -> list[Row]:
+    """One row per `results/*/metrics.json` of a run directory, by step."""
+    rows = []
+    run_id = run_dir.name
+    for metrics_path in sorted((run_dir / "results").glob("*/metrics.json")):
+        metrics = read_metrics(metrics_path.parent)
+        if metrics is None or "strict" not in metrics:
+            continue
+        name, how = _base_model(run_dir, metrics)
+        level = metrics.get("level") or "entity"
+        numbers = metrics["token"] if level == "token" else metrics["strict"]
+        step = metrics.get("step")
+        notes = [
+            how,
+            f"{run_id} {metrics_path.parent.name}" + (f" (step {step})" if step is not None else ""),
+            f"eval {metrics.get('recipe', '?')} {metrics.get('dtype') or ''}".rstrip(),
+            f"{metrics.get('split', 'test')} n={metrics.get('sentences')}",
+            f"{metrics.get('parse_failures')} unparsed",
+        ]
+        rows.append(
+            Row(
+                model=display_name(name),
+                size=model_size(name, metrics.get("checkpoint")),
+                precision=numbers["precision"],
+                recall=numbers["recall"],
+                f1=numbers["f1"],
+                level=level,
+                notes=", ".join(n for n in notes if n),
+                run=run_id,
+                checkpoint=metrics_path.parent.name,
+                step=step,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.step is None, r.step or 0, r.checkpoint or ""))
+
+
+def has_results(run_dir: Path) -> bool:
+    return any((run_dir / "results").glob("*/metrics.json"))
+
+
+def collect(run_dirs: Sequence[Path], published: bool = True) -> list[Row]:
+    """Rows of every run (in the order given), then the published rows."""
+    rows = [row for run_dir in run_dirs for row in run_rows(run_dir)]
+    return rows + list(PUBLISHED) if published else rows
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4f}"
+
+
+def _cells(row: Row) -> list[str]:
+    return [row.model, row.size or "—", _num(row.precision), _num(row.recall), _num(row.f1), row.level,
+            row.notes]  # fmt: skip
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: Sequence[Row], path: Path) -> None:
+    """Every number at full precision (`repr`), so it equals the metrics.json it came from."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            data = asdict(row)
+            writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+
+
+def plot(rows: Sequence[Row], path: Path) -> None:
+    """F1 by checkpoint step, one line per run (rows without a step are left out)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_run: dict[str, list[Row]] = {}
+    for row in rows:
+        if not row.published and row.step is not None and row.run:
+            by_run.setdefault(row.run, []).append(row)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for run, points in by_run.items():
+        points = sorted(points, key=lambda r: r.step or 0)
+        ax.plot([p.step for p in points], [p.f1 for p in points], marker="o", label=run)
+    ax.set_xlabel("checkpoint step")
+    ax.set_ylabel("strict entity F1")
+    ax.set_title("F1 by checkpoint step")
+    ax.grid(alpha=0.3)
+    if by_run:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no evaluated checkpoints", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write(rows: Sequence[Row], out: Path) -> dict[str, Path]:
+    """benchmark.md, benchmark.csv and f1_by_step.png in `out` (created)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"md": out / "benchmark.md", "csv": out / "benchmark.csv", "png": out / "f1_by_step.png"}
+    files["md"].write_text(markdown(rows))
+    write_csv(rows, files["csv"])
+    plot(rows, files["png"])
+    return files
+
+
+def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: str = "auto") -> str | None:
+    """The table (and the plot) as one W&B run, job_type bench; None when W&B is disabled."""
+    from launcher.tracking import wandb_mode
+
+    mode = wandb_mode(mode)
+    if mode == "disabled":
+        return None
+    import wandb
+
+    run = wandb.init(project=project, job_type="bench", dir=str(out), mode=mode, reinit="finish_previous",
+                     config={"rows": len(rows)})  # fmt: skip
+    table = wandb.Table(columns=list(CSV_COLUMNS))
+    for row in rows:
+        data = asdict(row)
+        table.add_data(*[data[k] for k in CSV_COLUMNS])
+    payload: dict[str, Any] = {"benchmark": table}
+    if (out / "f1_by_step.png").is_file():
+        payload["f1_by_step"] = wandb.Image(str(out / "f1_by_step.png"))
+    run.log(payload)
+    where = run.url if mode == "online" else str(Path(run.dir).parent)
+    run.finish()
+    return where
+
+
+def wandb_project(run_dirs: Sequence[Path]) -> str:
+    """The W&B project of the first run that names one."""
+    for run_dir in run_dirs:
+        project = ((_recipe(run_dir).get("tracking") or {}).get("wandb") or {}).get("project")
+        if project:
+            return str(project)
+    return "recipe-launcher"
+
+
+def table(rows: Sequence[Row]) -> Any:
+    """A rich Table of the rows (published ones dimmed)."""
+    from rich.table import Table
+
+    t = Table(title="benchmark (GMB NER)", title_justify="left")
+    for col in COLUMNS:
+        numeric = col in ("precision", "recall", "F1")
+        t.add_column(col, justify="right" if numeric else "left", no_wrap=col != "notes", overflow="fold")
+    for row in rows:
+        t.add_row(*_cells(row), style="dim" if row.published else None)
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--no-wandb", action="store_true")
+    args = parser.parse_args(argv)
+    rows = collect(args.run_dirs)
+    files = write(rows, args.out)
+    if not args.no_wandb:
+        log_wandb(rows, args.out, wandb_project(args.run_dirs))
+    sys.stdout.write(markdown(rows))
+    print(f"wrote {', '.join(str(p) for p in files.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
