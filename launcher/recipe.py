@@ -152,6 +152,11 @@ class EvalSpec(Strict):
     shots: int = Field(0, ge=0)
     confidence: Literal["none", "verbal", "logprobs", "auto"] = "auto"
     api: ApiSpec | None = None
+    only: bool = Field(
+        False,
+        description="score model.name_or_path (a checkpoint) on the test split without training: how "
+        "launch reeval runs a job kind that is its own evaluator (spacy, token_classification)",
+    )
     results_dir: str | None = Field(
         None,
         description="where jobs.evaluate writes metrics.json and predictions.jsonl; default "
