@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from launcher.errors import UserError
+from launcher.jobkinds import kind_of
 from launcher.recipe import Recipe
 
 TINY_PREFIX = "tiny://"
@@ -32,9 +33,7 @@ def check_inputs(recipe: Recipe) -> None:
             f"{recipe.data.dataset} data shipped with the project"
         )
     allowed = DATASETS_BY_TASK[recipe.task]
-    if recipe.job in ("train", "evaluate", "spacy", "token_classification", "classify") and (
-        recipe.data.dataset not in allowed
-    ):
+    if kind_of(recipe).reads_data and recipe.data.dataset not in allowed:
         raise UserError(
             f"{src}: data.dataset: '{recipe.data.dataset}' does not suit task {recipe.task}; "
             f"valid: {', '.join(allowed)}"

@@ -32,6 +32,8 @@ class JobKind:
     tasks: the recipe tasks it accepts.
     evaluator: the kind that scores one checkpoint of this kind in `launch reeval`.
     engines: the values of the recipe's top-level `engine` it runs with.
+    methods: `method` (fft, lora, qlora) means something to it (shown in `launch recipes`).
+    reads_data: it reads `data.dataset`, which must then suit the task.
     validate: rules that need nothing but the recipe.
     """
 
@@ -43,6 +45,8 @@ class JobKind:
     tasks: tuple[str, ...]
     evaluator: str | None = None
     engines: tuple[str, ...] = ("hf",)
+    methods: bool = False
+    reads_data: bool = True
     validate: Callable[[Recipe], None] | None = None
 
     @property
@@ -81,7 +85,8 @@ KINDS: dict[str, JobKind] = {
     k.name: k
     for k in (
         JobKind("train", trains=True, multi_node=True, torchrun=True, planner="training",
-                tasks=("ner",), evaluator="evaluate", engines=("hf", "axolotl"), validate=_train_rules),
+                tasks=("ner",), evaluator="evaluate", engines=("hf", "axolotl"), methods=True,
+                validate=_train_rules),
         JobKind("evaluate", trains=False, multi_node=False, torchrun=False, planner="generation",
                 tasks=("ner",), validate=_evaluate_rules),
         JobKind("spacy", trains=True, multi_node=False, torchrun=False, planner="cpu",
@@ -91,7 +96,7 @@ KINDS: dict[str, JobKind] = {
         JobKind("classify", trains=False, multi_node=False, torchrun=False, planner="none",
                 tasks=("classification",)),
         JobKind("smoke", trains=True, multi_node=False, torchrun=False, planner="none",
-                tasks=("ner", "classification"), evaluator="evaluate"),
+                tasks=("ner", "classification"), evaluator="evaluate", reads_data=False),
     )
 }  # fmt: skip
 JOB_NAMES: tuple[str, ...] = tuple(KINDS)

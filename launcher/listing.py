@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from launcher import paths
+from launcher.jobkinds import KINDS
 from launcher.registry import RunRow
 from launcher.runfiles import read_launch_info
 from launcher.uploads import UploadState, upload_state
@@ -68,8 +69,11 @@ def recipe_table() -> Table:
         gpus = f"{res.get('nodes', 1)}x{per_node}" if per_node else "cpu"
         model = str((data.get("model") or {}).get("name_or_path", "")).rsplit("/", 1)[-1]
         job = str(data.get("job", "?"))
-        if job == "train":
-            job = f"train/{data.get('method', 'fft')}"
+        kind = KINDS.get(job)
+        if kind is not None and kind.methods:
+            job = f"{job}/{data.get('method', 'fft')}"
+        if kind is not None and not kind.implemented:
+            job += " (not yet)"
         rows.append([name, job, gpus, model, data.get("_error") or header_comment(path)])
     return _table("recipes", ["name", "job", "GPUs", "model", "what"], rows)
 

@@ -154,11 +154,15 @@ def test_every_and_last_on_the_command_line(
 def test_follow_exits_non_zero_when_an_evaluation_fails(
     reevaluated: subprocess.CompletedProcess, trained: Path, run: Run
 ) -> None:
+    # A directory that holds no tokenizer passes every launch-time check and fails in the job.
+    # (eval.engine=openai, used before, is now refused by `launch reeval` itself: exit 2.)
     proc = run("reeval", trained.name, "--cluster", "local", "--last", "1", "--follow",
-               "--set", "eval.engine=openai")  # fmt: skip
+               "--set", f"model.tokenizer={trained / 'logs'}")  # fmt: skip
     assert proc.returncode == 1, proc.stderr
-    assert ": failed" in proc.stderr and "eval.engine: openai" in proc.stderr
+    assert ": failed" in proc.stderr and "logs" in proc.stderr
     assert "0/1 evaluation(s) completed" in proc.stderr
+    refused = run("reeval", trained.name, "--cluster", "local", "--last", "1", "--set", "eval.engine=openai")
+    assert refused.returncode == 2 and "eval.engine: openai is for the classify job" in refused.stderr
 
 
 @pytest.mark.slow

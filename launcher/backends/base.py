@@ -7,13 +7,17 @@ import os
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from launcher.cluster import ClusterProfile
 from launcher.run import Run
+from launcher.spec import LaunchSpec, build_spec
 from launcher.tracking import redact_env
+
+P = TypeVar("P")
 
 
 class JobState(str, Enum):
@@ -51,15 +55,30 @@ def overall_state(states: Sequence[JobState]) -> JobState:
 
 
 @dataclass
-class Request:
-    """Everything a submit needs. `materialize()` is the exact script that gets submitted."""
+class Request(Generic[P]):
+    """Everything a submit needs. `materialize()` is the exact script that gets submitted.
+
+    `spec` is what the backend translated; `payload` is the backend's own typed rendering of it
+    (sbatch options, supervisor settings, a Ray job). `run` is the launcher's handle on the run
+    directory: backends read `spec`, never `run.recipe`.
+    """
 
     run: Run
+    spec: LaunchSpec
     script: str
-    env: dict[str, str] = field(default_factory=dict)
-    gpus: int = 0
-    name: str = ""
-    details: dict[str, object] = field(default_factory=dict)
+    payload: P
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.spec.env
+
+    @property
+    def gpus(self) -> int:
+        return self.spec.gpus_per_node
+
+    @property
+    def name(self) -> str:
+        return self.spec.run_id
 
     def materialize(self) -> str:
         return self.script
@@ -68,21 +87,8 @@ class Request:
         """The script plus the environment the job will see (secrets redacted), for --dry-run."""
         shown = redact_env(self.env)
         env_lines = "\n".join(f"#   {k}={shlex.quote(v)}" for k, v in sorted(shown.items()))
-        head = f"# run directory: {self.run.run_dir}\n# environment passed to the job:\n{env_lines}"
+        head = f"# run directory: {self.spec.run_dir}\n# environment passed to the job:\n{env_lines}"
         return f"{self.materialize().rstrip()}\n\n{head}\n"
-
-
-def job_command(run_dir: Path, job: str, python: str = "python") -> list[str]:
-    """`python -m jobs.<job> --run-dir DIR`: how every backend starts a job."""
-    return [python, "-m", f"jobs.{job}", "--run-dir", str(run_dir)]
-
-
-def job_env(run: Run) -> dict[str, str]:
-    """Variables the job gets on top of the submitting environment (never secrets)."""
-    env = {"LAUNCH_RUN_ID": run.run_id, "LAUNCH_RUN_DIR": str(run.run_dir), "PYTHONUNBUFFERED": "1"}
-    env.update(run.profile.env)
-    env.update(run.recipe.env)
-    return env
 
 
 def passthrough_env() -> dict[str, str]:
@@ -91,7 +97,7 @@ def passthrough_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
 
 
-class Backend(ABC):
+class Backend(ABC, Generic[P]):
     """One scheduler. Subclasses live in one module each and are listed in BACKENDS."""
 
     name: str
@@ -99,19 +105,25 @@ class Backend(ABC):
     def __init__(self, profile: ClusterProfile) -> None:
         self.profile = profile
 
-    @abstractmethod
-    def dryrun(self, run: Run) -> Request:
+    def dryrun(self, run: Run) -> Request[P]:
         """Build the request; pure: no scheduler calls, nothing written."""
+        spec = build_spec(run)
+        script, payload = self.translate(spec)
+        return Request(run, spec, script, payload)
 
     @abstractmethod
-    def submit(self, request: Request) -> str:
+    def translate(self, spec: LaunchSpec) -> tuple[str, P]:
+        """The exact script or text to submit for `spec`, and the backend's typed payload."""
+
+    @abstractmethod
+    def submit(self, request: Request[P]) -> str:
         """Submit one request (its run directory already exists); return the job id."""
 
-    def check(self, requests: Sequence[Request]) -> None:
+    def check(self, requests: Sequence[Request[P]]) -> None:
         """Checks only the scheduler can answer, before anything is created; raise UserError."""
         return None
 
-    def submit_array(self, requests: Sequence[Request], max_parallel: int) -> list[str]:
+    def submit_array(self, requests: Sequence[Request[P]], max_parallel: int) -> list[str]:
         """Submit N requests, at most `max_parallel` running at once; default: one by one.
 
         A backend that submits them as one job may rewrite each run's submit.sh with what it sent."""

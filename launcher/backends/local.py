@@ -19,13 +19,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from launcher import paths
-from launcher.backends.base import Backend, JobState, Request, job_command, job_env
+from launcher.backends.base import Backend, JobState, Request
 from launcher.backends.follow import follow_files
-from launcher.run import Run
 from launcher.runfiles import atomic_write_json
+from launcher.spec import LaunchSpec
 
 STATE_FILE = ".local_state.json"
 
@@ -50,19 +51,15 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def command_line(run: Run, python: str) -> list[str]:
-    """The job's command: torchrun for a multi-GPU or DeepSpeed train job, else plain python -m."""
-    gpus = run.recipe.resources.gpus_per_node
-    deepspeed = run.recipe.distributed.strategy == "deepspeed"
-    if run.recipe.job == "train" and (gpus > 1 or deepspeed):
-        return [
-            python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={max(gpus, 1)}",
-            "-m", "jobs.train", "--run-dir", str(run.run_dir),
-        ]  # fmt: skip
-    return job_command(run.run_dir, run.recipe.job, python)
+@dataclass(frozen=True)
+class LocalPayload:
+    """What the supervisor needs besides the script: the GPUs it may hand out, the time limit."""
+
+    gpu_ids: tuple[int, ...]
+    time_limit_s: int
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend[LocalPayload]):
     name = "local"
 
     def _gpu_ids(self) -> list[int]:
@@ -72,33 +69,29 @@ class LocalBackend(Backend):
         gpu = self.profile.gpus
         return list(range(gpu.per_node)) if gpu else []
 
-    def dryrun(self, run: Run) -> Request:
+    def translate(self, spec: LaunchSpec) -> tuple[str, LocalPayload]:
         python = (self.profile.local and self.profile.local.python) or sys.executable
-        env = job_env(run)
-        gpus = run.recipe.resources.gpus_per_node
-        exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items())
+        exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in spec.env.items())
+        gpus = spec.gpus_per_node
         script = (
             "#!/usr/bin/env bash\n"
-            f"# recipe-launcher run {run.run_id}: recipe {run.recipe.name} on cluster "
-            f"{run.profile.name} (local backend)\n"
+            f"# recipe-launcher run {spec.run_id}: recipe {spec.recipe_name} on cluster "
+            f"{spec.cluster} (local backend)\n"
             f"# needs {gpus} GPU(s); the supervisor sets CUDA_VISIBLE_DEVICES before running this\n"
             "set -euo pipefail\n"
             f"cd {shlex.quote(str(paths.PROJECT_ROOT))}\n"
             f"{exports}\n"
-            f"exec {shlex.join(command_line(run, python))}\n"
+            f"exec {shlex.join(spec.local_command(python))}\n"
         )
-        return Request(
-            run=run, script=script, env=env, gpus=gpus, name=run.run_id,
-            details={"gpu_ids": self._gpu_ids(), "time_limit_s": run.recipe.resources.seconds},
-        )  # fmt: skip
+        return script, LocalPayload(tuple(self._gpu_ids()), spec.time_s)
 
-    def submit(self, request: Request) -> str:
-        run_dir = request.run.run_dir
-        gpu_ids = ",".join(str(i) for i in request.details.get("gpu_ids", []))  # type: ignore[union-attr]
+    def submit(self, request: Request[LocalPayload]) -> str:
+        run_dir = request.spec.run_dir
+        gpu_ids = ",".join(str(i) for i in request.payload.gpu_ids)
         cmd = [
             sys.executable, "-m", "launcher.backends.local", "--run-dir", str(run_dir),
             "--gpus", str(request.gpus), "--gpu-ids", gpu_ids,
-            "--time-limit", str(request.details.get("time_limit_s", 0)),
+            "--time-limit", str(request.payload.time_limit_s),
         ]  # fmt: skip
         atomic_write_json(run_dir / STATE_FILE, {"state": "pending"})
         with open(run_dir / "logs" / "supervisor.log", "ab") as log:

@@ -28,7 +28,7 @@ its run directory by absolute path: with a head on this machine that just works;
 cluster the runs root ($LAUNCH_RUNS) must be a filesystem shared at the same path by this machine
 and the nodes (the wrapper fails with exit 2 and says so otherwise).
 
-Environment: the job gets `job_env(run)` and the submitting shell's `passthrough_env()` (W&B, AWS,
+Environment: the job gets the LaunchSpec environment and the submitting shell's `passthrough_env()` (W&B, AWS,
 HF, ... keys) through runtime_env `env_vars` at submit time. submit.sh holds the job spec as YAML,
 secret values redacted; secrets are never written anywhere.
 
@@ -37,27 +37,21 @@ timeout). When the cluster no longer knows a job (a restarted head), the wrapper
 `.ray_exit.json` still gives the outcome.
 
 Arrays: with `max_parallel` >= N the N jobs are submitted at once and Ray's resource accounting
-queues what does not fit (GPUs are never oversubscribed). With a smaller cap the launcher submits
-one small supervisor job (`ray_agent array`, no resources reserved, on the head node) that holds
-the N job specs with their pre-assigned submission ids and submits the next one whenever fewer
-than `max_parallel` are unfinished. Until then an entry is pending ("queued by array supervisor");
-cancelling it claims its submission id with a stopped placeholder, so the supervisor skips it.
-The cap lives in the cluster: it holds when this machine is switched off.
+queues what does not fit (GPUs are never oversubscribed); with a smaller cap one supervisor job
+keeps the cap in the cluster (`launcher/backends/ray_array.py`). Addresses, the head and node
+inventory: `launcher/backends/ray_cluster.py`. `status()` only reads; `logs()` saves Ray's log
+of a job that ended without running into its run directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,14 +61,23 @@ from urllib.parse import urlsplit
 import yaml
 
 from launcher import paths
-from launcher.backends import ray_agent
-from launcher.backends.base import Backend, JobState, Request, job_env, passthrough_env
+from launcher.backends import ray_agent, ray_array
+from launcher.backends.base import Backend, JobState, Request, passthrough_env
 from launcher.backends.follow import follow_files
-from launcher.backends.local import command_line
+from launcher.backends.ray_cluster import (
+    Endpoint,
+    NodeResources,
+    answers,
+    cluster_nodes,
+    job_client_class,
+    last_line,
+    resolve_address,
+    start_local_head,
+)
 from launcher.cluster import ClusterProfile, RaySpec
 from launcher.errors import UserError
-from launcher.run import Run
 from launcher.runfiles import atomic_write_json
+from launcher.spec import LaunchSpec
 from launcher.tracking import redact_env
 
 RAY_STATES: dict[str, JobState] = {
@@ -93,146 +96,6 @@ EXCLUDES = [
     "*.pt", "*.pth", "*.bin", "*.safetensors", "*.ckpt", "*.gguf",
 ]  # fmt: skip
 """Never uploaded with the project (on top of what .gitignore says): run outputs, caches, weights."""
-
-INSTALL_HINT = "pip install -e '.[ray]' (ray[default], which has the Jobs API client)"
-OBJECT_STORE_BYTES = 200_000_000
-HEAD_START_TIMEOUT = 180
-ARRAY_PREFIX = "launch-array-"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the Jobs API answers, and whether that is this machine."""
-
-    url: str
-    on_this_machine: bool
-    start_if_down: bool
-
-
-def resolve_address(spec: RaySpec, source: str = "<cluster>") -> Endpoint:
-    """`ray.address` -> the Jobs API URL (see the module docstring); a bad address is a UserError."""
-    address = spec.address.strip()
-    if address == "local":
-        return Endpoint(f"http://127.0.0.1:{spec.dashboard_port}", True, True)
-    if "://" not in address:
-        address = f"http://{address}"
-    parts = urlsplit(address)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https", "ray") or not parts.hostname or port == -1:
-        raise UserError(
-            f"{source}: ray.address: '{spec.address}' is not an address; valid: local, "
-            "http://HOST:8265 (the dashboard's Jobs API) or ray://HOST:10001"
-        )
-    host = parts.hostname
-    shown = f"[{host}]" if ":" in host else host
-    if parts.scheme == "ray":
-        url = f"http://{shown}:{spec.dashboard_port}"
-    else:
-        url = f"{parts.scheme}://{shown}:{port or (443 if parts.scheme == 'https' else 8265)}"
-    return Endpoint(url, host in ("127.0.0.1", "localhost", "::1"), False)
-
-
-def _get_json(url: str, timeout: float = 5.0) -> Any:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)
-
-
-def answers(url: str, timeout: float = 5.0) -> str | None:
-    """None when the Jobs API at `url` answers, else why not (one line)."""
-    try:
-        _get_json(f"{url}/api/version", timeout)
-        return None
-    except urllib.error.HTTPError as err:
-        return f"HTTP {err.code} from /api/version: not a Ray dashboard?"
-    except urllib.error.URLError as err:
-        return str(err.reason)
-    except (OSError, ValueError) as err:
-        return str(err) or type(err).__name__
-
-
-@dataclass
-class NodeResources:
-    cpus: float
-    gpus: float
-    memory: float
-
-
-def cluster_nodes(url: str) -> list[NodeResources] | None:
-    """The alive nodes' total resources from the dashboard's state API; None when it cannot say."""
-    try:
-        data = _get_json(f"{url}/api/v0/nodes?limit=10000&detail=false", timeout=10)
-        nodes = data["data"]["result"]["result"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    found = []
-    for node in nodes:
-        if node.get("state") != "ALIVE":
-            continue
-        total = node.get("resources_total") or {}
-        found.append(NodeResources(total.get("CPU", 0.0), total.get("GPU", 0.0), total.get("memory", 0.0)))
-    return found
-
-
-def start_local_head(
-    dashboard_port: int,
-    num_cpus: int,
-    num_gpus: int | None = None,
-    extra: Sequence[str] = (),
-) -> int:
-    """`ray start --head` on loopback in its own session; wait until its Jobs API answers.
-
-    Returns the process group of the head's processes. The launcher's passthrough variables
-    (secrets) are kept out of the head's environment: each job gets them in its runtime_env."""
-    cmd = [
-        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--disable-usage-stats",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-        f"--object-store-memory={OBJECT_STORE_BYTES}", f"--num-cpus={num_cpus}",
-        *([f"--num-gpus={num_gpus}"] if num_gpus is not None else []), *extra,
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in passthrough_env()}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    try:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            env=env, start_new_session=True,
-        )  # fmt: skip
-        out, _ = proc.communicate(timeout=HEAD_START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise UserError(f"`ray start --head` did not finish within {HEAD_START_TIMEOUT} s") from None
-    except OSError as err:
-        raise UserError(f"could not run `ray start --head`: {err}") from None
-    if proc.returncode != 0:
-        lines = [line for line in (out or "").splitlines() if line.strip()]
-        why = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise UserError(f"`ray start --head` failed: {why.strip()}")
-    url = f"http://127.0.0.1:{dashboard_port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            _get_json(f"{url}/api/jobs/", timeout=5)
-            return proc.pid
-        time.sleep(0.5)
-    raise UserError(f"a Ray head was started but its Jobs API at {url} does not answer")
-
-
-def _job_client_class() -> Any:
-    """ray.job_submission.JobSubmissionClient, imported only here (ray is an extra)."""
-    try:
-        from ray.job_submission import JobSubmissionClient
-    except ImportError as err:
-        raise UserError(f"backend ray needs the Ray Jobs client ({err}): {INSTALL_HINT}") from None
-    for name in [n for n in logging.root.manager.loggerDict if n == "ray" or n.startswith("ray.")]:
-        logging.getLogger(name).setLevel(logging.ERROR)  # upload chatter would break our output
-    return JobSubmissionClient
-
-
-def _last_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
 
 
 def _ray_state(details: Any) -> JobState:
@@ -263,7 +126,14 @@ def _index_dir() -> Path:
     return path
 
 
-class RayBackend(Backend):
+@dataclass(frozen=True)
+class RayPayload:
+    """The keyword arguments of JobSubmissionClient.submit_job (passthrough variables added at submit)."""
+
+    job: dict[str, Any]
+
+
+class RayBackend(Backend[RayPayload]):
     name = "ray"
 
     def __init__(self, profile: ClusterProfile) -> None:
@@ -291,7 +161,7 @@ class RayBackend(Backend):
 
     # ------------------------------------------------------------------ the job spec
 
-    def _python(self) -> str:
+    def python(self) -> str:
         return self.spec.python or (sys.executable if self.endpoint.on_this_machine else "python")
 
     def _excludes(self) -> list[str]:
@@ -300,43 +170,42 @@ class RayBackend(Backend):
             excludes.append("/" + paths.runs_root().relative_to(paths.PROJECT_ROOT).as_posix())
         return excludes
 
-    def _entrypoint(self, words: list[str]) -> str:
+    def entrypoint(self, words: list[str]) -> str:
         line = shlex.join(words)
         if self.spec.working_dir == "shared":
             return f"cd {shlex.quote(str(paths.PROJECT_ROOT))} && exec {line}"
         return f"exec {line}"
 
-    def _runtime_env(self, env_vars: dict[str, str]) -> dict[str, Any]:
+    def runtime_env(self, env_vars: dict[str, str]) -> dict[str, Any]:
         if self.spec.working_dir == "shared":
             return {"env_vars": env_vars}
         return {"working_dir": str(paths.PROJECT_ROOT), "excludes": self._excludes(), "env_vars": env_vars}
 
-    def job_spec(self, run: Run) -> dict[str, Any]:
+    def job_spec(self, job: LaunchSpec) -> dict[str, Any]:
         """The keyword arguments of JobSubmissionClient.submit_job, without passthrough variables."""
-        res = run.recipe.resources
-        python = self._python()
+        python = self.python()
         words = [
-            python, "-m", "launcher.backends.ray_agent", "job", "--run-dir", str(run.run_dir),
-            "--time-limit", str(res.seconds), "--", *command_line(run, python),
+            python, "-m", "launcher.backends.ray_agent", "job", "--run-dir", str(job.run_dir),
+            "--time-limit", str(job.time_s), "--", *job.local_command(python),
         ]  # fmt: skip
         spec: dict[str, Any] = {
-            "submission_id": run.run_id,
-            "entrypoint": self._entrypoint(words),
-            "entrypoint_num_cpus": res.cpus_per_gpu * max(res.gpus_per_node, 1),
-            "entrypoint_num_gpus": res.gpus_per_node,
+            "submission_id": job.run_id,
+            "entrypoint": self.entrypoint(words),
+            "entrypoint_num_cpus": job.cpus_per_task,
+            "entrypoint_num_gpus": job.gpus_per_node,
         }
-        if res.mem_gb:
-            spec["entrypoint_memory"] = int(res.mem_gb * 1024**3)
-        spec["runtime_env"] = self._runtime_env(job_env(run))
+        if job.mem_gb:
+            spec["entrypoint_memory"] = int(job.mem_gb * 1024**3)
+        spec["runtime_env"] = self.runtime_env(dict(job.env))
         spec["metadata"] = {
-            "launch_run_id": run.run_id, "launch_run_dir": str(run.run_dir),
-            "launch_recipe": run.recipe.name, "launch_cluster": self.profile.name,
+            "launch_run_id": job.run_id, "launch_run_dir": str(job.run_dir),
+            "launch_recipe": job.recipe_name, "launch_cluster": self.profile.name,
             "launch_gpus": str(spec["entrypoint_num_gpus"]), "launch_cpus": str(spec["entrypoint_num_cpus"]),
             "launch_memory": str(spec.get("entrypoint_memory", 0)),
         }  # fmt: skip
         return spec
 
-    def _spec_text(self, spec: dict[str, Any], title: str) -> str:
+    def spec_text(self, spec: dict[str, Any], title: str) -> str:
         """YAML of a spec with the passthrough variables it will get, secret values redacted."""
         shown = json.loads(json.dumps(spec))
         env = shown.get("runtime_env", {}).get("env_vars", {})
@@ -352,11 +221,10 @@ class RayBackend(Backend):
         )
         return head + yaml.safe_dump(shown, sort_keys=False, width=1000)
 
-    def dryrun(self, run: Run) -> Request:
-        res = run.recipe.resources
-        if res.nodes > 1:
+    def translate(self, job: LaunchSpec) -> tuple[str, RayPayload]:
+        if job.nodes > 1:
             raise UserError(
-                f"{run.recipe.source}: resources.nodes: {res.nodes} but the Ray backend runs a job on "
+                f"{job.source}: resources.nodes: {job.nodes} but the Ray backend runs a job on "
                 "one node; valid: 1 (multi-node training: the slurm backend)"
             )
         self.endpoint  # noqa: B018 - a bad address is an error at dry-run time too
@@ -365,18 +233,9 @@ class RayBackend(Backend):
                 f"{self._source}: ray.working_dir: upload needs the project checkout, but the "
                 f"launcher runs from {paths.PROJECT_ROOT}; install it with pip install -e . from a checkout"
             )
-        spec = self.job_spec(run)
-        title = (
-            f"recipe-launcher run {run.run_id}: recipe {run.recipe.name} on cluster {run.profile.name} (ray)"
-        )
-        return Request(
-            run=run, script=self._spec_text(spec, title), env=job_env(run), gpus=res.gpus_per_node,
-            name=run.run_id, details={"ray_job": spec},
-        )  # fmt: skip
-
-    def _spec(self, request: Request) -> dict[str, Any]:
-        spec: dict[str, Any] = request.details["ray_job"]  # type: ignore[assignment]
-        return spec
+        spec = self.job_spec(job)
+        title = f"recipe-launcher run {job.run_id}: recipe {job.recipe_name} on cluster {job.cluster} (ray)"
+        return self.spec_text(spec, title), RayPayload(spec)
 
     # ------------------------------------------------------------------ reaching the cluster
 
@@ -399,11 +258,11 @@ class RayBackend(Backend):
         if why is not None:
             self._down = self._unreachable(why)
             raise UserError(self._down)
-        client_class = _job_client_class()
+        client_class = job_client_class()
         try:
             self._client_obj = client_class(endpoint.url)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise UserError(f"{self._source}: ray.address: {endpoint.url}: {_last_line(err)}") from None
+            raise UserError(f"{self._source}: ray.address: {endpoint.url}: {last_line(err)}") from None
         return self._client_obj
 
     def _unreachable(self, why: str) -> str:
@@ -418,7 +277,7 @@ class RayBackend(Backend):
             "is its head running with the dashboard (ray start --head --dashboard-host 0.0.0.0)?"
         )
 
-    def check(self, requests: Sequence[Request]) -> None:
+    def check(self, requests: Sequence[Request[RayPayload]]) -> None:
         """Reach the cluster (starting a local head if the profile says local) and refuse a job
         that no node of it can hold. A cluster that does not report its nodes is not checked."""
         self._client(start=True)
@@ -427,13 +286,12 @@ class RayBackend(Backend):
             return
         self._nodes = nodes
         for request in requests:
-            problem = self._shortfall(self._spec(request), nodes, request.run)
+            problem = self._shortfall(request.payload.job, nodes, request.spec.source)
             if problem:
                 raise UserError(problem)
 
-    def _shortfall(self, spec: dict[str, Any], nodes: list[NodeResources], run: Run | None) -> str | None:
+    def _shortfall(self, spec: dict[str, Any], nodes: list[NodeResources], source: str) -> str | None:
         """Why no single node can run the job (GPUs first), or None."""
-        source = run.recipe.source if run else "the job"
         gpus, cpus = _whole(spec.get("entrypoint_num_gpus", 0)), _whole(spec.get("entrypoint_num_cpus", 0))
         memory = spec.get("entrypoint_memory", 0)
         where = f"Ray cluster at {self.endpoint.url}"
@@ -461,68 +319,34 @@ class RayBackend(Backend):
 
     # ------------------------------------------------------------------ submitting
 
-    def _submit_spec(self, client: Any, spec: dict[str, Any]) -> str:
+    def submit_spec(self, client: Any, spec: dict[str, Any]) -> str:
         runtime_env = dict(spec["runtime_env"])
         runtime_env["env_vars"] = {**passthrough_env(), **runtime_env.get("env_vars", {})}
         try:
             job_id: str = client.submit_job(**{**spec, "runtime_env": runtime_env})
         except (RuntimeError, ValueError, ConnectionError, OSError) as err:
             raise UserError(
-                f"the Ray cluster at {self.endpoint.url} refused the job: {_last_line(err)}"
+                f"the Ray cluster at {self.endpoint.url} refused the job: {last_line(err)}"
             ) from None
         return job_id
 
-    def _remember(self, job_id: str, run_dir: Path) -> None:
+    def remember(self, job_id: str, run_dir: Path) -> None:
         atomic_write_json(
             _index_dir() / f"{job_id}.json", {"run_dir": str(run_dir), "url": self.endpoint.url}
         )
 
-    def submit(self, request: Request) -> str:
+    def submit(self, request: Request[RayPayload]) -> str:
         """Submit the run's job spec (submit.sh holds it, secrets redacted); the id is the run id."""
         client = self._client(start=True)
-        job_id = self._submit_spec(client, self._spec(request))
-        self._remember(job_id, request.run.run_dir)
+        job_id = self.submit_spec(client, request.payload.job)
+        self.remember(job_id, request.spec.run_dir)
         return job_id
 
-    def array_spec(self, requests: Sequence[Request], max_parallel: int) -> dict[str, Any]:
-        """The supervisor job that submits `requests` at most `max_parallel` at a time."""
-        runs = [r.run for r in requests]
-        entries = []
-        for request in requests:
-            entry = dict(self._spec(request))
-            entry["runtime_env"] = {k: v for k, v in entry["runtime_env"].items() if k != "working_dir"}
-            entries.append(entry)
-        payload = {
-            "address": self.endpoint.url, "max_parallel": max_parallel, "entries": entries,
-            "inherit": sorted(passthrough_env()), "upload": self.spec.working_dir == "upload",
-        }  # fmt: skip
-        python = self._python()
-        return {
-            "submission_id": ARRAY_PREFIX + runs[0].run_id,
-            "entrypoint": self._entrypoint([python, "-m", "launcher.backends.ray_agent", "array"]),
-            "runtime_env": self._runtime_env({ray_agent.ARRAY_ENV: ray_agent.encode_spec(payload)}),
-            "metadata": {
-                "launch_array_entries": ",".join(r.run_id for r in runs),
-                "launch_max_parallel": str(max_parallel),
-            },
-        }
+    def array_script(self, requests: Sequence[Request[RayPayload]], max_parallel: int) -> str:
+        return ray_array.array_script(self, requests, max_parallel)
 
-    def array_script(self, requests: Sequence[Request], max_parallel: int) -> str:
-        """What submit_array sends: the supervisor (when the cap is below N), then each entry."""
-        parts = []
-        if len(requests) > 1 and max_parallel < len(requests):
-            spec = self.array_spec(requests, max_parallel)
-            title = (
-                f"array supervisor for {len(requests)} runs, at most {max_parallel} at once: it submits the "
-                f"entries below ({ray_agent.ARRAY_ENV} holds them) as slots free up"
-            )
-            spec["runtime_env"]["env_vars"][ray_agent.ARRAY_ENV] = "<the entries below, as zlib+base64 JSON>"
-            parts.append(self._spec_text(spec, title))
-        parts += [r.materialize() for r in requests]
-        return "---\n".join(parts)
-
-    def submit_array(self, requests: Sequence[Request], max_parallel: int) -> list[str]:
-        """N jobs at once when the cap allows, else one supervisor job (see the module docstring)."""
+    def submit_array(self, requests: Sequence[Request[RayPayload]], max_parallel: int) -> list[str]:
+        """N jobs at once when the cap allows, else one supervisor job (see ray_array)."""
         if not requests:
             return []
         client = self._client(start=True)
@@ -538,17 +362,7 @@ class RayBackend(Backend):
                         client.stop_job(job_id)
                 raise
             return done
-        spec = self.array_spec(requests, cap)
-        note = (
-            f"# submitted by array supervisor {spec['submission_id']} (Ray job), at most {cap} of "
-            f"{len(requests)} at once: it submits this spec when a slot frees up\n"
-        )
-        for request in requests:
-            (request.run.run_dir / "submit.sh").write_text(note + request.materialize())
-        self._submit_spec(client, spec)
-        for request in requests:
-            self._remember(request.run.run_id, request.run.run_dir)
-        return [r.run.run_id for r in requests]
+        return ray_array.submit_supervised(self, client, requests, cap)
 
     # ------------------------------------------------------------------ watching
 
@@ -565,7 +379,7 @@ class RayBackend(Backend):
             self._down = str(err)
             return {job_id: self._recorded(job_id) for job_id in ids}
         except (ConnectionError, RuntimeError, OSError) as err:
-            self._down = self._unreachable(_last_line(err))
+            self._down = self._unreachable(last_line(err))
             return {job_id: self._recorded(job_id) for job_id in ids}
         self._down = None
         jobs = {d.submission_id: d for d in listed if d.submission_id}
@@ -582,8 +396,6 @@ class RayBackend(Backend):
                 states[job_id] = _ray_state(details)
                 if states[job_id] is JobState.FAILED and self._index(job_id).get("cancel_requested"):
                     states[job_id] = JobState.CANCELLED  # killed while it waited: see cancel()
-                if states[job_id].is_terminal:
-                    self._save_logs(job_id, details)
             elif job_id in supervisors:
                 supervisor = supervisors[job_id]
                 self._queued[job_id] = supervisor
@@ -597,7 +409,6 @@ class RayBackend(Backend):
         state = _ray_state(supervisor)
         if not state.is_terminal:
             return JobState.PENDING
-        self._save_logs(job_id, supervisor, supervisor_of=True)
         return JobState.CANCELLED if state is JobState.CANCELLED else JobState.FAILED
 
     def _run_dir(self, job_id: str, details: Any = None) -> Path | None:
@@ -706,18 +517,29 @@ class RayBackend(Backend):
             "entrypoint_num_cpus": float(meta.get("launch_cpus") or 0),
             "entrypoint_memory": float(meta.get("launch_memory") or 0),
         }
-        problem = self._shortfall(needs, nodes, None)
+        problem = self._shortfall(needs, nodes, "the job")
         return f"no node can hold it: {problem.split(': ', 1)[1]}" if problem else None
 
     def logs(self, run_dir: Path, job_id: str, follow: bool = False) -> Iterator[tuple[Path, str]]:
-        """The wrapper's logs/task0.{out,err}; a job that never ran gets Ray's log saved there."""
+        """The wrapper's logs/task0.{out,err}; a job that ended without running gets Ray's log
+        saved there first (status() only reads; saving is done here)."""
         files = [run_dir / "logs" / "task0.out", run_dir / "logs" / "task0.err"]
-        if not follow:
-            if not any(f.exists() for f in files):
-                self.status([job_id])
-            yield from follow_files(lambda: files, lambda: True)
+        if follow:
+            yield from follow_files(lambda: files, self._ended(job_id))
+            if any(f.exists() for f in files):
+                return
+        if not any(f.exists() for f in files):
+            self._save_ended_logs(job_id)
+        yield from follow_files(lambda: files, lambda: True)
+
+    def _save_ended_logs(self, job_id: str) -> None:
+        state = self.status([job_id])[job_id]
+        if not state.is_terminal:
             return
-        yield from follow_files(lambda: files, self._ended(job_id))
+        if job_id in self._jobs:
+            self._save_logs(job_id, self._jobs[job_id])
+        elif job_id in self._queued:
+            self._save_logs(job_id, self._queued[job_id], supervisor_of=True)
 
     def _ended(self, job_id: str, every: float = 2.0) -> Callable[[], bool]:
         last = {"at": 0.0, "done": False}
@@ -742,8 +564,8 @@ class RayBackend(Backend):
             client.stop_job(job_id)
         except RuntimeError as err:
             if "does not exist" not in str(err):
-                raise UserError(f"Ray could not stop job {job_id}: {_last_line(err)}") from None
-            self._claim(client, job_id)
+                raise UserError(f"Ray could not stop job {job_id}: {last_line(err)}") from None
+            ray_array.claim_unsubmitted(client, job_id, self._run_dir(job_id))
         started, killed = time.monotonic(), False
         while time.monotonic() < started + 45:
             self._jobs.pop(job_id, None)
@@ -761,18 +583,7 @@ class RayBackend(Backend):
             time.sleep(0.5)
 
     def _kill_supervisor(self, client: Any, job_id: str) -> None:
-        """Submit a job (no resources) that kills `job_id`'s JobSupervisor actor by its Ray name."""
-        code = (
-            "import ray; ray.init(log_to_driver=False); "
-            "from ray.dashboard.modules.job.common import JOB_ACTOR_NAME_TEMPLATE as T, "
-            "SUPERVISOR_ACTOR_RAY_NAMESPACE as N; "
-            f"ray.kill(ray.get_actor(T.format(job_id={job_id!r}), namespace=N)); print('stopped {job_id}')"
-        )
-        with contextlib.suppress(RuntimeError):  # a second cancel: the killer exists already
-            client.submit_job(
-                entrypoint=f"{shlex.quote(self._python())} -c {shlex.quote(code)}",
-                submission_id=f"launch-cancel-{job_id}", metadata={"launch_cancels": job_id},
-            )  # fmt: skip
+        ray_array.kill_job_supervisor(client, job_id, self.python())
 
     def _index(self, job_id: str) -> dict[str, Any]:
         try:
@@ -785,16 +596,3 @@ class RayBackend(Backend):
         data = self._index(job_id)
         if data:
             atomic_write_json(_index_dir() / f"{job_id}.json", {**data, **changes})
-
-    def _claim(self, client: Any, job_id: str) -> None:
-        """Take an unsubmitted array entry's submission id with a placeholder and stop it."""
-        run_dir = self._run_dir(job_id)
-        meta = {"launch_run_id": job_id, "launch_cancelled_before_start": "1"}
-        if run_dir is not None:
-            meta["launch_run_dir"] = str(run_dir)
-        try:
-            client.submit_job(entrypoint="sleep 600", submission_id=job_id, metadata=meta)
-        except RuntimeError as err:
-            if "already exists" not in str(err):
-                raise UserError(f"Ray could not stop job {job_id}: {_last_line(err)}") from None
-        client.stop_job(job_id)

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from launcher import paths
-from launcher.backends.base import Backend, JobState, Request, job_command, job_env
+from launcher.backends.base import Backend, JobState, Request
 from launcher.backends.follow import follow_files
 from launcher.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import duration_seconds
-from launcher.run import Run
+from launcher.spec import LaunchSpec, multi_node_kinds
 
 REQUEUE_EXIT = 3
 SIGNAL = "B:USR2@90"
@@ -208,29 +208,28 @@ def _mem(gb: float) -> str:
     return f"{int(gb)}G" if gb == int(gb) else f"{round(gb * 1024)}M"
 
 
-def uses_torchrun(run: Run) -> bool:
-    """A train job on more than one GPU or node, or under DeepSpeed (which needs the distributed
-    environment torchrun sets up, as the local backend does), starts one torchrun per node."""
-    res, recipe = run.recipe.resources, run.recipe
-    deepspeed = recipe.distributed.strategy == "deepspeed"
-    return recipe.job == "train" and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
-
-
-def launch_command(run: Run, python: str) -> str:
+def launch_command(spec: LaunchSpec, python: str) -> str:
     """The shell words srun runs on every node (single-quoted parts expand there, not in the shell)."""
-    if not uses_torchrun(run):
-        return shlex.join(job_command(run.run_dir, run.recipe.job, python))
+    if spec.torchrun is None:
+        return shlex.join(spec.command(python))
     inner = (
         f'trap "" USR2; exec {shlex.quote(python)} -m torch.distributed.run --nnodes "$SLURM_NNODES" '
-        f'--nproc-per-node {max(run.recipe.resources.gpus_per_node, 1)} --node-rank "$SLURM_NODEID" '
+        f'--nproc-per-node {spec.torchrun.nproc_per_node} --node-rank "$SLURM_NODEID" '
         '--rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:$RDZV_PORT" '
-        f"-m jobs.train --run-dir {shlex.quote(str(run.run_dir))}"
+        f"-m {spec.module} {shlex.join(spec.args)}"
     )
     return f"bash -c {shlex.quote(inner)}"
 
 
-def _exports(run: Run) -> list[str]:
-    return [f"export {k}={shlex.quote(v)}" for k, v in job_env(run).items()]
+def _exports(spec: LaunchSpec) -> list[str]:
+    return [f"export {k}={shlex.quote(v)}" for k, v in spec.env.items()]
+
+
+@dataclass(frozen=True)
+class SlurmPayload:
+    """The keyword arguments of submitit's renderer (the script's #SBATCH lines)."""
+
+    sbatch: dict[str, Any]
 
 
 def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
@@ -256,7 +255,7 @@ def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
     ]
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(Backend[SlurmPayload]):
     name = "slurm"
 
     def __init__(self, profile: ClusterProfile) -> None:
@@ -270,24 +269,25 @@ class SlurmBackend(Backend):
 
     # ------------------------------------------------------------------ rendering
 
-    def sbatch_options(self, run: Run) -> dict[str, Any]:
-        """Keyword arguments of submitit's renderer for this run (the script's #SBATCH lines)."""
-        res, spec = run.recipe.resources, self.spec
+    def sbatch_options(self, job: LaunchSpec) -> dict[str, Any]:
+        """Keyword arguments of submitit's renderer for this job (the script's #SBATCH lines)."""
+        spec = self.spec
         options: dict[str, Any] = {
-            "job_name": run.run_id,
+            "job_name": job.run_id,
             "partition": spec.partition,
             "account": spec.account,
             "qos": spec.qos,
             "constraint": spec.constraint,
-            "nodes": res.nodes,
+            "nodes": job.nodes,
             "ntasks_per_node": 1,
-            "cpus_per_task": res.cpus_per_gpu * max(res.gpus_per_node, 1),
-            "mem": _mem(res.mem_gb) if res.mem_gb else None,
-            "time": slurm_time(res.seconds),
+            "cpus_per_task": job.cpus_per_task,
+            "mem": _mem(job.mem_gb) if job.mem_gb else None,
+            "time": slurm_time(job.time_s),
             "wckey": None,
         }
-        if res.gpus_per_node:
-            typed = f"{spec.gres_type}:{res.gpus_per_node}" if spec.gres_type else str(res.gpus_per_node)
+        if job.gpus_per_node:
+            gpus = job.gpus_per_node
+            typed = f"{spec.gres_type}:{gpus}" if spec.gres_type else str(gpus)
             if spec.gpu_request == "gres":
                 options["gres"] = f"gpu:{typed}"
             else:
@@ -320,34 +320,30 @@ class SlurmBackend(Backend):
         )  # fmt: skip
         return text if text.endswith("\n") else text + "\n"
 
-    def _srun(self, run: Run) -> str:
-        cpus = run.recipe.resources.cpus_per_gpu * max(run.recipe.resources.gpus_per_node, 1)
-        return f"srun --ntasks-per-node=1 --cpus-per-task={cpus}"
+    @staticmethod
+    def _srun(job: LaunchSpec) -> str:
+        return f"srun --ntasks-per-node=1 --cpus-per-task={job.cpus_per_task}"
 
-    def _check_shape(self, run: Run) -> None:
-        nodes = run.recipe.resources.nodes
-        if nodes > 1 and run.recipe.job != "train":
+    @staticmethod
+    def _check_shape(job: LaunchSpec) -> None:
+        if job.nodes > 1 and not job.multi_node:
             raise UserError(
-                f"{run.recipe.source}: resources.nodes: {nodes} but job '{run.recipe.job}' runs on one "
-                "node; valid: 1 (only train jobs span nodes)"
+                f"{job.source}: resources.nodes: {job.nodes} but job '{job.job}' runs on one "
+                f"node; valid: 1 (only {', '.join(multi_node_kinds())} jobs span nodes)"
             )
 
-    def dryrun(self, run: Run) -> Request:
-        self._check_shape(run)
+    def translate(self, job: LaunchSpec) -> tuple[str, SlurmPayload]:
+        self._check_shape(job)
         body = [
-            f"# recipe-launcher run {run.run_id}: recipe {run.recipe.name} on cluster {run.profile.name}",
+            f"# recipe-launcher run {job.run_id}: recipe {job.recipe_name} on cluster {job.cluster}",
             f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1",
-            *_exports(run),
-            *_step_lines(self._srun(run), launch_command(run, self.spec.python), uses_torchrun(run)),
+            *_exports(job),
+            *_step_lines(self._srun(job), launch_command(job, self.spec.python), job.torchrun is not None),
         ]
-        options = self.sbatch_options(run)
-        script = self._render(options, run.logs_dir, "%j", body)
-        return Request(
-            run=run, script=script, env=job_env(run), gpus=run.recipe.resources.gpus_per_node,
-            name=run.run_id, details={"sbatch": options},
-        )  # fmt: skip
+        options = self.sbatch_options(job)
+        return self._render(options, job.logs_dir, "%j", body), SlurmPayload(options)
 
-    def array_script(self, requests: Sequence[Request], max_parallel: int) -> str:
+    def array_script(self, requests: Sequence[Request[SlurmPayload]], max_parallel: int) -> str:
         """One job array for N runs that ask for the same resources; task i runs request i.
 
         Output goes to `<runs>/.slurm-arrays/<first run id>/%a/logs/%A_%a.out`, where `%a` is a
@@ -355,49 +351,49 @@ class SlurmBackend(Backend):
         """
         if not requests:
             raise ValueError("an array needs at least one request")
-        runs = [r.run for r in requests]
-        for run in runs:
-            self._check_shape(run)
-        shapes = {run.run_id: self._shape(run) for run in runs}
-        first = shapes[runs[0].run_id]
+        jobs = [r.spec for r in requests]
+        for job in jobs:
+            self._check_shape(job)
+        shapes = {job.run_id: self._shape(job) for job in jobs}
+        first = shapes[jobs[0].run_id]
         odd = [rid for rid, shape in shapes.items() if shape != first]
         if odd:
             raise UserError(
-                f"array: run {odd[0]} asks for other resources than {runs[0].run_id}; "
+                f"array: run {odd[0]} asks for other resources than {jobs[0].run_id}; "
                 "the tasks of one Slurm array share one set of #SBATCH options"
             )
-        options = {**self.sbatch_options(runs[0]), "job_name": self._array_name(runs)}
+        options = {**self.sbatch_options(jobs[0]), "job_name": self._array_name(jobs)}
         cases: list[str] = ['case "$SLURM_ARRAY_TASK_ID" in']
-        for index, run in enumerate(runs):
-            cases += [f"    {index})", *(f"        {line}" for line in _exports(run))]
-            cases += [f"        set -- {launch_command(run, self.spec.python)}", "        ;;"]
+        for index, job in enumerate(jobs):
+            cases += [f"    {index})", *(f"        {line}" for line in _exports(job))]
+            cases += [f"        set -- {launch_command(job, self.spec.python)}", "        ;;"]
         cases += ['    *) echo "[launch] no task $SLURM_ARRAY_TASK_ID in this array" >&2; exit 2 ;;', "esac"]
-        torchrun = any(uses_torchrun(run) for run in runs)
+        torchrun = any(job.torchrun is not None for job in jobs)
         body = [
-            f"# recipe-launcher array of {len(runs)} runs: task i runs case i",
+            f"# recipe-launcher array of {len(jobs)} runs: task i runs case i",
             f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1",
             *cases,
-            *_step_lines(self._srun(runs[0]), '"$@"', torchrun),
+            *_step_lines(self._srun(jobs[0]), '"$@"', torchrun),
         ]
-        logs = self._links_dir(runs) / "%a" / "logs"
-        parallel = max(1, min(max_parallel, len(runs)))
-        return self._render(options, logs, "%A_%a", body, map_count=len(runs), array_parallelism=parallel)
+        logs = self._links_dir(jobs) / "%a" / "logs"
+        parallel = max(1, min(max_parallel, len(jobs)))
+        return self._render(options, logs, "%A_%a", body, map_count=len(jobs), array_parallelism=parallel)
 
-    def _shape(self, run: Run) -> dict[str, Any]:
-        return {k: v for k, v in self.sbatch_options(run).items() if k != "job_name"}
+    def _shape(self, job: LaunchSpec) -> dict[str, Any]:
+        return {k: v for k, v in self.sbatch_options(job).items() if k != "job_name"}
 
     @staticmethod
-    def _array_name(runs: Sequence[Run]) -> str:
-        recipes = {run.recipe.name for run in runs}
+    def _array_name(jobs: Sequence[LaunchSpec]) -> str:
+        recipes = {job.recipe_name for job in jobs}
         return f"{recipes.pop()}-array" if len(recipes) == 1 else "launch-array"
 
     @staticmethod
-    def _links_dir(runs: Sequence[Run]) -> Path:
-        return runs[0].run_dir.parent / ".slurm-arrays" / runs[0].run_id
+    def _links_dir(jobs: Sequence[LaunchSpec]) -> Path:
+        return jobs[0].run_dir.parent / ".slurm-arrays" / jobs[0].run_id
 
     # ------------------------------------------------------------------ submitting
 
-    def check(self, requests: Sequence[Request]) -> None:
+    def check(self, requests: Sequence[Request[SlurmPayload]]) -> None:
         """What only the scheduler knows: the partition exists and offers the GPUs, nodes and time."""
         spec, source = self.spec, self.profile.source
         partitions = parse_sinfo(_call(["sinfo", "-h", "-o", "%R|%G|%D|%l"], "sinfo"))
@@ -408,7 +404,7 @@ class SlurmBackend(Backend):
                 f"{did_you_mean(spec.partition, partitions)}; valid: {choices_text(sorted(partitions))}"
             )
         for request in requests:
-            res, recipe = request.run.recipe.resources, request.run.recipe.source
+            res, recipe = request.spec, request.spec.source
             if res.gpus_per_node and spec.gres_type and spec.gres_type not in part.gpu_types:
                 valid = choices_text(sorted(part.gpu_types)) or "none (the partition has no typed GPUs)"
                 raise UserError(
@@ -426,7 +422,7 @@ class SlurmBackend(Backend):
                     f"{recipe}: resources.nodes: {res.nodes} is more than the {part.nodes} nodes of "
                     f"partition '{part.name}'; valid: 1-{part.nodes}"
                 )
-            if part.max_seconds is not None and res.seconds > part.max_seconds:
+            if part.max_seconds is not None and res.time_s > part.max_seconds:
                 raise UserError(
                     f"{recipe}: resources.time: {res.time} is longer than the "
                     f"{slurm_time(part.max_seconds)} limit of partition '{part.name}'"
@@ -436,26 +432,26 @@ class SlurmBackend(Backend):
         out = _call(["sbatch", "--parsable", str(script)], "sbatch", cwd=script.parent)
         return out.strip().splitlines()[-1].split(";")[0]
 
-    def submit(self, request: Request) -> str:
+    def submit(self, request: Request[SlurmPayload]) -> str:
         """sbatch the run's submit.sh: the stored file is exactly what Slurm got."""
-        script = request.run.run_dir / "submit.sh"
+        script = request.spec.run_dir / "submit.sh"
         if script.read_text() != request.materialize():
             script.write_text(request.materialize())
         return self._sbatch(script)
 
-    def submit_array(self, requests: Sequence[Request], max_parallel: int) -> list[str]:
+    def submit_array(self, requests: Sequence[Request[SlurmPayload]], max_parallel: int) -> list[str]:
         """One `--array=0-(N-1)%P` job; every run's submit.sh becomes the array script. Ids `<A>_<i>`."""
         text = self.array_script(requests, max_parallel)
-        runs = [r.run for r in requests]
-        links = self._links_dir(runs)
+        jobs = [r.spec for r in requests]
+        links = self._links_dir(jobs)
         links.mkdir(parents=True, exist_ok=True)
-        for index, run in enumerate(runs):
+        for index, job in enumerate(jobs):
             link = links / str(index)
             if not link.is_symlink():
-                link.symlink_to(Path("..", "..", run.run_dir.name))
-            (run.run_dir / "submit.sh").write_text(text)
-        array_id = self._sbatch(runs[0].run_dir / "submit.sh")
-        return [f"{array_id}_{index}" for index in range(len(runs))]
+                link.symlink_to(Path("..", "..", job.run_dir.name))
+            (job.run_dir / "submit.sh").write_text(text)
+        array_id = self._sbatch(jobs[0].run_dir / "submit.sh")
+        return [f"{array_id}_{index}" for index in range(len(jobs))]
 
     # ------------------------------------------------------------------ watching
 
