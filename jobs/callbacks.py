@@ -11,7 +11,7 @@ import torch
 from transformers import TrainerCallback
 
 from jobs.sft import TokenStats
-from launcher.checkpoints import mark_complete
+from launcher.checkpoints import checkpoint_name, mark_complete
 
 
 class MarkComplete(TrainerCallback):
@@ -22,7 +22,7 @@ class MarkComplete(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
-            path = self.checkpoints / f"checkpoint-{state.global_step}"
+            path = self.checkpoints / checkpoint_name(state.global_step)
             if path.is_dir():
                 mark_complete(path, step=state.global_step, loss=_last_loss(state))
 

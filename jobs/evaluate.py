@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +39,7 @@ from launcher.evaluation import (
     training_run_of,
 )
 from launcher.recipe import Recipe, read_resolved
-from launcher.runfiles import atomic_write_json
+from launcher.runfiles import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     import torch
@@ -276,11 +275,7 @@ def load(recipe: Recipe) -> tuple[Any, Any, str]:
 
 def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write JSON lines atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _device_name() -> str:

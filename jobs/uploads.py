@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from launcher.checkpoints import checkpoint_name, is_complete
 from launcher.recipe import Recipe
 from launcher.uploads import Ledger, Unit, run_id_of, store_for, units, upload_state, upload_unit
 
@@ -114,8 +115,8 @@ def upload_callback(uploader: BackgroundUploader) -> Any:
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if not state.is_world_process_zero:
                 return
-            rel = f"checkpoints/checkpoint-{state.global_step}"
-            if (uploader.run_dir / rel / "COMPLETE").is_file():
+            rel = f"checkpoints/{checkpoint_name(state.global_step)}"
+            if is_complete(uploader.run_dir / rel):
                 uploader.submit(rel)
 
     return UploadCheckpoints()

@@ -7,18 +7,24 @@ file `COMPLETE` exists in it, written last, after every other file was flushed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from pathlib import Path
 
+from launcher.runfiles import atomic_write_json
+
 MARKER = "COMPLETE"
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
+def checkpoint_name(step: int) -> str:
+    """`checkpoint-<step>`: the one spelling of a checkpoint directory's name."""
+    return f"checkpoint-{step}"
+
+
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"checkpoint-{step}"
+    return run_dir / "checkpoints" / checkpoint_name(step)
 
 
 def step_of(path: Path) -> int | None:
@@ -32,9 +38,7 @@ def mark_complete(path: Path, **info: object) -> None:
         if file.is_file():
             with open(file, "rb+") as fh:
                 os.fsync(fh.fileno())
-    tmp = path / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps({"completed_at": time.time(), **info}) + "\n")
-    tmp.replace(path / MARKER)
+    atomic_write_json(path / MARKER, {"completed_at": time.time(), **info}, indent=None)
 
 
 def is_complete(path: Path) -> bool:

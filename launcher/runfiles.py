@@ -8,11 +8,30 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Write a file so a reader sees the old one or the new one, never half of one: a temporary
+    file beside it (unique per process), optionally fsynced, then renamed over it. On failure
+    (a full disk) the temporary file is removed and the old file is left as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str, fsync: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), fsync)
+
+
+def atomic_write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    """JSON, written atomically."""
+    atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
 def read_launch_info(run_dir: Path) -> dict[str, Any]:

@@ -49,8 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from launcher.checkpoints import CHECKPOINT_NAME, MARKER
+from launcher.checkpoints import CHECKPOINT_NAME, MARKER, checkpoint_name
 from launcher.errors import UserError
+from launcher.runfiles import atomic_write_bytes, atomic_write_text
 from launcher.tracking import redact_text
 
 MANIFEST_VERSION = 1
@@ -141,7 +142,7 @@ class RemoteCheckpoint:
 
     @property
     def name(self) -> str:
-        return f"checkpoint-{self.step}"
+        return checkpoint_name(self.step)
 
 
 def file_entry(path: Path, rel: str, chunk_bytes: int, threshold: int | None = None) -> FileEntry:
@@ -320,12 +321,7 @@ class _LocalBackend:
     def put_bytes(self, key: str, data: bytes) -> None:
         dest = Path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.upload-{os.getpid()}")
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(dest)
+        atomic_write_bytes(dest, data, fsync=True)
 
     def verify(self, key: str, entry: FileEntry) -> str | None:
         path = Path(key)
@@ -665,9 +661,7 @@ class Store:
             if target.is_file() and target.stat().st_size == size and sha256_of(target) == sha:
                 continue
             self.download_file(self._uri(self._sub(key, entry["path"])), target, entry)
-        tmp = dest / f".{MARKER}.tmp"
-        tmp.write_text(text)
-        tmp.replace(local_marker)
+        atomic_write_text(local_marker, text)
         return dest
 
     def download_run(self, run_uri: str, dest_root: Path, steps: list[int] | None = None) -> Path:

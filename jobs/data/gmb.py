@@ -13,13 +13,14 @@ import hashlib
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from launcher.runfiles import atomic_write_bytes
 
 if TYPE_CHECKING:
     from launcher.recipe import DataSpec
@@ -132,16 +133,11 @@ def load_gmb(path: Path | None = None, *, cache: bool = True) -> list[Sentence]:
         "tokens": [s.tokens for s in sentences],
         "tags": [s.tags for s in sentences],
     }
-    tmp_name = None
     try:
         pkl.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=pkl.parent, delete=False) as tmp:
-            tmp_name = tmp.name
-            pickle.dump(blob, tmp, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp_name, pkl)
+        atomic_write_bytes(pkl, pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
+        pass  # a cache that cannot be written is only slower
     return sentences
 
 

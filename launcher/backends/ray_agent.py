@@ -32,6 +32,8 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
+from launcher.runfiles import atomic_write_json
+
 TIMEOUT_EXIT = 124
 EXIT_FILE = ".ray_exit.json"
 ARRAY_ENV = "LAUNCH_RAY_ARRAY"
@@ -45,12 +47,6 @@ def encode_spec(spec: dict[str, Any]) -> str:
 def decode_spec(text: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(text)))
     return data
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
 
 
 def _copy(source: IO[bytes], targets: list[IO[bytes]]) -> None:
@@ -86,7 +82,9 @@ def run_job(run_dir: Path, time_limit: int, command: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     started = time.time()
-    _write_json(run_dir / EXIT_FILE, {"state": "running", "started": started, "host": socket.gethostname()})
+    atomic_write_json(
+        run_dir / EXIT_FILE, {"state": "running", "started": started, "host": socket.gethostname()}
+    )
     with open(logs / "task0.out", "ab") as out, open(logs / "task0.err", "ab") as err:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -127,7 +125,7 @@ def run_job(run_dir: Path, time_limit: int, command: list[str]) -> int:
     else:
         state = "completed" if code == 0 else "failed"
     record = {"state": state, "exit_code": code, "started": started, "ended": time.time()}
-    _write_json(run_dir / EXIT_FILE, {**record, "host": socket.gethostname()})
+    atomic_write_json(run_dir / EXIT_FILE, {**record, "host": socket.gethostname()})
     return code
 
 
