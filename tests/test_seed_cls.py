@@ -146,7 +146,9 @@ def test_bad_input_is_one_line_and_exit_2(launch: Launch, tmp_path: Path) -> Non
 
 
 def test_published_bench_cells_are_the_reports() -> None:
-    for row in bench_cls.PUBLISHED:
+    *levels, product = bench_cls.PUBLISHED
+    assert product.level == "product" and product.top1 == pytest.approx(0.64 * 0.552 * 0.482)
+    for row in levels:
         report = seed_cls.published_report(fixture(int(row.level)))
         assert report is not None and row.published and row.n == report["n"]
         assert (row.top1, row.top3, row.top5) == tuple(report["hits"][f"top{k}"] / 500 for k in (1, 3, 5))
@@ -203,6 +205,7 @@ def test_launch_bench_writes_the_classification_table(launch: Launch, tmp_path: 
         ("1", "0.64", "deepseek-chat"),
         ("2", "0.552", "deepseek-chat"),
         ("3", "0.482", "deepseek-chat"),
+        ("product", repr(0.64 * 0.552 * 0.482), "deepseek-chat"),
     ]
     md = (out / "benchmark_classification.md").read_text()
     assert md.startswith("| dataset | level | shots | mode | model | top-1 | top-3 | top-5 | ECE |")

@@ -105,8 +105,7 @@ def _row(item: dict[str, str], gold: str, level: int, found: Match) -> dict[str,
         latency = None
     return {
         "id": item["index"], "level": level, "gold": gold,
-        "predictions": [{"label": p.code, "confidence_verbal": p.confidence, "confidence_logprob": None}
-                        for p in found.picks],
+        "predictions": found.predictions("code"),
         "raw": item["response"], "parse_status": found.status, "latency_ms": latency, "cached": False,
     }  # fmt: skip
 
