@@ -174,14 +174,17 @@ def test_launch_bench_writes_the_classification_table(launch: Launch, tmp_path: 
          "predictions": [{"label": "1", "confidence_verbal": 0.6, "confidence_logprob": 0.3},
                          {"label": "2", "confidence_verbal": 0.2, "confidence_logprob": 0.1}]},
     ]  # fmt: skip
-    flat = {**score_classification(rows), "dataset": "ag_news", "level": 1, "shots": "zero", "mode": "flat",
+    flat = {**score_classification(rows), "dataset": "ag_news", "level": 1, "shots": 0, "mode": "flat",
             "model": "smollm2-135m-instruct"}  # fmt: skip
     hier_rows = [
         {**r, "level": lv, "gold": r["gold"] * lv,
          "predictions": [{**p, "label": p["label"] * lv} for p in r["predictions"]]}
         for r in rows for lv in (1, 2)
     ]  # fmt: skip
-    hier = {**score_levels(hier_rows), "dataset": "ddc", "shots": "few", "mode": "cascade"}
+    # The job's layout: the deepest level at the top, score_levels under "hierarchy", levels a list.
+    deepest = score_classification([r for r in hier_rows if r["level"] == 2])
+    hier = {**deepest, "dataset": "ddc", "level": 2, "levels": [1, 2], "shots": 5, "mode": "cascade",
+            "hierarchy": score_levels(hier_rows)}  # fmt: skip
     flat_run = _classify_run(tmp_path / "runs", "cls-flat", flat)
     hier_run = _classify_run(tmp_path / "runs", "cls-cascade", hier)
     other = _classify_run(tmp_path / "runs", "not-cls", flat, job="smoke")
@@ -200,6 +203,7 @@ def test_launch_bench_writes_the_classification_table(launch: Launch, tmp_path: 
     assert float(first["ece_logprob"]) == flat["calibration"]["logprob"]["ece"]
     assert float(first["p50_ms"]) == 100.0 and first["n"] == "2"
     assert float(ours[3]["top1"]) == 0.5 and "product hit rate 0.2500" in ours[3]["notes"]
+    assert {r["shots"] for r in ours[1:]} == {"few (5)"} and ours[2]["dataset"] == "ddc"
     published = [r for r in table if r["published"] == "True"]
     assert [(r["level"], r["top1"], r["model"]) for r in published] == [
         ("1", "0.64", "deepseek-chat"),

@@ -108,8 +108,24 @@ def _row(block: Mapping[str, Any], meta: dict[str, str], level: str, run: str, r
     )  # fmt: skip
 
 
+def _first(*values: Any, default: str = "?") -> str:
+    """The first value that is not None or empty, as text."""
+    return next((str(v) for v in values if v is not None and v != ""), default)
+
+
+def shots_text(shots: Any) -> str:
+    """0 -> zero, 1 -> one, 5 -> few (5); text (the research's "zero") as it is."""
+    if isinstance(shots, int) and not isinstance(shots, bool):
+        return {0: "zero", 1: "one"}.get(shots, f"few ({shots})")
+    return _first(shots)
+
+
 def run_rows(run_dir: Path) -> list[ClsRow]:
-    """Rows of one classify run directory (none for any other kind of run)."""
+    """Rows of one classify run directory (none for any other kind of run).
+
+    A metrics.json whose ``hierarchy`` (or itself) holds `score_levels` output gives one row per
+    level and a ``joint`` row; otherwise its top level is one row at its ``level``.
+    """
     recipe = _recipe(run_dir)
     if recipe.get("job") != KIND:
         return []
@@ -120,19 +136,23 @@ def run_rows(run_dir: Path) -> list[ClsRow]:
         metrics = read_metrics(path.parent)
         if metrics is None:
             continue
+        shots = metrics.get("shots", ev.get("shots"))
         meta = {
-            "dataset": str(metrics.get("dataset") or data.get("name") or data.get("path") or "?"),
-            "shots": str(metrics.get("shots") or ev.get("shots") or "?"),
-            "mode": str(metrics.get("mode") or ev.get("mode") or "flat"),
-            "model": str(metrics.get("model") or (recipe.get("model") or {}).get("name_or_path") or "?"),
+            "dataset": _first(
+                metrics.get("dataset"), data.get("dataset"), data.get("name"), data.get("path")
+            ),
+            "shots": shots_text(shots),
+            "mode": _first(metrics.get("mode"), (recipe.get("classify") or {}).get("mode"), default="flat"),
+            "model": _first(metrics.get("model"), (recipe.get("model") or {}).get("name_or_path")),
         }
-        levels = metrics.get("levels")
+        hier = metrics.get("hierarchy") if isinstance(metrics.get("hierarchy"), Mapping) else metrics
+        levels = hier.get("levels")
         result = path.parent.name
         if isinstance(levels, Mapping) and levels:
             rows += [_row(block, meta, str(lv), run_dir.name, result) for lv, block in levels.items()]
-            joint = metrics.get("joint_top1")
+            joint = hier.get("joint_top1")
             if isinstance(joint, Mapping):
-                product = metrics.get("hit_rate_product")
+                product = hier.get("hit_rate_product")
                 note = f"{run_dir.name} {result}, per-item joint top-1"
                 if isinstance(product, int | float):
                     note += f"; the research's product hit rate {product:.4f}"
@@ -140,7 +160,7 @@ def run_rows(run_dir: Path) -> list[ClsRow]:
                                    joint.get("accuracy"), None, None, None, None, None, joint.get("items"),
                                    note, run=run_dir.name, result=result))  # fmt: skip
         elif "top1" in metrics:
-            rows.append(_row(metrics, meta, str(metrics.get("level") or 1), run_dir.name, result))
+            rows.append(_row(metrics, meta, _first(metrics.get("level"), default="1"), run_dir.name, result))
     return rows
 
 
