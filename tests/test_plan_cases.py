@@ -256,3 +256,19 @@ def test_scout_at_4096_tokens_without_cce_needs_a_fix_and_every_fix_fits() -> No
     assert "--set train.cut_cross_entropy=true" in result.suggestions
     for fix in result.fixes:
         assert plan(load_recipe("llama4_scout_qlora", [*base, *fix.overrides]), a800).fits, fix.text
+
+
+def test_the_job_hands_train_optim_to_the_trainer(tmp_path: Path) -> None:
+    """One key for both halves: what jobs/train.py gives TrainingArguments is what was planned."""
+    import inspect
+
+    import torch
+    from transformers import TrainingArguments
+
+    from jobs.train import training_arguments
+
+    trainer_default = inspect.signature(TrainingArguments.__init__).parameters["optim"].default
+    default = training_arguments(load_recipe("tiny_ner"), tmp_path, torch.float32, report_wandb=False)
+    assert default.optim == trainer_default == load_recipe("tiny_ner").train.optim == "adamw_torch_fused"
+    chosen = load_recipe("tiny_ner", ["train.optim=adamw_torch"])
+    assert training_arguments(chosen, tmp_path, torch.float32, report_wandb=False).optim == "adamw_torch"
