@@ -179,9 +179,10 @@ def _get(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
     return default
 
 
-def arch_from_config(cfg: dict[str, Any], name: str, source: str) -> Arch:
+def arch_from_config(cfg: dict[str, Any], name: str, source: str, linearized: bool = False) -> Arch:
     """Parse a Hugging Face config.json (Qwen2/Llama/Mistral/Mixtral/Llama-4 MoE, BERT-style
-    encoders). A missing required key is a UserError naming `source`."""
+    encoders). `linearized`: Llama-4's experts are nn.Linear layers (axolotl's linearized copy;
+    also when the name says so). A missing required key is a UserError naming `source`."""
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     family = str(text.get("model_type") or cfg.get("model_type") or "")
 
@@ -239,9 +240,8 @@ def arch_from_config(cfg: dict[str, Any], name: str, source: str) -> Arch:
         ]
     if moe_layers:
         n = moe_layers * experts
-        paths = _expert_paths(
-            family, mlp, cfg.get("planner_linearized_experts") or "linearized" in name.lower()
-        )
+        linearized = linearized or bool(cfg.get("planner_linearized_experts")) or "linearized" in name.lower()
+        paths = _expert_paths(family, mlp, linearized)
         linears += [
             Linear("expert_gate_proj", h, expert_inter, n, paths[0], quantizable=paths[0] is not None),
             Linear("expert_up_proj", h, expert_inter, n, paths[1], quantizable=paths[1] is not None),
@@ -392,15 +392,18 @@ def resolve_arch(recipe: Recipe) -> Arch:
     directory, or a tiny:// model already built) first, then the built-in table; neither is a
     UserError naming the key."""
     name = recipe.model.name_or_path
+    # model.linearized_experts: the key the axolotl renderer reads, where the recipe has it
+    linearized = bool(getattr(recipe.model, "linearized_experts", False))
     path = _config_path(recipe.model.config) or _config_path(name)
     if path is not None:
-        return arch_from_config(_read_config(str(path), path.stat().st_mtime), name, str(path))
+        config = _read_config(str(path), path.stat().st_mtime)
+        return arch_from_config(config, name, str(path), linearized)
     if recipe.model.config:
         raise UserError(
             f"{recipe.source}: model.config: '{recipe.model.config}' is not a "
             "config.json or a directory holding one"
         )
-    arch = _table_arch(name)
+    arch = _table_arch(name, linearized)
     if arch is None:
         raise UserError(
             f"{recipe.source}: model.name_or_path: '{name}' has no built-in architecture and no local "
@@ -411,8 +414,8 @@ def resolve_arch(recipe: Recipe) -> Arch:
 
 
 @lru_cache(maxsize=32)
-def _table_arch(name: str) -> Arch | None:
+def _table_arch(name: str, linearized: bool) -> Arch | None:
     found = tables.find_model(name)
     if found is None:
         return None
-    return arch_from_config(found[1], found[0], "built-in table")
+    return arch_from_config(found[1], found[0], "built-in table", linearized)
