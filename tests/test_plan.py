@@ -50,6 +50,8 @@ def calibration_recipe(case: dict[str, Any]) -> Recipe:
         f"train.max_length={case['seqlen']}",
         "train.grad_accum=1",
         f"train.gradient_checkpointing={str(case['grad_ckpt']).lower()}",
+        # the measured torch AdamW as the Trainer names it: fused, or torch's default foreach
+        "train.optim=" + ("adamw_torch_fused" if "fused" in case["optimizer"] else "adamw_torch"),
     ]
     if case["mode"] == "lora":  # r 16, alpha 32 on all seven projections, peft's default dropout 0
         overrides += [
@@ -62,18 +64,8 @@ def calibration_recipe(case: dict[str, Any]) -> Recipe:
     return load_recipe("ds1.5b_fft" if small else "ds7b_fft", overrides)
 
 
-def calibration_optim(case: dict[str, Any]) -> str:
-    """The HF Trainer optim of the measured torch AdamW: fused, or the default foreach."""
-    return "adamw_torch_fused" if "fused" in (case.get("optimizer") or "") else "adamw_torch"
-
-
 def calibration_plan(case: dict[str, Any]) -> Plan:
-    recipe = calibration_recipe(case)
-    if case["mode"] != "infer":
-        recipe = recipe.model_copy(
-            update={"train": recipe.train.model_copy(update={"optim": calibration_optim(case)})}
-        )
-    return plan(recipe, H200)
+    return plan(calibration_recipe(case), H200)
 
 
 MEASURED = [c for c in CALIBRATION["cases"] if "peak_gib" in c]

@@ -76,11 +76,15 @@ def test_every_train_optim_has_a_size_and_8_or_4_bit_states_shrink() -> None:
     assert optimizer_gib("adamw_torch_4bit") == pytest.approx(fused / 8, rel=0.07)
 
 
-def test_offloaded_checkpointing_and_cce_are_axolotl_only() -> None:
+def test_offloaded_checkpointing_and_cce_are_axolotl_only(launch: Launch) -> None:
     for key in ("train.gradient_checkpointing=offload", "train.cut_cross_entropy=true"):
         with pytest.raises(UserError, match="axolotl"):
             load_recipe("ds1.5b_fft", [key])
         assert load_recipe("llama4_scout_qlora", [key])
+    proc = launch("recipe", "ds1.5b_fft", "-c", "a800", "--set", "train.optim=sgd", "--dry-run")
+    assert proc.returncode == 2 and "train.optim" in proc.stderr and "adamw_torch_fused" in proc.stderr
+    proc = launch("plan", "ds1.5b_fft", "-c", "a800", "--set", "train.gradient_checkpointing=offload")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "axolotl" in proc.stderr
 
 
 # ----------------------------------------------------------------------------- ZeRO-3 offload time

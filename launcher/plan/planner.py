@@ -134,7 +134,7 @@ def plan(recipe: Recipe, profile: ClusterProfile) -> Plan:
         return _build(recipe, profile, kind.planner, None, f"job '{recipe.job}' uses {what}: nothing to plan")
     if recipe.resources.gpus_per_node == 0:
         return _build(recipe, profile, "cpu", None, f"job '{recipe.job}' runs on CPU: nothing to plan")
-    training = kind.planner == "training"
+    training = kind.planner == "training" and not recipe.eval.only  # eval.only: one scoring pass
     spec = profile.gpus  # detects this machine's GPUs for `gpu: auto`: ask once
     gpu = gpu_of(recipe, spec)
     sized = _size(recipe, gpu, training)
