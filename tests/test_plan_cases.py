@@ -134,6 +134,12 @@ def test_encoders_are_planned_as_token_classification_training(
     assert result.time_per_epoch_s is not None
 
 
+def test_token_classification_eval_only_is_one_scoring_pass() -> None:
+    result = plan(load_recipe("electra_base", ["eval.only=true"]), load_cluster("2080ti"))
+    assert result.planner == "generation" and result.trainable_params == 0
+    assert result.breakdown["optimizer"] == 0 and result.time_per_epoch_s is not None
+
+
 def test_tiny_encoder_resolves_from_its_built_config_then_the_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

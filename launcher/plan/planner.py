@@ -134,11 +134,12 @@ def plan(recipe: Recipe, profile: ClusterProfile) -> Plan:
         return _build(recipe, profile, kind.planner, None, f"job '{recipe.job}' uses {what}: nothing to plan")
     if recipe.resources.gpus_per_node == 0:
         return _build(recipe, profile, "cpu", None, f"job '{recipe.job}' runs on CPU: nothing to plan")
-    training = kind.planner == "training" and not recipe.eval.only  # eval.only: one scoring pass
+    planner = "generation" if kind.planner == "training" and recipe.eval.only else kind.planner
+    training = planner == "training"  # eval.only: one scoring pass of a checkpoint
     spec = profile.gpus  # detects this machine's GPUs for `gpu: auto`: ask once
     gpu = gpu_of(recipe, spec)
     sized = _size(recipe, gpu, training)
-    result = _build(recipe, profile, kind.planner, sized)
+    result = _build(recipe, profile, planner, sized)
     if not result.fits and gpu.memory_gib is not None:
 
         def replan(changed: Recipe) -> tuple[bool, float, float | None]:
