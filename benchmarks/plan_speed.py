@@ -50,10 +50,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
     importing = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import launcher.plan"],
+        [sys.executable, "-X", "importtime", "-c", "import launcher.plan.planner"],
         capture_output=True, text=True, cwd=ROOT, check=True,
     ).stderr.strip().splitlines()[-1]  # fmt: skip
-    print(f"import launcher.plan (cumulative us): {importing.split('|')[1].strip()}")
+    print(f"import launcher.plan.planner (cumulative us): {importing.split('|')[1].strip()}")
     print(f"{'case':45s} {'median ms':>10s} {'fits':>5s} {'fixes':>5s}")
     for label, cluster, overrides in CASES:
         name = label.split()[0]

@@ -63,7 +63,7 @@ def build_model(
         path = resolve("tiny://qwen2-gmb")
         model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attn, dtype=torch.float32)
         return model.to(device), AutoTokenizer.from_pretrained(path)
-    from launcher.plan_tables import find_model
+    from launcher.plan.tables import find_model
 
     arch_config = {k: v for k, v in find_model(ARCHS[arch])[1].items() if k != "model_type"}  # type: ignore[index]
     if layers:

@@ -110,7 +110,7 @@ def add_lora(recipe: Recipe, model: Any) -> Any:
     assert lora is not None
     if recipe.method == "qlora":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=recipe.train.gradient_checkpointing
+            model, use_gradient_checkpointing=bool(recipe.train.gradient_checkpointing)
         )
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,

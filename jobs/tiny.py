@@ -112,7 +112,7 @@ def random_like(hub_name: str, out: Path, dtype: str = "bf16", layers: int | Non
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from launcher.plan_tables import find_model
+    from launcher.plan.tables import find_model
 
     found = find_model(hub_name)
     if found is None or found[1].get("model_type") != "qwen2":

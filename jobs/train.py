@@ -75,8 +75,9 @@ def training_arguments(recipe: Recipe, run_dir: Path, dtype: Any, report_wandb: 
         "save_total_limit": t.save_total_limit,
         "bf16": on_gpu and dtype == torch.bfloat16,
         "fp16": on_gpu and dtype == torch.float16,
-        "gradient_checkpointing": t.gradient_checkpointing,
+        "gradient_checkpointing": bool(t.gradient_checkpointing),  # "offload" is refused for this engine
         "gradient_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
+        "optim": t.optim,  # the planner sizes the same key (launcher/plan/workload.py)
         "seed": t.seed,
         "data_seed": t.seed,
         "full_determinism": t.deterministic,

@@ -60,7 +60,13 @@ class JobKind:
 
 
 def _train_rules(recipe: Recipe) -> None:
-    q = recipe.quantization.mode
+    q, t = recipe.quantization.mode, recipe.train
+    if recipe.engine == "hf" and t.gradient_checkpointing == "offload":
+        raise ValueError(
+            "train.gradient_checkpointing: offload needs engine: axolotl; the hf engine takes true or false"
+        )
+    if recipe.engine == "hf" and t.cut_cross_entropy:
+        raise ValueError("train.cut_cross_entropy: true needs engine: axolotl (its CutCrossEntropyPlugin)")
     if recipe.method == "fft" and q != "none":
         raise ValueError(
             f"quantization: {q} weights cannot be fully fine-tuned (method: fft); "

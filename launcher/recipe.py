@@ -17,6 +17,11 @@ from launcher.yamlio import load_yaml
 
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
 Offload = Literal["none", "cpu", "nvme"]
+# The HF Trainer `optim` names a recipe may give (launcher/plan/workload.py sizes each one).
+Optim = Literal[
+    "adamw_torch", "adamw_torch_fused", "adamw_torch_8bit", "adamw_torch_4bit", "adamw_8bit",
+    "adamw_bnb_8bit", "paged_adamw_8bit",
+]  # fmt: skip
 SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -124,7 +129,15 @@ class TrainSpec(Strict):
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(256, ge=8)
     packing: bool = True
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["offload"] = Field(
+        False, description="offload: checkpointed layer inputs kept in CPU memory (axolotl engine)"
+    )
+    optim: Optim = Field(
+        "adamw_torch_fused", description="the HF Trainer optimizer (TrainingArguments.optim); its default"
+    )
+    cut_cross_entropy: bool = Field(
+        False, description="loss without stored logits (axolotl's CutCrossEntropyPlugin; axolotl engine)"
+    )
     save_steps: int = Field(500, ge=1)
     save_total_limit: int | None = Field(None, ge=1)
     logging_steps: int = Field(10, ge=1)

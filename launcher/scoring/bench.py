@@ -75,8 +75,8 @@ def human_size(params: int) -> str:
 def model_size(name: str, checkpoint: str | None = None) -> str:
     """Parameter count of a model: the checkpoint's config.json, else the planner's built-in
     table, else a size in the name (`...-7B`), else empty."""
-    from launcher.plan import arch_from_config
-    from launcher.plan_tables import find_model
+    from launcher.plan.architecture import arch_from_config
+    from launcher.plan.tables import find_model
 
     config: dict[str, Any] | None = None
     if checkpoint and Path(checkpoint, "config.json").is_file():
