@@ -59,6 +59,16 @@ class ModelSpec(Strict):
     attn_implementation: Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"] = Field(
         "auto", description="auto: flex_attention for packed training on a GPU, else sdpa"
     )
+    model_type: str | None = Field(
+        None, description="the transformers class to load, e.g. Llama4ForConditionalGeneration (axolotl)"
+    )
+    linearized_experts: bool = Field(
+        False, description="MoE experts stored as one linear layer each, so bitsandbytes quantizes them"
+    )
+    chat_template: str | None = Field(None, description="a named chat template, e.g. llama4 (axolotl)")
+    special_tokens: dict[str, str] = Field(
+        default_factory=dict, description="tokenizer special tokens to set: {pad_token: ..., eos_token: ...}"
+    )
 
 
 class LoraSpec(Strict):
@@ -124,7 +134,9 @@ class TrainSpec(Strict):
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(256, ge=8)
     packing: bool = True
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["offload"] = Field(
+        False, description="offload: checkpointed layer inputs kept in CPU memory (axolotl engine)"
+    )
     save_steps: int = Field(500, ge=1)
     save_total_limit: int | None = Field(None, ge=1)
     logging_steps: int = Field(10, ge=1)
@@ -242,6 +254,11 @@ class Recipe(Strict):
             raise ValueError(f"engine: {self.engine} runs {takes} jobs only (job is {self.job})")
         if kind.validate is not None:
             kind.validate(self)
+        if self.train.gradient_checkpointing == "offload" and self.engine != "axolotl":
+            raise ValueError(
+                "train.gradient_checkpointing: offload is axolotl's activation offloading; with engine "
+                f"{self.engine} use true or false"
+            )
         for key in self.env:
             if any(h in key.upper() for h in SECRET_HINTS):
                 raise ValueError(
