@@ -14,8 +14,8 @@ from launcher.recipe import Recipe
 
 def write_segments(recipe: Recipe, run_dir: Path) -> Path:
     """The train split as axolotl `input_output` rows: the prompt unlearned, the answer learned."""
+    from jobs.data.ner import ner_examples
     from jobs.modeling import load_tokenizer
-    from jobs.train import ner_examples
 
     tokenizer = load_tokenizer(recipe)
     train, _ = ner_examples(recipe, tokenizer)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from jobs import tiny
+from launcher.errors import UserError
 from launcher.recipe import Recipe
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,6 +45,8 @@ def load_tokenizer(recipe: Recipe, path: str | None = None, padding_side: str = 
         tiny.resolve(source), revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )  # fmt: skip
+    if recipe.model.special_tokens:
+        tokenizer.add_special_tokens(dict(recipe.model.special_tokens))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
@@ -65,16 +68,42 @@ def quantization_config(recipe: Recipe) -> Any | None:
     )  # fmt: skip
 
 
+def model_class(recipe: Recipe) -> Any:
+    """`model.model_type` (a transformers class name, as axolotl takes it) or AutoModelForCausalLM.
+
+    A checkpoint with linearized experts (axolotl's Llama-4 layout: one linear layer per expert, so
+    bitsandbytes quantizes them) loads only through axolotl's patched Llama-4 modeling."""
+    import transformers
+
+    if recipe.model.linearized_experts:
+        try:
+            from axolotl.monkeypatch.models.llama4.modeling import (  # type: ignore[import-not-found]
+                patch_llama4_linearized_modeling,
+            )
+        except ImportError:
+            raise UserError(
+                f"{recipe.source}: model.linearized_experts: loading linearized experts needs axolotl's "
+                "Llama-4 modeling: pip install 'recipe-launcher[axolotl]'"
+            ) from None
+        patch_llama4_linearized_modeling()
+    name = recipe.model.model_type or "AutoModelForCausalLM"
+    cls = getattr(transformers, name, None)
+    if cls is None:
+        raise UserError(
+            f"{recipe.source}: model.model_type: transformers {transformers.__version__} has no {name}"
+        )
+    return cls
+
+
 def load_model(
     recipe: Recipe, path: str | None = None, for_training: bool = True, dtype: torch.dtype | None = None
 ) -> Any:
     """The causal LM with the recipe's dtype and quantization; LoRA adapters added for lora/qlora.
 
     `path` may be a full checkpoint or a LoRA adapter directory (adapter_config.json), which is
-    loaded on top of its base model.
+    loaded on top of its base model, quantized as the recipe says: a QLoRA adapter runs on the
+    4-bit base as it was trained, never merged into quantized weights.
     """
-    from transformers import AutoModelForCausalLM
-
     source = path or model_path(recipe)
     adapter = Path(source, "adapter_config.json")
     base = source
@@ -92,11 +121,14 @@ def load_model(
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else None
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    model = model_class(recipe).from_pretrained(base, **kwargs)
     if adapter.exists():
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, source, is_trainable=for_training)
+        q = recipe.quantization
+        bits = f"{q.mode} {q.quant_type}" if q.mode == "int4" else q.mode
+        print(f"adapter {source} on base {base} ({bits} weights)", flush=True)
         return model
     if for_training and recipe.method in ("lora", "qlora"):
         model = add_lora(recipe, model)

@@ -1,6 +1,6 @@
-"""Tiny Qwen2-architecture models with random weights and a tokenizer trained on GMB text.
+"""Tiny Qwen2- and Llama-4-architecture models with random weights and a tokenizer trained on GMB text.
 
-    python -m jobs.tiny build [--name qwen2-gmb] [--out DIR]
+    python -m jobs.tiny build [--name qwen2-gmb|llama4-gmb] [--out DIR]
     python -m jobs.tiny random --like deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --out DIR
 
 `random` writes a real architecture (from the planner's built-in table) with random weights and
@@ -29,9 +29,26 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+# Llama-4's chat format and special tokens (pad <|finetune_right_pad|>, eos <|eot|>)
+LLAMA4_CHAT_TEMPLATE = (
+    "<|begin_of_text|>{% for m in messages %}<|header_start|>{{ m['role'] }}<|header_end|>\n\n"
+    "{{ m['content'] }}<|eot|>{% endfor %}"
+    "{% if add_generation_prompt %}<|header_start|>assistant<|header_end|>\n\n{% endif %}"
+)
+LLAMA4_SPECIALS = [
+    "<|begin_of_text|>",
+    "<|header_start|>",
+    "<|header_end|>",
+    "<|eot|>",
+    "<|finetune_right_pad|>",
+]
 SIZES = {
     "qwen2-gmb": {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2,
                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab": 2048},
+    # Llama4ForCausalLM: both layers MoE, 2 routed experts (top-1) + the shared expert, as the Scout
+    "llama4-gmb": {"hidden_size": 64, "intermediate_size": 128, "intermediate_size_mlp": 192,
+                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                   "head_dim": 16, "num_local_experts": 2, "vocab": 2048},
 }  # fmt: skip
 PREFIX = "tiny://"
 
@@ -52,9 +69,10 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
     """Write tokenizer and random-weight model to `out` (atomically); return the directory."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
     size = SIZES[name]
+    llama4 = name.startswith("llama4")
     out = out or default_dir(name)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -64,27 +82,40 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=size["vocab"], special_tokens=SPECIALS,
+        vocab_size=size["vocab"], special_tokens=LLAMA4_SPECIALS if llama4 else SPECIALS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )  # fmt: skip
     core.train_from_iterator(_corpus(), trainer=trainer)
+    eos, pad = ("<|eot|>", "<|finetune_right_pad|>") if llama4 else ("<|im_end|>", "<|pad|>")
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token=None,
+        tokenizer_object=core, eos_token=eos, pad_token=pad, bos_token=None,
         unk_token=None, model_max_length=2048,
     )  # fmt: skip
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = LLAMA4_CHAT_TEMPLATE if llama4 else CHAT_TEMPLATE
     tokenizer.save_pretrained(tmp)
 
     torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=size["hidden_size"],
-        intermediate_size=size["intermediate_size"], num_hidden_layers=size["num_hidden_layers"],
-        num_attention_heads=size["num_attention_heads"], num_key_value_heads=size["num_key_value_heads"],
-        max_position_embeddings=2048, tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-    )  # fmt: skip
-    Qwen2ForCausalLM(config).save_pretrained(tmp)
+    dims = {k: v for k, v in size.items() if k != "vocab"}
+    ids = {
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": None,
+    }
+    if llama4:
+        from transformers import Llama4ForCausalLM, Llama4TextConfig
+
+        config = Llama4TextConfig(
+            vocab_size=len(tokenizer), **dims, num_experts_per_tok=1, interleave_moe_layer_step=1,
+            max_position_embeddings=2048, attention_chunk_size=2048, tie_word_embeddings=False, **ids,
+        )  # fmt: skip
+        Llama4ForCausalLM(config).save_pretrained(tmp)
+    else:
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        config = Qwen2Config(
+            vocab_size=len(tokenizer), **dims, max_position_embeddings=2048, tie_word_embeddings=True, **ids
+        )
+        Qwen2ForCausalLM(config).save_pretrained(tmp)
     (tmp / "tiny.json").write_text(json.dumps({"name": name, "version": VERSION, "seed": seed}) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -29,19 +29,6 @@ from launcher.recipe import Recipe, read_resolved
 REQUEUE_EXIT = 3
 
 
-def ner_examples(recipe: Recipe, tokenizer: Any) -> tuple[list, list]:
-    """Train and validation examples of the recipe's GMB split."""
-    from jobs.data.gmb import recipe_split
-    from jobs.prompts import ner_example
-
-    d = recipe.data
-    split = recipe_split(d)
-    train = split.train[: d.max_train_samples] if d.max_train_samples else split.train
-    val = split.validation[: d.max_eval_samples] if d.max_eval_samples else split.validation
-    make = lambda s: ner_example(tokenizer, s.id, s.tokens, s.tags)  # noqa: E731
-    return [make(s) for s in train], [make(s) for s in val]
-
-
 def drop_incomplete_checkpoints(checkpoints: Path) -> None:
     """A checkpoint without its COMPLETE marker was cut short: it must never be resumed from."""
     if not checkpoints.is_dir():
@@ -109,6 +96,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
 
     from jobs import wandb_run
     from jobs.callbacks import MarkComplete, StopOnSignal, Throughput
+    from jobs.data.ner import ner_examples
     from jobs.modeling import load_model, load_tokenizer, resolve_dtype
     from jobs.sft import (
         PackedCollator,

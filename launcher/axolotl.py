@@ -1,7 +1,9 @@
 """The axolotl config a recipe with `engine: axolotl` asks for, rendered into the run directory.
 
 The job writes the GMB split as input_output segments (prompt not learned, answer learned) to
-`<run_dir>/data/` and runs `axolotl train <run_dir>/axolotl.yaml`.
+`<run_dir>/data/` and runs `axolotl train <run_dir>/axolotl.yaml`. The keys follow axolotl 0.19's
+schema (`tests/test_axolotl.py` validates every axolotl recipe's config with axolotl itself); the
+Llama-4 ones follow axolotl's `examples/llama-4/scout-qlora-single-h100-flex.yaml`.
 """
 
 from __future__ import annotations
@@ -11,42 +13,63 @@ from typing import Any
 
 import yaml
 
+from launcher import paths
 from launcher.recipe import Recipe
 from launcher.tracking import wandb_mode
 
 
 def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
-    t, q, lora = recipe.train, recipe.quantization, recipe.lora
-    dtype = recipe.model.dtype
-    config: dict[str, Any] = {
-        "base_model": recipe.model.name_or_path,
-        "trust_remote_code": recipe.model.trust_remote_code,
-        "datasets": [
-            {"path": str(run_dir / "data" / "train.jsonl"), "type": "input_output", "ds_type": "json"}
-        ],
-        "val_set_size": 0.0,
-        "dataset_prepared_path": str(run_dir / "data" / "prepared"),
-        "output_dir": str(run_dir / "checkpoints"),
-        "sequence_len": t.max_length,
-        "sample_packing": t.packing,
-        "pad_to_sequence_len": False,
-        "train_on_inputs": False,
-        "micro_batch_size": t.micro_batch_size,
-        "gradient_accumulation_steps": t.grad_accum,
-        "num_epochs": t.epochs,
-        "learning_rate": t.lr,
-        "lr_scheduler": t.lr_scheduler,
-        "warmup_ratio": t.warmup_ratio,
-        "weight_decay": t.weight_decay,
-        "optimizer": "paged_adamw_8bit" if recipe.method == "qlora" else "adamw_torch_fused",
-        "gradient_checkpointing": t.gradient_checkpointing,
-        "save_steps": t.save_steps,
-        "logging_steps": t.logging_steps,
-        "seed": t.seed,
-        "bf16": "auto" if dtype == "auto" else dtype == "bf16",
-        "fp16": dtype == "fp16",
-        "tf32": True,
-    }
+    t, q, lora, m = recipe.train, recipe.quantization, recipe.lora, recipe.model
+    dtype = m.dtype
+    config: dict[str, Any] = {"base_model": m.name_or_path}
+    if m.model_type:
+        config["model_type"] = m.model_type
+    if m.linearized_experts:
+        config["llama4_linearized_experts"] = True  # axolotl's only linearized-experts family
+    config.update(
+        {
+            "trust_remote_code": m.trust_remote_code,
+            "datasets": [
+                {"path": str(run_dir / "data" / "train.jsonl"), "type": "input_output", "ds_type": "json"}
+            ],
+            "val_set_size": 0.0,
+            "dataset_prepared_path": str(run_dir / "data" / "prepared"),
+            "output_dir": str(run_dir / "checkpoints"),
+            "sequence_len": t.max_length,
+            "sample_packing": t.packing,
+            "pad_to_sequence_len": t.packing,  # static shapes: compiled flex attention compiles once
+            "train_on_inputs": False,
+            "micro_batch_size": t.micro_batch_size,
+            "gradient_accumulation_steps": t.grad_accum,
+            "num_epochs": t.epochs,
+            "learning_rate": t.lr,
+            "lr_scheduler": t.lr_scheduler,
+            "warmup_ratio": t.warmup_ratio,
+            "weight_decay": t.weight_decay,
+            "optimizer": "paged_adamw_8bit" if recipe.method == "qlora" else "adamw_torch_fused",
+            "gradient_checkpointing": bool(t.gradient_checkpointing),
+            "save_steps": t.save_steps,
+            "logging_steps": t.logging_steps,
+            "seed": t.seed,
+            "bf16": "auto" if dtype == "auto" else dtype == "bf16",
+            "fp16": dtype == "fp16",
+            "tf32": True,
+        }
+    )
+    if t.gradient_checkpointing:
+        config["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if t.gradient_checkpointing == "offload":
+        config["activation_offloading"] = True  # axolotl 0.19's spelling of `gradient_checkpointing: offload`
+    if m.attn_implementation != "auto":
+        config["attn_implementation"] = m.attn_implementation
+        if m.attn_implementation == "flex_attention":
+            # uncompiled flex attention materialises the mask it exists to avoid (axolotl's example)
+            config["torch_compile"] = True
+            config["flex_attn_compile_kwargs"] = {"dynamic": False, "mode": "max-autotune-no-cudagraphs"}
+    if m.chat_template:
+        config["chat_template"] = m.chat_template
+    if m.special_tokens:
+        config["special_tokens"] = dict(m.special_tokens)
     if t.max_steps:
         config["max_steps"] = t.max_steps
     if t.save_total_limit:
@@ -81,5 +104,8 @@ def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
 
 
 def axolotl_config_text(recipe: Recipe, run_dir: Path) -> str:
-    header = f"# rendered by recipe-launcher from recipe {recipe.name} ({recipe.source})\n"
+    source = Path(recipe.source)
+    if source.is_relative_to(paths.PROJECT_ROOT):
+        source = source.relative_to(paths.PROJECT_ROOT)
+    header = f"# rendered by recipe-launcher from recipe {recipe.name} ({source})\n"
     return header + yaml.safe_dump(axolotl_config(recipe, run_dir), sort_keys=False)

@@ -55,7 +55,10 @@ def recipe_cmd(
 
     prepared = launching.prepare(recipe, cluster, set_ or [], force=force)
     if dry_run:
+        from launcher.run import files_text
+
         sys.stdout.write(prepared.request.describe())
+        sys.stdout.write("\n" + files_text(prepared.run, prepared.request.materialize()))
         return
     registry = Registry()
     with _console(stderr=True).status(f"Submitting to {prepared.run.profile.name} ..."):

@@ -61,10 +61,6 @@ class JobKind:
 
 def _train_rules(recipe: Recipe) -> None:
     q, t = recipe.quantization.mode, recipe.train
-    if recipe.engine == "hf" and t.gradient_checkpointing == "offload":
-        raise ValueError(
-            "train.gradient_checkpointing: offload needs engine: axolotl; the hf engine takes true or false"
-        )
     if recipe.engine == "hf" and t.cut_cross_entropy:
         raise ValueError("train.cut_cross_entropy: true needs engine: axolotl (its CutCrossEntropyPlugin)")
     if recipe.method == "fft" and q != "none":

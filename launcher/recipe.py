@@ -64,6 +64,16 @@ class ModelSpec(Strict):
     attn_implementation: Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"] = Field(
         "auto", description="auto: flex_attention for packed training on a GPU, else sdpa"
     )
+    model_type: str | None = Field(
+        None, description="the transformers class to load, e.g. Llama4ForConditionalGeneration (axolotl)"
+    )
+    linearized_experts: bool = Field(
+        False, description="MoE experts stored as one linear layer each, so bitsandbytes quantizes them"
+    )
+    chat_template: str | None = Field(None, description="a named chat template, e.g. llama4 (axolotl)")
+    special_tokens: dict[str, str] = Field(
+        default_factory=dict, description="tokenizer special tokens to set: {pad_token: ..., eos_token: ...}"
+    )
 
 
 class LoraSpec(Strict):
@@ -255,6 +265,11 @@ class Recipe(Strict):
             raise ValueError(f"engine: {self.engine} runs {takes} jobs only (job is {self.job})")
         if kind.validate is not None:
             kind.validate(self)
+        if self.train.gradient_checkpointing == "offload" and self.engine != "axolotl":
+            raise ValueError(
+                "train.gradient_checkpointing: offload is axolotl's activation offloading; with engine "
+                f"{self.engine} use true or false"
+            )
         for key in self.env:
             if any(h in key.upper() for h in SECRET_HINTS):
                 raise ValueError(

@@ -66,6 +66,15 @@ class LaunchInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RunFile:
+    """One file a run writes into its directory when it is created (besides launch.json)."""
+
+    name: str
+    text: str
+    executable: bool = False
+
+
 @dataclass
 class Run:
     """A run to be (or already) launched; nothing touches disk until `create()`."""
@@ -104,6 +113,14 @@ class Run:
             files["axolotl.yaml"] = axolotl_config_text(self.recipe, self.run_dir)
         return files
 
+    def files(self, script: str) -> list[RunFile]:
+        """Every file `create(script)` writes: the resolved recipe, the script, the rendered configs.
+
+        `--dry-run` prints this same list, so what it shows is what a submit writes."""
+        files = [RunFile("recipe.yaml", self.recipe.to_yaml()), RunFile("submit.sh", script, executable=True)]
+        files += [RunFile(name, text) for name, text in self.rendered_files().items()]
+        return files
+
     def info(self) -> LaunchInfo:
         commit, dirty = git_state()
         return LaunchInfo(
@@ -121,18 +138,29 @@ class Run:
         )
 
     def create(self, script: str) -> LaunchInfo:
-        """Write recipe.yaml, launch.json, submit.sh and logs/; the directory must not exist."""
+        """Write `files(script)`, launch.json and logs/; the directory must not exist."""
         self.run_dir.mkdir(parents=True, exist_ok=False)
         self.logs_dir.mkdir()
-        (self.run_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
-        submit = self.run_dir / "submit.sh"
-        submit.write_text(script)
-        submit.chmod(0o755)
-        for name, text in self.rendered_files().items():
-            (self.run_dir / name).write_text(text)
+        for f in self.files(script):
+            path = self.run_dir / f.name
+            path.write_text(f.text)
+            if f.executable:
+                path.chmod(0o755)
         info = self.info()
         write_launch_info(self.run_dir, info)
         return info
+
+
+def files_text(run: Run, script: str) -> str:
+    """For --dry-run, after the script: the list of files the run will write, then each one's
+    content except the script itself (printed above)."""
+    files = run.files(script)
+    lines = [f"# files the run will write in {run.run_dir}:"]
+    lines += [f"#   {f.name}" + (" (the script above)" if f.name == "submit.sh" else "") for f in files]
+    lines.append("#   launch.json (at submit: run id, recipe hash, git commit, job ids)")
+    parts = ["\n".join(lines) + "\n"]
+    parts += [f"\n# ---- {f.name} ----\n{f.text.rstrip()}\n" for f in files if f.name != "submit.sh"]
+    return "".join(parts)
 
 
 def write_launch_info(run_dir: Path, info: LaunchInfo) -> None:

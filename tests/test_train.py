@@ -119,30 +119,6 @@ def test_deepspeed_configs() -> None:
     assert z1["train_micro_batch_size_per_gpu"] == "auto" and z1["fp16"]["enabled"] == "auto"
 
 
-def test_axolotl_config_for_llama4(tmp_path: Path) -> None:
-    from launcher.axolotl import axolotl_config
-
-    cfg = axolotl_config(load_recipe("llama4_scout_qlora"), tmp_path)
-    assert cfg["base_model"] == "meta-llama/Llama-4-Scout-17B-16E"
-    assert (cfg["adapter"], cfg["load_in_4bit"], cfg["lora_r"], cfg["lora_alpha"]) == ("qlora", True, 8, 32)
-    assert cfg["lora_target_modules"] == ["q_proj", "v_proj"] and cfg["lora_dropout"] == 0.05
-    assert cfg["bnb_config_kwargs"] == {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
-    assert cfg["train_on_inputs"] is False and cfg["datasets"][0]["type"] == "input_output"
-
-
-def test_axolotl_validates_the_rendered_config(tmp_path: Path) -> None:
-    try:
-        from axolotl.utils.config import validate_config  # type: ignore[import-not-found]
-        from axolotl.utils.dict import DictDefault  # type: ignore[import-not-found]
-    except ImportError as err:
-        pytest.skip(
-            f"not run: the axolotl extra is not installed here ({err.name}); CPU CI cannot install it"
-        )
-    from launcher.axolotl import axolotl_config
-
-    validate_config(DictDefault(axolotl_config(load_recipe("llama4_scout_qlora"), tmp_path)))
-
-
 def _python_job(run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "jobs.train", "--run-dir", str(run_dir)], env=env,
