@@ -46,7 +46,7 @@ def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
             "lr_scheduler": t.lr_scheduler,
             "warmup_ratio": t.warmup_ratio,
             "weight_decay": t.weight_decay,
-            "optimizer": "paged_adamw_8bit" if recipe.method == "qlora" else "adamw_torch_fused",
+            "optimizer": t.optim,  # the planner sizes the same key
             "gradient_checkpointing": bool(t.gradient_checkpointing),
             "save_steps": t.save_steps,
             "logging_steps": t.logging_steps,
@@ -66,6 +66,9 @@ def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
             # uncompiled flex attention materialises the mask it exists to avoid (axolotl's example)
             config["torch_compile"] = True
             config["flex_attn_compile_kwargs"] = {"dynamic": False, "mode": "max-autotune-no-cudagraphs"}
+    if t.cut_cross_entropy:  # loss without materialised logits; the planner counts none
+        config["plugins"] = ["axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"]
+        config["cut_cross_entropy"] = True
     if m.chat_template:
         config["chat_template"] = m.chat_template
     if m.special_tokens:

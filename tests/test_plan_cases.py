@@ -251,7 +251,8 @@ def test_scout_with_the_recipes_own_settings_fits_one_a800() -> None:
 
 
 def test_scout_hub_checkpoint_keeps_3d_experts_in_bf16_and_the_fix_is_the_linearized_base() -> None:
-    result = plan(load_recipe("llama4_scout_qlora", RECIPE_OWN), load_cluster("a800"))
+    hub = ["model.name_or_path=meta-llama/Llama-4-Scout-17B-16E", "model.linearized_experts=false"]
+    result = plan(load_recipe("llama4_scout_qlora", [*RECIPE_OWN, *hub]), load_cluster("a800"))
     assert not result.fits and result.breakdown["weights"] > 200  # 101B expert weights in bf16
     assert any("3-D parameters" in a for a in result.assumptions)
     assert result.suggestions[0] == f"--set model.name_or_path={LINEARIZED_SCOUT}"
