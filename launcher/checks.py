@@ -6,6 +6,7 @@ from pathlib import Path
 
 from launcher.errors import UserError
 from launcher.recipe import Recipe
+from launcher.spacy_pipelines import check_pipeline
 
 TINY_PREFIX = "tiny://"
 DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news",)}
@@ -31,6 +32,8 @@ def check_inputs(recipe: Recipe) -> None:
             f"{src}: data.path: '{recipe.data.path}' is not a file; leave it unset to use the "
             f"{recipe.data.dataset} data shipped with the project"
         )
+    if recipe.job == "spacy":
+        check_pipeline(recipe)
     allowed = DATASETS_BY_TASK[recipe.task]
     if recipe.job in ("train", "evaluate", "spacy", "token_classification", "classify") and (
         recipe.data.dataset not in allowed
