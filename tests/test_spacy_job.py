@@ -156,8 +156,9 @@ def test_spacy_sm_trains_checkpoints_per_epoch_and_scores_the_test_split(trained
     assert [r["id"] for r in rows] == test_ids  # the generative runs' held-out sentences
     assert all(len(r["pred_tags"]) == len(r["tokens"]) == len(r["gold_tags"]) for r in rows)
 
-    history = read_run(trained / "wandb" / next((trained / "wandb").glob("offline-run-*")).name).history
-    epochs = [h for h in history if "train/loss" in h]
+    runs = [read_run(p) for p in sorted((trained / "wandb").glob("offline-run-*"))]
+    assert {r.job_type for r in runs} == {"train", "eval"}  # loss by epoch; the test metrics
+    epochs = [h for r in runs if r.job_type == "train" for h in r.history if "train/loss" in h]
     assert [h["train/epoch"] for h in epochs] == [1, 2] and all("dev/f1" in h for h in epochs)
 
 
