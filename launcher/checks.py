@@ -7,6 +7,7 @@ from pathlib import Path
 from launcher.errors import UserError
 from launcher.jobkinds import kind_of
 from launcher.recipe import Recipe
+from launcher.spacy_pipelines import check_pipeline
 
 TINY_PREFIX = "tiny://"
 DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news",)}
@@ -32,6 +33,8 @@ def check_inputs(recipe: Recipe) -> None:
             f"{src}: data.path: '{recipe.data.path}' is not a file; leave it unset to use the "
             f"{recipe.data.dataset} data shipped with the project"
         )
+    if recipe.job == "spacy":
+        check_pipeline(recipe)
     allowed = DATASETS_BY_TASK[recipe.task]
     if kind_of(recipe).reads_data and recipe.data.dataset not in allowed:
         raise UserError(

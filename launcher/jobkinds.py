@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from launcher.spacy_pipelines import spacy_rules
+
 if TYPE_CHECKING:
     from launcher.recipe import Recipe
 
@@ -92,7 +94,7 @@ KINDS: dict[str, JobKind] = {
         JobKind("evaluate", trains=False, multi_node=False, torchrun=False, planner="generation",
                 tasks=("ner",), validate=_evaluate_rules),
         JobKind("spacy", trains=True, multi_node=False, torchrun=False, planner="cpu",
-                tasks=("ner",), evaluator="spacy"),
+                tasks=("ner",), evaluator="spacy", validate=spacy_rules),
         JobKind("token_classification", trains=True, multi_node=False, torchrun=True,
                 planner="training", tasks=("ner",), evaluator="token_classification"),
         JobKind("classify", trains=False, multi_node=False, torchrun=False, planner="none",

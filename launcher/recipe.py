@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from launcher import paths
 from launcher.jobkinds import JOB_NAMES, KINDS
 from launcher.schema import Strict, apply_overrides, validate
+from launcher.spacy_pipelines import SpacySpec
 from launcher.yamlio import load_yaml
 
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
@@ -221,6 +222,7 @@ class Recipe(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    spacy: SpacySpec | None = Field(None, description="spaCy's training settings (job spacy only)")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
     env: dict[str, str] = Field(default_factory=dict)
@@ -257,6 +259,8 @@ class Recipe(Strict):
             raise ValueError(
                 f"distributed.offload_params: parameter offload needs zero_stage: 3 (got {d.zero_stage})"
             )
+        if self.spacy is not None and self.job != "spacy":
+            raise ValueError(f"spacy: settings given but job is {self.job}; remove the spacy section")
         kind = KINDS[self.job]
         if self.task not in kind.tasks:
             raise ValueError(f"task: job {self.job} takes task {' or '.join(kind.tasks)} (got {self.task})")
