@@ -195,17 +195,22 @@ def test_time_limit_escalates_to_sigkill(launch: Launch, launch_env: dict[str, s
 
 
 def test_cancel_after_the_run_directory_was_deleted(launch: Launch, tmp_path: Path) -> None:
+    """Also the profile file it was submitted with: cancel needs neither."""
+    profile = tmp_path / "mybox.yaml"
+    profile.write_text("name: mybox\nbackend: local\n")
     args = ["--set", "env={SMOKE_STEP_SECONDS: '0.1'}"]
-    run_id = launch("recipe", "tiny_smoke", "-c", "local", *LONG, *args, check=True).stdout.split()[0]
+    run_id = launch("recipe", "tiny_smoke", "-c", str(profile), *LONG, *args, check=True).stdout.split()[0]
     run_dir = tmp_path / "runs" / run_id
     wait_for(lambda: run_state(launch, run_id) == "running")
     job = _job_pid(run_dir)
     supervisor = int(_job_id(tmp_path / "runs", run_id).split("@")[0])
     shutil.rmtree(run_dir)
+    profile.unlink()
     proc = launch("cancel", run_id)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     wait_for(lambda: not _alive(job) and not _alive(supervisor), timeout=10)
+    assert run_state(launch, run_id) == "cancelled"
 
 
 def test_failed_run_shows_its_error_line(launch: Launch, launch_env: dict[str, str]) -> None:
