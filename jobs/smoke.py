@@ -3,7 +3,9 @@
     python -m jobs.smoke --run-dir DIR
 
 Reads `train.max_steps` and `train.save_steps` from the run's recipe. Recipe `env` entries:
-SMOKE_STEP_SECONDS sets the time per step, SMOKE_FAIL_AT=N makes it fail at step N. On SIGUSR2
+SMOKE_STEP_SECONDS sets the time per step, SMOKE_FAIL_AT=N makes it fail at step N,
+SMOKE_IGNORE_TERM=1 makes it ignore SIGTERM (a job that will not stop), SMOKE_CHILD=1 makes it start
+a child process that outlives it (a stand-in for a data-loader worker). On SIGUSR2
 (Slurm's warning before preemption or the time limit) it saves a checkpoint and exits with
 code 3, so the backend can requeue it. Like jobs.train, it uploads each checkpoint to the
 recipe's artifact store (artifacts.uri) in the background.
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +50,11 @@ def main() -> int:
 
     signalled: list[int] = []
     signal.signal(signal.SIGUSR2, lambda signum, _frame: signalled.append(signum))
+    if os.environ.get("SMOKE_IGNORE_TERM") == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("SMOKE_CHILD") == "1":
+        child = subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL)
+        print(f"child process {child.pid}", flush=True)
 
     uploader = BackgroundUploader(recipe, run_dir)
     uploader.submit_pending()

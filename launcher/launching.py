@@ -156,7 +156,14 @@ def profile_of(row: RunRow) -> ClusterProfile:
     saved = read_launch_info(Path(row.run_dir)).get("extra", {}).get("profile")
     if saved:
         return validate(ClusterProfile, saved, f"{row.run_dir}/launch.json")
-    return load_cluster(row.cluster)
+    try:
+        return load_cluster(row.cluster)
+    except UserError:
+        if row.backend != "local":
+            raise
+        # the run directory and its profile file are gone: a local run's processes are found from
+        # its job id alone, so status and cancel still work
+        return ClusterProfile(name=row.cluster, backend="local")
 
 
 def backend_of(row: RunRow) -> Backend:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -164,12 +165,42 @@ def _tail(path: Path, lines: int = 15) -> list[str]:
         return []
 
 
+_ERROR_LINE = re.compile(
+    r"^([\w.]+\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)\b"  # a Python exception: `OSError: ...`
+    r"|^(\S+: )?(error|fatal)\b",  # `error: ...`, `slurmstepd: error: ...`
+    re.IGNORECASE,
+)
+
+
+_SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|sbatch|\[launch\])\S*:? ")
+
+
+def last_error_line(run_dir: Path) -> str | None:
+    """Why a run failed, from its newest `logs/*.err` (every backend writes its stderr there): the
+    job's last line that reads as an error (`ValueError: ...`, `error: ...`), else its last line;
+    the scheduler's own lines (`srun: error: task 0: Exited ...`) only when the job wrote none."""
+    logs = sorted(Path(run_dir, "logs").glob("*.err"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for log in logs:
+        try:
+            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            continue
+        for candidates in ([line for line in lines if not _SCHEDULER_LINE.match(line)], lines):
+            if candidates:
+                errors = [line for line in candidates if _ERROR_LINE.match(line)]
+                return (errors or candidates)[-1]
+    return None
+
+
 def run_detail(row: RunRow) -> Group:
     """`launch status RUN`: facts as `key  value` lines (never wrapped, so paths and the
     `wandb sync` command can be copied), the tasks, and the log tail of a failed run."""
     facts = [("run", row.run_id), ("state", row.state)]
     if row.note:
         facts.append(("why", row.note))
+    error = last_error_line(Path(row.run_dir)) if row.state in ("failed", "timeout") else None
+    if error:
+        facts.append(("error", error))
     facts += [
         ("recipe", row.recipe),
         ("cluster", f"{row.cluster} ({row.backend})"),

@@ -46,7 +46,8 @@ def duration_seconds(text: str) -> int:
 
 
 def _check_duration(value: str | int) -> str:
-    duration_seconds(str(value))
+    if duration_seconds(str(value)) == 0:  # Slurm reads --time=0 as UNLIMITED
+        raise ValueError(f"'{value}' is zero, which Slurm reads as unlimited; use a positive HH:MM:SS")
     return str(value)
 
 

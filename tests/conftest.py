@@ -21,9 +21,11 @@ def launch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     """Environment for `launch` with its own registry, runs root and W&B directory."""
     home, runs = tmp_path / "home", tmp_path / "runs"
     env = {**os.environ, "LAUNCH_HOME": str(home), "LAUNCH_RUNS": str(runs), "WANDB_MODE": "offline"}
+    env["LAUNCH_GPU_TABLE"] = str(tmp_path / "gpus")  # the machine-wide table, one per test here
     env.pop("WANDB_API_KEY", None)
     monkeypatch.setenv("LAUNCH_HOME", str(home))
     monkeypatch.setenv("LAUNCH_RUNS", str(runs))
+    monkeypatch.setenv("LAUNCH_GPU_TABLE", env["LAUNCH_GPU_TABLE"])
     return env
 
 
@@ -50,7 +52,7 @@ def launch(launch_env: dict[str, str], tmp_path: Path) -> Launch:
 def isolated_env(root: Path) -> dict[str, str]:
     """The environment of a module's own `launch` world under `root` (W&B disabled)."""
     env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
-           "WANDB_MODE": "disabled"}  # fmt: skip
+           "WANDB_MODE": "disabled", "LAUNCH_GPU_TABLE": str(root / "gpus")}  # fmt: skip
     env.pop("WANDB_API_KEY", None)
     return env
 

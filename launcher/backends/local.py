@@ -2,13 +2,21 @@
 
 `submit` starts a supervisor (`python -m launcher.backends.local`) in a new session. The supervisor
 waits in a FIFO queue until enough of this machine's GPUs are free, sets CUDA_VISIBLE_DEVICES,
-runs the run's submit.sh with its output in logs/, enforces the time limit, and records the
-outcome in `<run_dir>/.local_state.json`. Cancelling kills the supervisor's whole process group.
+runs the run's submit.sh in its own process group with its output in logs/, enforces the time
+limit (SIGTERM, then SIGKILL of the group after `procs.GRACE_S`), and records the outcome in
+`<run_dir>/.local_state.json`. The job dies with its supervisor (PR_SET_PDEATHSIG); a process the
+job started that outlives both keeps the run `running` and its GPUs held until `launch cancel`.
+
+Processes are named by PID + start time + boot id (`procs.Proc`), so a reused PID is never taken
+for a run's process. The job id is the supervisor's `PID@START` (a bare `PID` from older versions
+is matched by PID only). The GPU table is one per machine, shared by every user and every
+$LAUNCH_HOME (`$LAUNCH_GPU_TABLE`, default /tmp/recipe-launcher-gpus), like one Slurm node's GRES.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import json
 import os
@@ -17,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +33,15 @@ from pathlib import Path
 from launcher import paths
 from launcher.backends.base import Backend, JobState, Request
 from launcher.backends.follow import follow_files
+from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
 from launcher.runfiles import atomic_write_json
 from launcher.spec import LaunchSpec
 
 STATE_FILE = ".local_state.json"
+
+
+GPU_TABLE_DIR = Path("/tmp/recipe-launcher-gpus")
+"""Where the machine's GPU table lives unless $LAUNCH_GPU_TABLE names another directory."""
 
 
 def _state_dir() -> Path:
@@ -37,18 +50,29 @@ def _state_dir() -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
+def _read_json(path: Path) -> dict:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _merge_json(path: Path, **changes: object) -> None:
+    """Merge `changes` into a JSON file; a directory that was deleted meanwhile is not an error."""
+    data = _read_json(path)
+    data.update(changes)
+    with suppress(FileNotFoundError):
+        atomic_write_json(path, data)
+
+
+def _merge_state(run_dir: Path, **changes: object) -> None:
+    _merge_json(run_dir / STATE_FILE, **changes)
+
+
+def _run_alive(groups: Sequence[Proc | None]) -> bool:
+    """Some process of the run lives: the supervisor, the job, or anything left in their groups."""
+    return any(g is not None and (g.alive() or g.group_members()) for g in groups)
 
 
 @dataclass(frozen=True)
@@ -99,42 +123,60 @@ class LocalBackend(Backend[LocalPayload]):
                 cmd, cwd=paths.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, env={**os.environ, "LAUNCH_HOME": str(paths.launch_home())},
             )  # fmt: skip
-        job_id = str(proc.pid)
-        atomic_write_json(_state_dir() / f"{job_id}.json", {"run_dir": str(run_dir)})
+        supervisor = Proc.of(proc.pid)
+        job_id = str(supervisor)
+        atomic_write_json(_state_dir() / f"{job_id}.json", {"run_dir": str(run_dir), "boot": supervisor.boot})
         return job_id
 
-    def _run_dir(self, job_id: str) -> Path | None:
-        try:
-            return Path(json.loads((_state_dir() / f"{job_id}.json").read_text())["run_dir"])
-        except (OSError, ValueError, KeyError):
-            return None
+    def _record(self, job_id: str) -> tuple[Proc, Path | None, Proc | None]:
+        """The supervisor, the run directory and the job's own process (once it started)."""
+        record = _read_json(_state_dir() / f"{job_id}.json")
+        supervisor = Proc.parse(job_id, record.get("boot"))
+        run_dir = Path(record["run_dir"]) if isinstance(record.get("run_dir"), str) else None
+        job = Proc.from_json(_read_json(_state_dir() / f"{job_id}.job.json").get("job"))
+        if job is None and run_dir is not None:
+            job = Proc.from_json(_read_json(run_dir / STATE_FILE).get("job"))
+        return supervisor, run_dir, job
 
     def _state(self, job_id: str) -> JobState:
-        run_dir = self._run_dir(job_id)
+        try:
+            supervisor, run_dir, job = self._record(job_id)
+        except ValueError:
+            return JobState.UNKNOWN
         if run_dir is None:
             return JobState.UNKNOWN
-        try:
-            recorded = json.loads((run_dir / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            recorded = {}
+        recorded = _read_json(run_dir / STATE_FILE)
         state = JobState(recorded.get("state", "unknown"))
         if state.is_terminal:
             return state
-        if _alive(int(job_id)):
+        if supervisor.alive():
             return state
-        return JobState.CANCELLED if recorded.get("cancelling") else JobState.FAILED
+        if _run_alive([supervisor, job]):
+            return JobState.RUNNING  # the supervisor is gone but the job's processes are not
+        cancelling = recorded.get("cancelling") or _read_json(_state_dir() / f"{job_id}.json").get(
+            "cancelling"
+        )
+        return JobState.CANCELLED if cancelling else JobState.FAILED
 
     def status(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         return {job_id: self._state(job_id) for job_id in job_ids}
 
     def explain(self, job_id: str) -> str | None:
-        run_dir = self._run_dir(job_id)
+        try:
+            supervisor, run_dir, job = self._record(job_id)
+        except ValueError:
+            return None
         if run_dir is None:
             return None
-        try:
-            return json.loads((run_dir / STATE_FILE).read_text()).get("reason")
-        except (OSError, ValueError):
-            return None
+        recorded = _read_json(run_dir / STATE_FILE)
+        if JobState(recorded.get("state", "unknown")).is_terminal or supervisor.alive():
+            return recorded.get("reason")
+        if _run_alive([supervisor, job]):
+            return (
+                "the supervisor died but processes of the job still run (and hold its GPUs); "
+                "`launch cancel` stops them"
+            )
+        return "the supervisor died before the job ended (killed?); no outcome was recorded"
 
     def logs(self, run_dir: Path, job_id: str, follow: bool = False) -> Iterator[tuple[Path, str]]:
         files = [run_dir / "logs" / "task0.out", run_dir / "logs" / "task0.err"]
@@ -142,85 +184,87 @@ class LocalBackend(Backend[LocalPayload]):
         yield from follow_files(lambda: files, done)
 
     def cancel(self, job_id: str) -> None:
-        run_dir = self._run_dir(job_id)
-        if run_dir is not None and not self._state(job_id).is_terminal:
-            _merge_state(run_dir, cancelling=True)
-        pid = int(job_id)
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
+        """Kill first, record after: SIGTERM the supervisor (it passes it on to the job's group),
+        or the job's group itself when the supervisor is gone; SIGKILL what is left after GRACE_S.
+        A run directory deleted meanwhile only means there is nothing to record."""
+        supervisor, run_dir, job = self._record(job_id)
+        if run_dir is not None and self._state(job_id).is_terminal:
             return
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.1)
-        if _group_alive(pid):
-            with suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        if run_dir is not None and not self._state(job_id).is_terminal:
-            _merge_state(run_dir, state="cancelled")
-
-
-def _group_alive(pgid: int) -> bool:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
-
-
-def _merge_state(run_dir: Path, **changes: object) -> None:
-    path = run_dir / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data.update(changes)
-    atomic_write_json(path, data)
+        with suppress(OSError):  # intent, for a status taken while the processes are dying
+            _merge_json(_state_dir() / f"{job_id}.json", cancelling=True)
+        if supervisor.alive():
+            supervisor.signal_group(signal.SIGTERM)
+            kill_groups([supervisor, *([job] if job else [])], grace=GRACE_S, term=False)
+        else:
+            kill_groups([g for g in (supervisor, job) if g is not None])
+        if (
+            run_dir is not None
+            and not JobState(_read_json(run_dir / STATE_FILE).get("state", "unknown")).is_terminal
+        ):
+            _merge_state(run_dir, state="cancelled", cancelling=True, ended=time.time())
 
 
 # ---------------------------------------------------------------- the supervisor process
 
 
+def gpu_table_dir() -> Path:
+    """The machine's GPU table directory, created writable by every user (mode 0777: a sticky
+    directory would stop one user from atomically replacing a table another user wrote)."""
+    path = Path(os.environ.get("LAUNCH_GPU_TABLE") or GPU_TABLE_DIR)
+    if not path.is_dir():
+        with suppress(FileExistsError):
+            path.mkdir(parents=True)
+            path.chmod(0o777)
+    return path
+
+
+def _holder_alive(entry: object) -> bool:
+    """A GPU holder {"supervisor": proc, "job": proc} (or a bare PID from older tables) lives."""
+    if isinstance(entry, dict) and "supervisor" in entry:
+        return _run_alive([Proc.from_json(entry.get("supervisor")), Proc.from_json(entry.get("job"))])
+    proc = Proc.from_json(entry)
+    return proc is not None and proc.alive()
+
+
 @contextmanager
 def _gpu_table() -> Iterator[dict]:
-    """The machine-wide GPU table {"holders": {gpu: pid}, "queue": [pid, ...]}, locked."""
-    directory = _state_dir()
-    with open(directory / "gpus.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """The machine-wide GPU table, locked: {"holders": {gpu: {"supervisor": proc, "job": proc}},
+    "queue": [proc, ...]}. A GPU stays held while any process of the run holding it lives."""
+    directory = gpu_table_dir()
+    fd = os.open(directory / "gpus.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        with suppress(PermissionError):
+            os.fchmod(fd, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         path = directory / "gpus.json"
-        try:
-            table = json.loads(path.read_text())
-        except (OSError, ValueError):
-            table = {}
-        table.setdefault("holders", {})
-        table.setdefault("queue", [])
-        table["holders"] = {g: p for g, p in table["holders"].items() if _alive(p)}
-        table["queue"] = [p for p in table["queue"] if _alive(p)]
+        table = _read_json(path)
+        if table.get("boot") != boot_id():
+            table = {"boot": boot_id()}  # written before a reboot: nothing of it runs any more
+        table["holders"] = {g: h for g, h in (table.get("holders") or {}).items() if _holder_alive(h)}
+        table["queue"] = [q for q in table.get("queue") or [] if _holder_alive(q)]
         yield table
         atomic_write_json(path, table)
+    finally:
+        os.close(fd)
 
 
-def _acquire(count: int, gpu_ids: list[int], run_dir: Path) -> list[int]:
+def _acquire(me: Proc, count: int, gpu_ids: list[int], run_dir: Path) -> list[int]:
     """Block until `count` GPUs are free and this process is first in the queue."""
     if count > len(gpu_ids):
         raise SystemExit(f"needs {count} GPUs but this machine offers {len(gpu_ids)}")
-    me = os.getpid()
     with _gpu_table() as table:
-        table["queue"].append(me)
+        table["queue"].append(me.to_json())
     while True:
         with _gpu_table() as table:
             free = [g for g in gpu_ids if str(g) not in table["holders"]]
-            if table["queue"] and table["queue"][0] == me and len(free) >= count:
+            queue = [Proc.from_json(q) for q in table["queue"]]
+            if queue and queue[0] == me and len(free) >= count:
                 taken = free[:count]
                 for g in taken:
-                    table["holders"][str(g)] = me
-                table["queue"].remove(me)
+                    table["holders"][str(g)] = {"supervisor": me.to_json(), "job": None}
+                table["queue"] = table["queue"][1:]
                 return taken
-            ahead = table["queue"].index(me) if me in table["queue"] else 0
+            ahead = queue.index(me) if me in queue else 0
         _merge_state(
             run_dir, state="pending",
             reason=f"waiting for {count} free GPU(s): {len(free)} free, {ahead} run(s) ahead",
@@ -228,15 +272,41 @@ def _acquire(count: int, gpu_ids: list[int], run_dir: Path) -> list[int]:
         time.sleep(1.0)
 
 
-def _release() -> None:
-    me = os.getpid()
+def _hold_by_job(me: Proc, job: Proc) -> None:
+    """The job's process group holds this supervisor's GPUs too (the GPUs outlive a dead supervisor)."""
     with _gpu_table() as table:
-        table["holders"] = {g: p for g, p in table["holders"].items() if p != me}
-        table["queue"] = [p for p in table["queue"] if p != me]
+        for entry in table["holders"].values():
+            if isinstance(entry, dict) and Proc.from_json(entry.get("supervisor")) == me:
+                entry["job"] = job.to_json()
+
+
+def _release(me: Proc) -> None:
+    with _gpu_table() as table:
+        table["holders"] = {
+            g: h for g, h in table["holders"].items()
+            if not (isinstance(h, dict) and Proc.from_json(h.get("supervisor")) == me)
+        }  # fmt: skip
+        table["queue"] = [q for q in table["queue"] if Proc.from_json(q) != me]
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """preexec_fn: the child gets SIGKILL when its parent (the supervisor) dies, as Ray's workers
+    do; it is kept across bash's exec of python. Grandchildren are not covered: they stay in the
+    job's process group, which holds the GPUs and which `launch cancel` kills."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def setup() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return setup
 
 
 def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> int:
     """Run submit.sh once its GPUs are free; record the outcome. Returns the job's exit code."""
+    me = Proc.me()
     stop: dict[str, int | None] = {"signal": None}
     started = False
 
@@ -248,37 +318,50 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> 
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    taken = _acquire(gpus, gpu_ids, run_dir) if gpus else []
+    taken = _acquire(me, gpus, gpu_ids, run_dir) if gpus else []
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in taken)}
     logs = run_dir / "logs"
+    timed_out, reason = False, None
     try:
         with open(logs / "task0.out", "ab") as out, open(logs / "task0.err", "ab") as err:
             proc = subprocess.Popen(
-                ["bash", str(run_dir / "submit.sh")], stdout=out, stderr=err,
-                stdin=subprocess.DEVNULL, env=env, cwd=paths.PROJECT_ROOT,
+                ["bash", str(run_dir / "submit.sh")], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                env=env, cwd=paths.PROJECT_ROOT, process_group=0, preexec_fn=_die_with(os.getpid()),
             )  # fmt: skip
+            job = Proc.of(proc.pid)
             started = True
-            _merge_state(run_dir, state="running", gpus=taken, reason=None, started=time.time())
+            with suppress(OSError):
+                atomic_write_json(_state_dir() / f"{me}.job.json", {"job": job.to_json()})
+            if taken:
+                _hold_by_job(me, job)
+            _merge_state(
+                run_dir, state="running", gpus=taken, reason=None, started=time.time(), job=job.to_json()
+            )  # fmt: skip
             deadline = time.monotonic() + time_limit if time_limit else None
-            timed_out = False
+            kill_at: float | None = None
             while proc.poll() is None:
-                if stop["signal"] is not None:
-                    proc.terminate()
-                if deadline and time.monotonic() > deadline and not timed_out:
-                    timed_out = True
-                    proc.terminate()
+                now = time.monotonic()
+                if kill_at is None and (stop["signal"] is not None or (deadline and now > deadline)):
+                    timed_out = stop["signal"] is None
+                    job.signal_group(signal.SIGTERM)
+                    kill_at = now + GRACE_S
+                elif kill_at is not None and now > kill_at:
+                    reason = f"did not stop within {GRACE_S} s of SIGTERM: killed"
+                    job.signal_group(signal.SIGKILL)
                 time.sleep(0.2)
             code = proc.returncode
+            # what the job left behind dies with it, as Slurm's process tracking does at step end
+            kill_groups([job], grace=1)
     finally:
         if taken:
-            _release()
+            _release(me)
     if stop["signal"] is not None:
         state = "cancelled"
     elif timed_out:
-        state = "timeout"
+        state, reason = "timeout", f"time limit of {time_limit} s reached" + (f"; {reason}" if reason else "")
     else:
         state = "completed" if code == 0 else "failed"
-    _merge_state(run_dir, state=state, exit_code=code, ended=time.time())
+    _merge_state(run_dir, state=state, exit_code=code, ended=time.time(), reason=reason)
     return code
 
 
