@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from launcher.errors import UserError
+from launcher.errors import SetupError, UserError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,9 +33,10 @@ SetOpt = Annotated[
 
 
 def _console(stderr: bool = False) -> Console:
+    """Rich console that prints text as it is: a `[` in a path or a run id is never markup."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, markup=False)
 
 
 @app.command("recipe")
@@ -380,7 +381,10 @@ def bench_cmd(
             )
     else:
         run_dirs = [Path(r.run_dir) for r in registry.all() if bench.has_results(Path(r.run_dir))]
-    rows = bench.collect(run_dirs)
+    skipped: list[str] = []
+    rows = bench.collect(run_dirs, skipped=skipped)
+    for line in skipped:
+        _console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
     target = out or paths.runs_root() / "bench"
     files = bench.write(rows, target)
     console = _console()
@@ -397,8 +401,16 @@ def bench_cmd(
     err.print(f"wrote {', '.join(str(p) for p in files.values())}", markup=False, soft_wrap=True)
 
 
+def _fail(message: object, code: int) -> None:
+    sys.stderr.write("".join(f"error: {line}\n" for line in str(message).splitlines() or [""]))
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    """Entry point: user mistakes become one line on stderr (one per error) and exit code 2;
+    a problem of this machine (disk, permissions, a damaged registry) one line and exit code 1."""
+    import sqlite3
+
     try:
         app()
     except UserError as err:
@@ -407,8 +419,14 @@ def main() -> None:
             from launcher.plan import render_plan
 
             _console(stderr=True).print(render_plan(plan))
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(err.exit_code)
+        _fail(err, err.exit_code)
+    except SetupError as err:
+        _fail(err, err.exit_code)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}", 1)
+    except sqlite3.DatabaseError as err:
+        _fail(f"the run registry ($LAUNCH_HOME/registry.db) cannot be used: {err}", 1)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -12,12 +12,11 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from launcher import paths
 from launcher.jobkinds import JOB_NAMES, KINDS
-from launcher.schema import Strict, apply_overrides, validate
+from launcher.schema import EnvVars, Strict, apply_overrides, override_blame, validate
 from launcher.yamlio import load_yaml
 
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
 Offload = Literal["none", "cpu", "nvme"]
-SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -200,13 +199,18 @@ class Recipe(Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
 
     _source: str = PrivateAttr("<recipe>")
+    _overrides: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def source(self) -> str:
         return self._source
+
+    def at(self, key: str) -> str:
+        """Where an error at `key` is reported: `--set KEY` when an override set it, else `<file>: KEY`."""
+        return override_blame(self._source, self._overrides)(key)
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -242,12 +246,6 @@ class Recipe(Strict):
             raise ValueError(f"engine: {self.engine} runs {takes} jobs only (job is {self.job})")
         if kind.validate is not None:
             kind.validate(self)
-        for key in self.env:
-            if any(h in key.upper() for h in SECRET_HINTS):
-                raise ValueError(
-                    f"env.{key}: looks like a secret; secrets reach jobs through your "
-                    "environment only, never through a recipe"
-                )
         return self
 
     def to_yaml(self) -> str:
@@ -267,8 +265,9 @@ def load_recipe(ref: str | Path, overrides: list[str] | None = None) -> Recipe:
     data.setdefault("name", path.stem)
     if overrides:
         apply_overrides(Recipe, data, overrides)
-    recipe = validate(Recipe, data, str(path))
+    recipe = validate(Recipe, data, str(path), overrides)
     recipe._source = str(path)
+    recipe._overrides = list(overrides or [])
     return recipe
 
 

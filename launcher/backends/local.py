@@ -26,6 +26,7 @@ from launcher.backends.base import Backend, JobState, Request, job_command, job_
 from launcher.backends.follow import follow_files
 from launcher.run import Run
 from launcher.runfiles import atomic_write_json
+from launcher.shell import export_line
 
 STATE_FILE = ".local_state.json"
 
@@ -76,7 +77,7 @@ class LocalBackend(Backend):
         python = (self.profile.local and self.profile.local.python) or sys.executable
         env = job_env(run)
         gpus = run.recipe.resources.gpus_per_node
-        exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items())
+        exports = "\n".join(export_line(k, v) for k, v in env.items())
         script = (
             "#!/usr/bin/env bash\n"
             f"# recipe-launcher run {run.run_id}: recipe {run.recipe.name} on cluster "

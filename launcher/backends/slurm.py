@@ -39,6 +39,7 @@ from launcher.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import duration_seconds
 from launcher.run import Run
+from launcher.shell import export_line
 
 REQUEUE_EXIT = 3
 SIGNAL = "B:USR2@90"
@@ -230,7 +231,7 @@ def launch_command(run: Run, python: str) -> str:
 
 
 def _exports(run: Run) -> list[str]:
-    return [f"export {k}={shlex.quote(v)}" for k, v in job_env(run).items()]
+    return [export_line(k, v) for k, v in job_env(run).items()]
 
 
 def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
