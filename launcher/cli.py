@@ -64,9 +64,9 @@ def recipe_cmd(
     run = prepared.run
     print(run.run_id, flush=True)
     err = _console(stderr=True)
-    err.print(f"submitted: job {job_id} on {run.profile.name} ({run.profile.backend})")
-    err.print(f"run directory: {run.run_dir}")
-    err.print(f"follow: launch logs {run.run_id} -f")
+    err.print(f"submitted: job {job_id} on {run.profile.name} ({run.profile.backend})", soft_wrap=True)
+    err.print(f"run directory: {run.run_dir}", soft_wrap=True)  # never wrapped: it can be copied
+    err.print(f"follow: launch logs {run.run_id} -f", soft_wrap=True)
     if follow:
         raise typer.Exit(_follow(registry, run.run_id))
 

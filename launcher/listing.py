@@ -76,6 +76,8 @@ def recipe_table() -> Table:
         job = str(data.get("job", "?"))
         if job == "train":
             job = f"train/{data.get('method', 'fft')}"
+        if "_error" in data:
+            job = gpus = ""
         rows.append([name, job, gpus, model, data.get("_error") or header_comment(path)])
     return _table("recipes", ["name", "job", "GPUs", "model", "what"], rows)
 
@@ -90,6 +92,8 @@ def cluster_table() -> Table:
         else:
             gpus = "detected" if gpu == "auto" else "none"
         backend = str(data.get("backend", "?"))
+        if "_error" in data:
+            backend = gpus = ""
         rows.append([name, backend, gpus, data.get("_error") or header_comment(path)])
     return _table("clusters", ["name", "backend", "GPUs per node", "what"], rows)
 
