@@ -171,7 +171,9 @@ def test_a_damaged_registry_fails_before_anything_is_submitted(launch: Launch, t
     proc = launch("recipe", "tiny_smoke", "-c", "local", *FAST)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
-    started = [p for p in set(Path("/proc").glob("[0-9]*")) - before if "launcher.backends.local" in _cmdline(p)]
+    started = [
+        p for p in set(Path("/proc").glob("[0-9]*")) - before if "launcher.backends.local" in _cmdline(p)
+    ]
     assert not started, "a supervisor was started"
 
 
@@ -186,7 +188,10 @@ def _cmdline(proc_dir: Path) -> str:
 def test_a_prefix_resolves_to_the_one_training_run(launch: Launch, tmp_path: Path, launch_env: dict) -> None:
     registry = Registry()
     runs = tmp_path / "runs"
-    train_id, eval_ids = "tiny_ner-20261201-1200-ab12", ["tiny_ner_eval-20261201-1300-cd34", "tiny_ner_eval-x"]
+    train_id, eval_ids = (
+        "tiny_ner-20261201-1200-ab12",
+        ["tiny_ner_eval-20261201-1300-cd34", "tiny_ner_eval-x"],
+    )
     run_dir = runs / train_id
     run_dir.mkdir(parents=True)
     (run_dir / "recipe.yaml").write_text(launch("show", "tiny_ner", check=True).stdout)
