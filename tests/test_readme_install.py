@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TORCH = "torch==2.13.0"
 
 pytestmark = pytest.mark.slow
+
+VenvLaunch = tuple[Callable[..., subprocess.CompletedProcess], Path, Path]
 
 
 def readme_venv() -> Path:
@@ -55,7 +58,7 @@ def _clean_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def venv_launch(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def venv_launch(tmp_path_factory: pytest.TempPathFactory) -> VenvLaunch:
     python = readme_venv()
     work = tmp_path_factory.mktemp("readme")
     env = {**_clean_env(), "LAUNCH_HOME": str(work / "home"), "WANDB_MODE": "offline"}
@@ -72,22 +75,26 @@ def venv_launch(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return launch, python, work
 
 
-def test_the_venv_sees_no_other_packages(venv_launch) -> None:  # noqa: ANN001
+def _run_in(python: Path, code: str) -> str:
+    proc = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, env=_clean_env(), check=True
+    )
+    return proc.stdout.strip()
+
+
+def test_the_venv_sees_no_other_packages(venv_launch: VenvLaunch) -> None:
     _, python, _ = venv_launch
-    out = subprocess.run(
-        [str(python), "-c", "import sys, matplotlib, torch; print(sys.prefix != sys.base_prefix, torch.__version__)"],
-        capture_output=True, text=True, env=_clean_env(), check=True,
-    ).stdout.split()  # fmt: skip
-    assert out == ["True", "2.13.0+cpu"], out
-    site = subprocess.run(
-        [str(python), "-c", "import site, sys; print(all(p.startswith(sys.prefix) or 'site-packages' not in p "
-         "for p in sys.path))"],
-        capture_output=True, text=True, env=_clean_env(), check=True,
-    ).stdout.strip()  # fmt: skip
-    assert site == "True", "the venv sees site-packages outside itself"
+    out = _run_in(
+        python, "import sys, matplotlib, torch; print(sys.prefix != sys.base_prefix, torch.__version__)"
+    )
+    assert out.split() == ["True", "2.13.0+cpu"], out
+    outside = (
+        "import sys; print([p for p in sys.path if 'site-packages' in p and not p.startswith(sys.prefix)])"
+    )
+    assert _run_in(python, outside) == "[]", "the venv sees site-packages outside itself"
 
 
-def test_the_readme_main_job_and_its_next_steps(venv_launch) -> None:  # noqa: ANN001
+def test_the_readme_main_job_and_its_next_steps(venv_launch: VenvLaunch) -> None:
     launch, _, work = venv_launch
     trained = launch("recipe", "tiny_ner", "--cluster", "local", "--follow")
     assert trained.returncode == 0, trained.stderr[-3000:]
