@@ -237,3 +237,17 @@ def test_slurm_daemons_listen_on_loopback_only() -> None:
     assert {"slurmctld", "slurmd", "slurmdbd"} <= set(found), out
     exposed = {d: addr for d, addr in found.items() if not addr.startswith("127.")}
     assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def test_a_row_left_submitting_is_shown_and_not_cancelled_blindly(launch: Launch, tmp_path: Path) -> None:
+    """A launcher that died between registering and submitting leaves a row that says so."""
+    registry = Registry()
+    run_id = "tiny_smoke-20261201-1200-dead"
+    registry.add(
+        run_id, "tiny_smoke", "local", "local", "smoke", tmp_path / "runs" / run_id, [], state=SUBMITTING
+    )
+    assert SUBMITTING in launch("status", check=True).stdout
+    assert "submitting" in launch("status", run_id, check=True).stdout
+    proc = launch("cancel", run_id)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "still being submitted" in proc.stderr
