@@ -91,6 +91,64 @@ def _blame_file(source: str) -> Blame:
     return lambda key: f"{source}: {key}"
 
 
+def _union_arms(annotation: Any) -> list[Any]:
+    """The members of a union annotation other than None (one member: not a union)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _union_arms(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _strip_union_tags(
+    model: type[BaseModel], loc: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], str | None, int]:
+    """`loc` without pydantic's union-member tags (`GpuSpec`, `literal['auto']`); which arm the
+    error came from ("model", "other" or None) and how long the loc of that union field is."""
+    current: type[BaseModel] | None = model
+    out: list[Any] = []
+    arm: str | None = None
+    field_len = 0
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        out.append(part)
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            current = None
+            continue
+        annotation = current.model_fields[part].annotation
+        arms = _union_arms(annotation)
+        current = _submodel(annotation)
+        if len(arms) > 1 and parts and arm is None:
+            tag = parts.pop(0)
+            models = [a for a in arms if isinstance(a, type) and issubclass(a, BaseModel)]
+            named = next((m for m in models if m.__name__ == tag), None)
+            arm, field_len, current = ("model" if named else "other"), len(out), named
+    return tuple(out), arm, field_len
+
+
+def _drop_other_arms(errors: list[Any], model: type[BaseModel]) -> list[Any]:
+    """Of the errors a union field gives for each of its members, keep those of the member the
+    value was meant for: the section when it is a mapping, else the plain choices."""
+    tagged = [(e, *_strip_union_tags(model, tuple(e["loc"]))) for e in errors]
+    kept = []
+    plain_unions_seen: set[tuple[Any, ...]] = set()
+    for error, loc, arm, n in tagged:
+        if arm is not None:
+            siblings = [(a, e) for e, lc, a, m in tagged if m == n and lc[:n] == loc[:n] and a is not None]
+            is_mapping = any(isinstance(e.get("input"), dict) for a, e in siblings if a == "other")
+            if any(a == "model" for a, _ in siblings):
+                if (arm == "other") == is_mapping:
+                    continue
+            elif loc[:n] in plain_unions_seen:  # `float | int`: one message is enough
+                continue
+            else:
+                plain_unions_seen.add(loc[:n])
+        kept.append({**error, "loc": loc})
+    return kept
+
+
 def _message(error: Any, model: type[BaseModel]) -> tuple[str | None, str]:
     """(key path or None when the message names its own key, what is wrong) of one pydantic error."""
     loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
@@ -125,7 +183,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     most MAX_ERRORS of them. `source` is the file, or a function giving the prefix for a key (so
     that a value given by `--set` is blamed on the `--set` argument, not on the file)."""
     blame = _blame_file(source) if isinstance(source, str) else source
-    errors = err.errors()
+    errors = _drop_other_arms(err.errors(), model)
     # a misspelt key also makes its intended key "missing": report the misspelling only
     misspelt = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
     errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in misspelt)]

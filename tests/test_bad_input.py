@@ -189,6 +189,25 @@ CASES = [
         "{tmp}/c.yaml: slurm.partiton: unknown key 'partiton' (did you mean 'partition'?)",
         files={"c.yaml": "name: c\nbackend: slurm\nslurm: {partiton: gpu}\n"},
     ),
+    case(
+        "misspelt_key_in_a_section_that_is_a_union",
+        ["recipe", "tiny_smoke", "-c", "{tmp}/c.yaml"],
+        "{tmp}/c.yaml: gpu.memry_gb: unknown key 'memry_gb' (did you mean 'memory_gb'?)",
+        "valid keys: type, memory_gb",
+        absent=("GpuSpec", "valid: auto"),
+        files={"c.yaml": "name: c\nbackend: local\ngpu: {memry_gb: 8, per_node: 1}\n"},
+    ),
+    case(
+        "bad_choice_for_a_union",
+        ["recipe", "tiny_smoke", "-c", "{tmp}/c.yaml"],
+        "{tmp}/c.yaml: gpu: 'autoo' is not valid (did you mean 'auto'?); valid: auto",
+        files={"c.yaml": "name: c\nbackend: local\ngpu: autoo\n"},
+    ),
+    case(
+        "bad_value_for_a_union_of_numbers",
+        [*SMOKE, "--set", "data.validation_size=x"],
+        "--set data.validation_size: Input should be a valid number",
+    ),
     # ------------------------------------------------------------------ --set: blamed on the argument
     case(
         "set_on_missing_key",
