@@ -372,7 +372,7 @@ def bench_cmd(
 
     registry = Registry()
     if runs:
-        run_dirs = [reeval.resolve_run(registry, ref)[1] for ref in runs]
+        run_dirs = [reeval.resolve_run(registry, ref, reeval.TRAINING_KINDS)[1] for ref in runs]
         empty = [d.name for d in run_dirs if not bench.has_results(d)]
         if empty:
             raise UserError(

@@ -51,6 +51,10 @@ class Plan:
         return [c for c in self.checkpoints if c.status == "todo"]
 
 
+TRAINING_KINDS = [name for name, kind in KINDS.items() if kind.trains]
+"""What a prefix given to reeval or bench means when eval runs share it: the training run."""
+
+
 def resolve_run(registry: Registry, ref: str, kinds: list[str] | None = None) -> tuple[str, Path]:
     """(run id, run directory) of a registry id / unique prefix, or of a run directory path.
     `kinds`: the job kinds a prefix may resolve to when it names several runs (launching.find_run)."""
@@ -137,8 +141,7 @@ def plan(
         raise UserError(f"--last: {last} is not a count; valid: 1 or more")
     if ref.startswith("s3://"):
         ref = str(fetch_stored_run(ref, every, last))
-    trains = [name for name, kind in KINDS.items() if kind.trains]
-    run_id, run_dir = resolve_run(registry, ref, trains)
+    run_id, run_dir = resolve_run(registry, ref, TRAINING_KINDS)
     train = evaluation.training_recipe(run_dir)
     if recipe_ref:
         eval_recipe = load_recipe(recipe_ref, overrides or [])

@@ -205,6 +205,12 @@ def test_a_prefix_resolves_to_the_one_training_run(launch: Launch, tmp_path: Pat
     proc = launch("reeval", "tiny_ner", "--cluster", "local")
     assert proc.returncode == 0, proc.stderr
     assert f"nothing to do: {train_id} has no complete checkpoint yet" in proc.stdout
+    (run_dir / "results" / "checkpoint-10").mkdir(parents=True)
+    metrics = {"strict": {"precision": 0.5, "recall": 0.5, "f1": 0.5}, "step": 10}
+    (run_dir / "results" / "checkpoint-10" / "metrics.json").write_text(json.dumps(metrics))
+    bench = launch("bench", "tiny_ner", "--no-wandb", "-o", str(tmp_path / "bench"))
+    assert bench.returncode == 0, bench.stderr
+    assert train_id in (tmp_path / "bench" / "benchmark.csv").read_text()
 
 
 # ---------------------------------------------------------------- item 4: one list of secret names
