@@ -19,18 +19,18 @@ def _looks_local(name: str) -> bool:
 
 def check_inputs(recipe: Recipe) -> None:
     """Model and data paths that name local files must exist; the dataset must suit the task."""
-    src = recipe.source
+    at = recipe.at
     name = recipe.model.name_or_path
     if _looks_local(name) and not Path(name).expanduser().exists():
         raise UserError(
-            f"{src}: model.name_or_path: '{name}' does not exist; valid: an existing directory, "
+            f"{at('model.name_or_path')}: '{name}' does not exist; valid: an existing directory, "
             "a hub name (org/model) or tiny://qwen2-gmb"
         )
     if recipe.model.config and not Path(recipe.model.config).expanduser().exists():
-        raise UserError(f"{src}: model.config: '{recipe.model.config}' does not exist")
+        raise UserError(f"{at('model.config')}: '{recipe.model.config}' does not exist")
     if recipe.data.path and not Path(recipe.data.path).expanduser().is_file():
         raise UserError(
-            f"{src}: data.path: '{recipe.data.path}' is not a file; leave it unset to use the "
+            f"{at('data.path')}: '{recipe.data.path}' is not a file; leave it unset to use the "
             f"{recipe.data.dataset} data shipped with the project"
         )
     if recipe.job == "spacy":
@@ -38,6 +38,6 @@ def check_inputs(recipe: Recipe) -> None:
     allowed = DATASETS_BY_TASK[recipe.task]
     if kind_of(recipe).reads_data and recipe.data.dataset not in allowed:
         raise UserError(
-            f"{src}: data.dataset: '{recipe.data.dataset}' does not suit task {recipe.task}; "
+            f"{at('data.dataset')}: '{recipe.data.dataset}' does not suit task {recipe.task}; "
             f"valid: {', '.join(allowed)}"
         )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from launcher.errors import UserError
+from launcher.errors import SetupError, UserError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,9 +33,10 @@ SetOpt = Annotated[
 
 
 def _console(stderr: bool = False) -> Console:
+    """Rich console that prints text as it is: a `[` in a path or a run id is never markup."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, markup=False)
 
 
 @app.command("recipe")
@@ -66,9 +67,9 @@ def recipe_cmd(
     run = prepared.run
     print(run.run_id, flush=True)
     err = _console(stderr=True)
-    err.print(f"submitted: job {job_id} on {run.profile.name} ({run.profile.backend})")
-    err.print(f"run directory: {run.run_dir}")
-    err.print(f"follow: launch logs {run.run_id} -f")
+    err.print(f"submitted: job {job_id} on {run.profile.name} ({run.profile.backend})", soft_wrap=True)
+    err.print(f"run directory: {run.run_dir}", soft_wrap=True)  # never wrapped: it can be copied
+    err.print(f"follow: launch logs {run.run_id} -f", soft_wrap=True)
     if follow:
         raise typer.Exit(_follow(registry, run.run_id))
 
@@ -390,7 +391,7 @@ def bench_cmd(
 
     registry = Registry()
     if runs:
-        run_dirs = [reeval.resolve_run(registry, ref)[1] for ref in runs]
+        run_dirs = [reeval.resolve_run(registry, ref, reeval.TRAINING_KINDS)[1] for ref in runs]
         empty = [d.name for d in run_dirs if not bench.has_results(d)]
         if empty:
             raise UserError(
@@ -399,7 +400,10 @@ def bench_cmd(
             )
     else:
         run_dirs = [Path(r.run_dir) for r in registry.all() if bench.has_results(Path(r.run_dir))]
-    rows = bench.collect(run_dirs)
+    skipped: list[str] = []
+    rows = bench.collect(run_dirs, skipped=skipped)
+    for line in skipped:
+        _console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
     target = out or paths.runs_root() / "bench"
     files = bench.write(rows, target)
     cls_rows = bench_cls.collect(run_dirs)
@@ -419,8 +423,16 @@ def bench_cmd(
     err.print(f"wrote {', '.join(str(p) for p in files.values())}", markup=False, soft_wrap=True)
 
 
+def _fail(message: object, code: int) -> None:
+    sys.stderr.write("".join(f"error: {line}\n" for line in str(message).splitlines() or [""]))
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    """Entry point: user mistakes become one line on stderr (one per error) and exit code 2;
+    a problem of this machine (disk, permissions, a damaged registry) one line and exit code 1."""
+    import sqlite3
+
     try:
         app()
     except UserError as err:
@@ -429,8 +441,14 @@ def main() -> None:
             from launcher.plan import render_plan
 
             _console(stderr=True).print(render_plan(plan))
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(err.exit_code)
+        _fail(err, err.exit_code)
+    except SetupError as err:
+        _fail(err, err.exit_code)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}", 1)
+    except sqlite3.DatabaseError as err:
+        _fail(f"the run registry ($LAUNCH_HOME/registry.db) cannot be used: {err}", 1)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from launcher import paths
 from launcher.errors import UserError
 from launcher.recipe import Duration, Recipe, duration_seconds
-from launcher.schema import Strict, validate
+from launcher.schema import EnvVars, Strict, validate
 from launcher.yamlio import load_yaml
 
 
@@ -77,7 +77,7 @@ class ClusterProfile(Strict):
     slurm: SlurmSpec | None = None
     ray: RaySpec | None = None
     local: LocalSpec | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
 
     _source: str = PrivateAttr("<cluster>")
 
@@ -159,56 +159,56 @@ def _uses_bf16(recipe: Recipe) -> str | None:
 
 def check_fit(recipe: Recipe, profile: ClusterProfile) -> None:
     """Raise a UserError when the recipe asks for what the profile cannot give."""
-    res, src, name = recipe.resources, recipe.source, profile.name
+    res, at, name = recipe.resources, recipe.at, profile.name
     gpu = profile.gpus
     if res.gpus_per_node > 0 and gpu is None:
         raise UserError(
-            f"{src}: resources.gpus_per_node: {res.gpus_per_node} but cluster '{name}' has no GPUs; "
+            f"{at('resources.gpus_per_node')}: {res.gpus_per_node} but cluster '{name}' has no GPUs; "
             "valid: 0 (run on CPU with --set resources.gpus_per_node=0) or a GPU cluster"
         )
     if gpu is not None:
         if res.gpus_per_node > gpu.per_node:
             raise UserError(
-                f"{src}: resources.gpus_per_node: {res.gpus_per_node} is more than the "
+                f"{at('resources.gpus_per_node')}: {res.gpus_per_node} is more than the "
                 f"{gpu.per_node} GPUs per node of cluster '{name}'; valid: 0-{gpu.per_node}"
             )
         if res.gpu_memory_gb is not None and res.gpu_memory_gb > gpu.memory_gb:
             raise UserError(
-                f"{src}: resources.gpu_memory_gb: {res.gpu_memory_gb:g} is more than the "
+                f"{at('resources.gpu_memory_gb')}: {res.gpu_memory_gb:g} is more than the "
                 f"{gpu.memory_gb:g} GB of the GPUs of cluster '{name}'"
             )
         if res.gpu_type is not None and gpu.type is not None and res.gpu_type != gpu.type:
             raise UserError(
-                f"{src}: resources.gpu_type: '{res.gpu_type}' is not offered by cluster '{name}'; "
+                f"{at('resources.gpu_type')}: '{res.gpu_type}' is not offered by cluster '{name}'; "
                 f"valid: {gpu.type}"
             )
         key = _uses_bf16(recipe)
         if key and res.gpus_per_node > 0 and not gpu.bf16:
             raise UserError(
-                f"{src}: {key}: bf16 is not supported by the GPUs of cluster '{name}' "
+                f"{at(key)}: bf16 is not supported by the GPUs of cluster '{name}' "
                 f"({gpu.type or 'no bf16'}); valid: fp16, fp32 or auto"
             )
     if res.nodes > profile.limits.max_nodes:
         raise UserError(
-            f"{src}: resources.nodes: {res.nodes} is more than cluster '{name}' allows; "
+            f"{at('resources.nodes')}: {res.nodes} is more than cluster '{name}' allows; "
             f"valid: 1-{profile.limits.max_nodes}"
         )
     if res.nodes > 1 and profile.backend == "local":
-        raise UserError(f"{src}: resources.nodes: {res.nodes} but backend local runs on one node; valid: 1")
+        raise UserError(f"{at('resources.nodes')}: {res.nodes} but backend local runs on one node; valid: 1")
     max_time = profile.limits.max_time
     if max_time is not None and res.seconds > duration_seconds(max_time):
         raise UserError(
-            f"{src}: resources.time: {res.time} is longer than the {max_time} limit of cluster '{name}'"
+            f"{at('resources.time')}: {res.time} is longer than the {max_time} limit of cluster '{name}'"
         )
     if profile.node is not None:
         cpus = res.cpus_per_gpu * max(res.gpus_per_node, 1)
         if cpus > profile.node.cpus:
             raise UserError(
-                f"{src}: resources.cpus_per_gpu: {res.cpus_per_gpu} x {max(res.gpus_per_node, 1)} "
+                f"{at('resources.cpus_per_gpu')}: {res.cpus_per_gpu} x {max(res.gpus_per_node, 1)} "
                 f"GPUs = {cpus} CPUs, more than the {profile.node.cpus} of a node of '{name}'"
             )
         if res.mem_gb is not None and res.mem_gb > profile.node.mem_gb:
             raise UserError(
-                f"{src}: resources.mem_gb: {res.mem_gb:g} is more than the {profile.node.mem_gb:g} GB "
+                f"{at('resources.mem_gb')}: {res.mem_gb:g} is more than the {profile.node.mem_gb:g} GB "
                 f"of a node of cluster '{name}'"
             )

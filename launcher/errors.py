@@ -12,6 +12,13 @@ class UserError(Exception):
     exit_code = 2
 
 
+class SetupError(Exception):
+    """Something wrong with this machine (a full disk, an unreadable registry, $LAUNCH_HOME that is
+    not a directory), not with the input. The CLI prints `str(err)` on one line and exits 1."""
+
+    exit_code = 1
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ` (did you mean 'x'?)` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)

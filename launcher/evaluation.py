@@ -93,7 +93,7 @@ def read_metrics(results: Path) -> dict[str, Any] | None:
     """`<results>/metrics.json`, or None when missing or unreadable."""
     try:
         data = json.loads((results / "metrics.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -133,8 +133,9 @@ def default_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Re
     if overrides:
         apply_overrides(Recipe, data, overrides)
     source = f"{train.source} (as an evaluate job)"
-    recipe = validate(Recipe, data, source)
+    recipe = validate(Recipe, data, source, overrides)
     recipe._source = source
+    recipe._overrides = list(overrides or [])
     return recipe
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
+import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,10 +14,10 @@ from pathlib import Path
 from launcher.backends.base import Backend, JobState, Request, get_backend, overall_state
 from launcher.checks import check_inputs
 from launcher.cluster import ClusterProfile, check_fit, load_cluster
-from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.errors import SetupError, UserError, choices_text, did_you_mean
 from launcher.jobkinds import implemented_jobs, kind_of
 from launcher.recipe import Recipe, load_recipe
-from launcher.registry import Registry, RunRow
+from launcher.registry import SUBMITTING, Registry, RunRow
 from launcher.run import LaunchInfo, Run
 from launcher.runfiles import read_launch_info, update_launch_info
 from launcher.schema import validate
@@ -33,7 +35,7 @@ def check_job(recipe: Recipe) -> None:
     if not kind_of(recipe).implemented:
         valid = implemented_jobs()
         raise UserError(
-            f"{recipe.source}: job: '{recipe.job}' has no job module (jobs/{recipe.job}.py) in this "
+            f"{recipe.at('job')}: '{recipe.job}' has no job module (jobs/{recipe.job}.py) in this "
             f"version{did_you_mean(recipe.job, valid)}; valid: {choices_text(valid)}"
         )
 
@@ -55,7 +57,7 @@ def check_plan(recipe: Recipe, profile: ClusterProfile) -> None:
     estimate = plan(recipe, profile)
     if not estimate.fits:
         raise DoesNotFit(
-            f"{recipe.source}: resources: needs {estimate.per_gpu_gib:.1f} GiB per GPU but the GPUs of "
+            f"{recipe.at('resources')}: needs {estimate.per_gpu_gib:.1f} GiB per GPU but the GPUs of "
             f"cluster '{profile.name}' have {estimate.gpu_gib or 0:.1f} GiB; see the plan above, "
             "or submit anyway with --force",
             estimate,
@@ -97,18 +99,69 @@ def check_store(recipe: Recipe) -> None:
         check_artifacts(recipe)
 
 
-def submit(prepared: Prepared, registry: Registry) -> str:
-    """Create the run directory, submit, register. A failed submit leaves nothing behind."""
-    run, backend, request = prepared.run, prepared.backend, prepared.request
-    backend.check([request])
-    check_store(run.recipe)
-    info = run.create(request.materialize())
-    try:
-        job_id = backend.submit(request)
-    except BaseException:
+COLLISION_ATTEMPTS = 5
+
+
+def _claim(prepared: Prepared, registry: Registry, parent: str | None = None) -> LaunchInfo:
+    """Register the run (state `submitting`) and create its directory, under a fresh run id when
+    the planned one is taken (the request is rebuilt for the new id). Nothing is left on failure."""
+    for _ in range(COLLISION_ATTEMPTS):
+        run = prepared.run
+        run.parent = parent or run.parent
+        try:
+            _add_row(registry, run)
+        except sqlite3.IntegrityError:  # the id is in the registry already
+            _replan(prepared)
+            continue
+        try:
+            return run.create(prepared.request.materialize())
+        except FileExistsError:  # the directory exists, registered or not
+            registry.remove(run.run_id)
+            _replan(prepared)
+        except BaseException as err:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+            registry.remove(run.run_id)
+            if isinstance(err, OSError):
+                why = err.strerror or err
+                raise SetupError(f"{run.run_dir}: cannot write the run directory: {why}") from None
+            raise
+    raise SetupError(f"no free run id for {prepared.run.recipe.name} after {COLLISION_ATTEMPTS} tries")
+
+
+def _replan(prepared: Prepared) -> None:
+    old = prepared.run
+    prepared.run = Run.plan(old.recipe, old.profile, root=old.run_dir.parent, parent=old.parent)
+    prepared.request = prepared.backend.dryrun(prepared.run)
+
+
+def _add_row(registry: Registry, run: Run) -> None:
+    registry.add(
+        run.run_id, run.recipe.name, run.profile.name, run.profile.backend, run.recipe.job,
+        run.run_dir, [], state=SUBMITTING, parent=run.parent,
+    )  # fmt: skip
+
+
+def _forget(registry: Registry, runs: Sequence[Run]) -> None:
+    """Undo `_claim` after a failed submit: no directory, no row."""
+    for run in runs:
         shutil.rmtree(run.run_dir, ignore_errors=True)
+        with contextlib.suppress(sqlite3.Error):  # else the row stays `submitting`: what happened
+            registry.remove(run.run_id)
+
+
+def submit(prepared: Prepared, registry: Registry) -> str:
+    """Register the run (`submitting`), create its directory, submit, record the job id. A failed
+    submit leaves nothing behind; a failure after it leaves a row that says what happened."""
+    backend = prepared.backend
+    backend.check([prepared.request])
+    check_store(prepared.run.recipe)
+    info = _claim(prepared, registry)
+    try:
+        job_id = backend.submit(prepared.request)
+    except BaseException:
+        _forget(registry, [prepared.run])
         raise
-    _register(registry, run, info, job_id)
+    _record(registry, prepared.run, info, [job_id])
     return job_id
 
 
@@ -116,39 +169,40 @@ def submit_many(
     prepared: Sequence[Prepared], registry: Registry, max_parallel: int, parent: str | None = None
 ) -> list[str]:
     """Submit runs of one cluster profile together (one Slurm job array), at most `max_parallel`
-    at once; one registry row per run. A failed submit leaves no run directory behind."""
+    at once; one registry row per run, written before the submit. A failed submit leaves nothing."""
     if not prepared:
         return []
     backend = prepared[0].backend
     if len({p.run.profile.name for p in prepared}) > 1:
         raise ValueError("submit_many: all runs must use one cluster profile")
-    requests = [p.request for p in prepared]
-    backend.check(requests)
+    backend.check([p.request for p in prepared])
     for p in prepared:
         check_store(p.run.recipe)
-    created: list[tuple[Run, LaunchInfo]] = []
+    claimed: list[tuple[Prepared, LaunchInfo]] = []
     try:
         for p in prepared:
-            p.run.parent = parent or p.run.parent
-            created.append((p.run, p.run.create(p.request.materialize())))
-        job_ids = backend.submit_array(requests, max_parallel)
+            claimed.append((p, _claim(p, registry, parent)))
+        job_ids = backend.submit_array([p.request for p in prepared], max_parallel)
     except BaseException:
-        for run, _ in created:
-            shutil.rmtree(run.run_dir, ignore_errors=True)
+        _forget(registry, [p.run for p, _ in claimed])
         raise
-    for (run, info), job_id in zip(created, job_ids, strict=True):
-        _register(registry, run, info, job_id)
+    for (p, info), job_id in zip(claimed, job_ids, strict=True):
+        _record(registry, p.run, info, [job_id])
     return job_ids
 
 
-def _register(registry: Registry, run: Run, info: LaunchInfo, job_id: str) -> None:
-    update_launch_info(
-        run.run_dir, job_ids=[job_id], extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
-    )
-    registry.add(
-        run.run_id, run.recipe.name, run.profile.name, run.profile.backend, run.recipe.job,
-        run.run_dir, [job_id], parent=run.parent,
-    )  # fmt: skip
+def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) -> None:
+    """The job ids of a submitted run, in launch.json first (beside the job), then the registry."""
+    try:
+        update_launch_info(
+            run.run_dir, job_ids=job_ids, extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
+        )
+        registry.record_jobs(run.run_id, job_ids)
+    except (OSError, sqlite3.Error) as err:
+        raise SetupError(
+            f"{run.run_id} was submitted as job {', '.join(job_ids)} but recording it failed: {err}; "
+            f"`launch cancel {run.run_id}` or the scheduler's own cancel stops it"
+        ) from None
 
 
 def profile_of(row: RunRow) -> ClusterProfile:
@@ -172,7 +226,7 @@ def backend_of(row: RunRow) -> Backend:
 
 def refresh(registry: Registry, rows: list[RunRow]) -> list[RunRow]:
     """Ask each backend once for the states of all unfinished jobs; update the registry."""
-    pending = [r for r in rows if not JobState(r.state).is_terminal]
+    pending = [r for r in rows if r.state != SUBMITTING and not JobState(r.state).is_terminal]
     by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
     for row in pending:
         by_profile[(row.backend, row.cluster)].append(row)
@@ -194,9 +248,18 @@ def refresh(registry: Registry, rows: list[RunRow]) -> list[RunRow]:
     return [registry.get(r.run_id) or r for r in rows]
 
 
-def find_run(registry: Registry, ref: str) -> RunRow:
-    """A run by id or unique id prefix."""
+def finished(state: str) -> bool:
+    """True for a terminal state; a row still `submitting` is not finished."""
+    return state != SUBMITTING and JobState(state).is_terminal
+
+
+def find_run(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -> RunRow:
+    """A run by id or unique id prefix. With `kinds` (job kinds), a prefix that names several runs
+    but exactly one of those kinds resolves to it: `tiny_ner` is the training run even when its
+    eval runs (`tiny_ner_eval-...`) share the prefix."""
     rows = registry.find(ref)
+    if len(rows) > 1 and kinds is not None:
+        rows = [r for r in rows if r.job in kinds] or rows
     if not rows:
         known = [r.run_id for r in registry.all()]
         raise UserError(f"unknown run '{ref}'{did_you_mean(ref, known)}; `launch status` lists runs")
@@ -206,6 +269,11 @@ def find_run(registry: Registry, ref: str) -> RunRow:
 
 
 def cancel(registry: Registry, row: RunRow) -> JobState:
+    if row.state == SUBMITTING:
+        raise UserError(
+            f"run {row.run_id} is still being submitted (or its launcher stopped while submitting, "
+            f"with no job id recorded); see {row.run_dir}"
+        )
     backend = backend_of(row)
     states = backend.status(row.job_ids)
     for job_id in row.job_ids:

@@ -20,7 +20,7 @@ from launcher.uploads import UploadState, upload_state
 from launcher.yamlio import Loader
 
 STATE_STYLE = {
-    "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
+    "submitting": "yellow", "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
     "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
 }  # fmt: skip
 
@@ -28,7 +28,7 @@ STATE_STYLE = {
 def header_comment(path: Path) -> str:
     """The first sentence of a YAML file's header comment: its purpose."""
     words: list[str] = []
-    with open(path) as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.startswith("#") or line.lstrip("# ").startswith("launch "):
                 break
@@ -39,11 +39,17 @@ def header_comment(path: Path) -> str:
 
 
 def _quick(path: Path) -> dict[str, Any]:
+    """The file's top-level keys, or `_error` saying why it cannot be read (the row shows it)."""
     try:
-        data = yaml.load(path.read_text(), Loader=Loader)
-    except (OSError, yaml.YAMLError):
-        return {"_error": "malformed YAML"}
-    return data if isinstance(data, dict) else {"_error": "not a mapping"}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
+    except UnicodeDecodeError:
+        return {"_error": "error: not UTF-8 text"}
+    except OSError as err:
+        return {"_error": f"error: cannot read: {err.strerror}"}
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None)
+        return {"_error": f"error: malformed YAML{f' ({problem})' if problem else ''}"}
+    return data if isinstance(data, dict) else {"_error": "error: not a mapping"}
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
@@ -75,6 +81,8 @@ def recipe_table() -> Table:
             job = f"{job}/{data.get('method', 'fft')}"
         if kind is not None and not kind.implemented:
             job += " (not yet)"
+        if "_error" in data:
+            job = gpus = ""
         rows.append([name, job, gpus, model, data.get("_error") or header_comment(path)])
     return _table("recipes", ["name", "job", "GPUs", "model", "what"], rows)
 
@@ -89,6 +97,8 @@ def cluster_table() -> Table:
         else:
             gpus = "detected" if gpu == "auto" else "none"
         backend = str(data.get("backend", "?"))
+        if "_error" in data:
+            backend = gpus = ""
         rows.append([name, backend, gpus, data.get("_error") or header_comment(path)])
     return _table("clusters", ["name", "backend", "GPUs per node", "what"], rows)
 

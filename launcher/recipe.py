@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from launcher import paths
 from launcher.jobkinds import JOB_NAMES, KINDS
-from launcher.schema import Strict, apply_overrides, validate
+from launcher.schema import EnvVars, Strict, apply_overrides, override_blame, validate
 from launcher.spacy_pipelines import SpacySpec
 from launcher.yamlio import load_yaml
 
@@ -23,7 +23,6 @@ Optim = Literal[
     "adamw_torch", "adamw_torch_fused", "adamw_torch_8bit", "adamw_torch_4bit", "adamw_8bit",
     "adamw_bnb_8bit", "paged_adamw_8bit",
 ]  # fmt: skip
-SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -226,13 +225,18 @@ class Recipe(Strict):
     spacy: SpacySpec | None = Field(None, description="spaCy's training settings (job spacy only)")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
 
     _source: str = PrivateAttr("<recipe>")
+    _overrides: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def source(self) -> str:
         return self._source
+
+    def at(self, key: str) -> str:
+        """Where an error at `key` is reported: `--set KEY` when an override set it, else `<file>: KEY`."""
+        return override_blame(self._source, self._overrides)(key)
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -275,12 +279,6 @@ class Recipe(Strict):
                 "train.gradient_checkpointing: offload is axolotl's activation offloading; with engine "
                 f"{self.engine} use true or false"
             )
-        for key in self.env:
-            if any(h in key.upper() for h in SECRET_HINTS):
-                raise ValueError(
-                    f"env.{key}: looks like a secret; secrets reach jobs through your "
-                    "environment only, never through a recipe"
-                )
         return self
 
     def to_yaml(self) -> str:
@@ -300,8 +298,9 @@ def load_recipe(ref: str | Path, overrides: list[str] | None = None) -> Recipe:
     data.setdefault("name", path.stem)
     if overrides:
         apply_overrides(Recipe, data, overrides)
-    recipe = validate(Recipe, data, str(path))
+    recipe = validate(Recipe, data, str(path), overrides)
     recipe._source = str(path)
+    recipe._overrides = list(overrides or [])
     return recipe
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import evaluation, paths
-from launcher.backends.base import JobState
 from launcher.checkpoints import complete_checkpoints
 from launcher.errors import UserError
+from launcher.jobkinds import KINDS
 from launcher.recipe import Recipe, load_recipe
 from launcher.registry import Registry, RunRow
 from launcher.runfiles import read_launch_info
@@ -51,8 +51,13 @@ class Plan:
         return [c for c in self.checkpoints if c.status == "todo"]
 
 
-def resolve_run(registry: Registry, ref: str) -> tuple[str, Path]:
-    """(run id, run directory) of a registry id / unique prefix, or of a run directory path."""
+TRAINING_KINDS = [name for name, kind in KINDS.items() if kind.trains]
+"""What a prefix given to reeval or bench means when eval runs share it: the training run."""
+
+
+def resolve_run(registry: Registry, ref: str, kinds: list[str] | None = None) -> tuple[str, Path]:
+    """(run id, run directory) of a registry id / unique prefix, or of a run directory path.
+    `kinds`: the job kinds a prefix may resolve to when it names several runs (launching.find_run)."""
     path = Path(ref).expanduser()
     if path.is_dir() and (path / "recipe.yaml").is_file():
         run_dir = path.resolve()
@@ -60,7 +65,7 @@ def resolve_run(registry: Registry, ref: str) -> tuple[str, Path]:
     from launcher import launching
 
     try:
-        row = launching.find_run(registry, ref)
+        row = launching.find_run(registry, ref, kinds)
     except UserError:
         if path.is_dir() or "/" in ref:
             raise UserError(f"{ref}: not a run directory (no recipe.yaml)") from None
@@ -105,12 +110,12 @@ def _running(registry: Registry, run_id: str) -> dict[tuple[str, str], str]:
     from launcher.recipe import read_resolved
 
     children = [r for r in registry.all() if r.parent == run_id and r.job == "evaluate"]
-    children = [r for r in children if not JobState(r.state).is_terminal]
+    children = [r for r in children if not launching.finished(r.state)]
     if not children:
         return {}
     found = {}
     for row in launching.refresh(registry, children):
-        if JobState(row.state).is_terminal:
+        if launching.finished(row.state):
             continue
         try:
             recipe = read_resolved(Path(row.run_dir))
@@ -136,7 +141,7 @@ def plan(
         raise UserError(f"--last: {last} is not a count; valid: 1 or more")
     if ref.startswith("s3://"):
         ref = str(fetch_stored_run(ref, every, last))
-    run_id, run_dir = resolve_run(registry, ref)
+    run_id, run_dir = resolve_run(registry, ref, TRAINING_KINDS)
     train = evaluation.training_recipe(run_dir)
     if recipe_ref:
         eval_recipe = load_recipe(recipe_ref, overrides or [])
@@ -221,7 +226,7 @@ def wait(
             if seen.get(row.run_id) != row.state:
                 seen[row.run_id] = row.state
                 on_change(row)
-        if all(JobState(r.state).is_terminal for r in rows):
+        if all(launching.finished(r.state) for r in rows):
             return rows
         time.sleep(poll)
 

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from launcher import paths
+from launcher.errors import SetupError
 
 T = TypeVar("T")
+
+SUBMITTING = "submitting"
+"""The state of a row written before its submit: the launcher is submitting it (or died doing so)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -70,16 +74,37 @@ class Registry:
     """One SQLite file; every write is a short IMMEDIATE transaction, so concurrent CLIs queue."""
 
     def __init__(self, path: Path | None = None) -> None:
+        """Open (creating if needed) the registry; one that cannot be used is a SetupError."""
         self.path = path or paths.launch_home() / "registry.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self._write() as conn:
-            for statement in _statements():
-                conn.execute(statement)
+        home = self.path.parent
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise SetupError(f"{home}: $LAUNCH_HOME is not a directory; point LAUNCH_HOME at one") from None
+        except OSError as err:
+            raise SetupError(f"{home}: cannot create $LAUNCH_HOME: {err.strerror}") from None
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self._write() as conn:
+                for statement in _statements():
+                    conn.execute(statement)
+            self._conn.execute("SELECT run_id, state FROM runs LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as err:
+            raise SetupError(self._unusable(err)) from None
+
+    def _unusable(self, err: sqlite3.Error) -> str:
+        text = str(err)
+        if "not a database" in text or "malformed" in text:
+            why = f"it is damaged ({text}); move it aside and a new, empty registry is made"
+        elif "readonly" in text or "unable to open" in text:
+            why = f"{text}: $LAUNCH_HOME must be writable"
+        else:
+            why = text
+        return f"{self.path}: the run registry cannot be used: {why}"
 
     @staticmethod
     def _retry(fn: Callable[[], T], attempts: int = 50) -> T:
@@ -102,6 +127,25 @@ class Registry:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def exists(self, run_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is not None
+
+    def record_jobs(self, run_id: str, job_ids: list[str], state: str = "pending") -> None:
+        """The scheduler's job ids of a row registered as `submitting`, once the submit answered."""
+        now = _now()
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET state=?, updated_at=? WHERE run_id=?", (state, now, run_id))
+            conn.execute("DELETE FROM jobs WHERE run_id=?", (run_id,))
+            conn.executemany(
+                "INSERT INTO jobs VALUES (?,?,?,?)", [(run_id, i, j, state) for i, j in enumerate(job_ids)]
+            )
+
+    def remove(self, run_id: str) -> None:
+        """Forget a run that was never submitted."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM jobs WHERE run_id=?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
 
     def close(self) -> None:
         self._conn.close()

@@ -17,7 +17,25 @@ _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class Loader(_Base):  # type: ignore[misc,valid-type]
     """YAML 1.1 as PyYAML reads it, minus its surprises: `72:00:00` stays a string (not the
-    sexagesimal 259200) and `1e-5` is a float (not a string)."""
+    sexagesimal 259200), `1e-5` is a float (not a string), and a key given twice in one mapping
+    is an error (PyYAML lets the last one win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 Loader.yaml_implicit_resolvers = {
@@ -39,12 +57,22 @@ Loader.add_implicit_resolver(
 )
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; malformed YAML becomes a one-line UserError naming file and line."""
+def read_text(path: Path) -> str:
+    """A YAML file's text; unreadable or not UTF-8 is a one-line UserError naming the file."""
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "save the file as UTF-8"
+        ) from None
     except OSError as err:
         raise UserError(f"{path}: cannot read: {err.strerror}") from None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; malformed YAML becomes a one-line UserError naming file and line."""
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as err:

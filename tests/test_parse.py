@@ -296,3 +296,14 @@ def test_real_file_parses_ok_and_matches_its_json(seed_rows: pd.DataFrame) -> No
         prompt = RESEARCH_PROMPT + "\nSentence: " + sentence
         assert parse_output(raw, prompt=prompt) == result
     assert statuses == Counter(ok=1_000)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['{"entities": ' + "[" * 100_000 + "]" * 100_000 + "}", "[" * 200_000, "{" * 50_000],
+    ids=["closed", "open-list", "open-object"],
+)
+def test_json_nested_deeper_than_the_stack_scores_as_no_entities(raw: str) -> None:
+    """Nested deeper than Python's recursion limit: never a RecursionError, zero predictions."""
+    result = parse_output(raw)
+    assert result.status in ("failed", "truncated") and not result.entities

@@ -62,20 +62,20 @@ def test_resolved_recipe_round_trips() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["method=qlora"], "method: method: qlora needs quantization: int4"),
-        (["quantization=int4"], "quantization: quantization: int4 weights cannot be fully fine-tuned"),
-        (["lora.r=4"], "lora: lora: settings given but method is fft"),
-        (["method=ftt"], "method: 'ftt' is not valid (did you mean 'fft'?); valid: fft, lora, qlora"),
-        (["train.lr=fast"], "train.lr: Input should be a valid number"),
-        (["distributed.zero_stage=4"], "distributed.zero_stage: Input should be less than or equal to 3"),
+        (["method=qlora"], "--set method: qlora needs quantization: int4"),
+        (["quantization=int4"], "--set quantization: int4 weights cannot be fully fine-tuned"),
+        (["lora.r=4"], "--set lora.r: lora: settings given but method is fft"),
+        (["method=ftt"], "--set method: 'ftt' is not valid (did you mean 'fft'?); valid: fft, lora, qlora"),
+        (["train.lr=fast"], "--set train.lr: Input should be a valid number"),
+        (["distributed.zero_stage=4"], "--set distributed.zero_stage: Input should be less than or equal to"),
     ],
 )
-def test_bad_values_give_one_line(overrides: list[str], message: str) -> None:
+def test_bad_values_give_one_line_naming_the_set_argument(overrides: list[str], message: str) -> None:
     with pytest.raises(UserError) as err:
         load_recipe("ds7b_fft", overrides)
     text = str(err.value)
     assert "\n" not in text
-    assert text.split(": ", 1)[1].startswith(message.split(": ", 1)[1]) or message in text, text
+    assert text.startswith(message), text
 
 
 def test_fit_checks() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from launcher.tracking import REDACTED, redact_env, redact_text
+from tests.conftest import Launch
 from tests.s3_server import S3Server, StoredRun
 
 
@@ -78,3 +79,48 @@ def test_redaction_helpers() -> None:
     assert redact_env(env) == {"WANDB_API_KEY": REDACTED, "HF_TOKEN": REDACTED, "PATH": "/bin",
                                "AWS_SESSION_TOKEN": REDACTED}  # fmt: skip
     assert redact_text("key=abcd1234 token hf_xyz123 /bin", env) == f"key={REDACTED} token {REDACTED} /bin"
+
+
+def test_a_secret_given_through_set_is_written_nowhere(
+    launch: Launch, launch_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A value equal to a secret of the environment, pasted into `--set`, is redacted in the dry
+    run, recipe.yaml, submit.sh and launch.json (it reaches the job through the environment)."""
+    secret = "sk-planted-0123456789abcdef"
+    launch_env["MY_SERVICE_API_KEY"] = secret
+    sets = [
+        "--set",
+        f"env.FOO={secret}",
+        "--set",
+        f"model.revision=rev-{secret}",
+        "--set",
+        "env.SMOKE_STEP_SECONDS=0",
+    ]
+    dry = launch("recipe", "tiny_smoke", "-c", "local", *sets, "--dry-run", check=True)
+    assert secret not in dry.stdout + dry.stderr
+    assert f"FOO={REDACTED}" in dry.stdout or f"FOO='{REDACTED}'" in dry.stdout, dry.stdout
+    proc = launch("recipe", "tiny_smoke", "-c", "local", *sets, "--follow", check=True)
+    run_dir = tmp_path / "runs" / proc.stdout.split()[0]
+    for name in ("recipe.yaml", "submit.sh", "launch.json"):
+        text = (run_dir / name).read_text()
+        assert secret not in text, name
+    assert f"rev-{REDACTED}" in (run_dir / "recipe.yaml").read_text()
+    leaks = [
+        p for p in _files(tmp_path / "runs") + _files(tmp_path / "home") if secret.encode() in p.read_bytes()
+    ]
+    assert not leaks, leaks
+
+
+@pytest.mark.parametrize("where", ["recipe", "profile"])
+def test_a_secret_looking_env_key_is_refused_in_recipes_and_profiles(
+    launch: Launch, tmp_path: Path, where: str
+) -> None:
+    profile = tmp_path / "c.yaml"
+    planted = "hf_planted_value_123"
+    env_line = f"env: {{HF_TOKEN: {planted}}}\n"
+    profile.write_text("name: c\nbackend: local\ngpu: null\n" + (env_line if where == "profile" else ""))
+    extra = ["--set", f"env.HF_TOKEN={planted}"] if where == "recipe" else []
+    proc = launch("recipe", "tiny_smoke", "-c", str(profile), *extra, "--dry-run")
+    assert proc.returncode == 2, proc.stderr
+    assert "env.HF_TOKEN: looks like a secret" in proc.stderr
+    assert planted not in proc.stdout + proc.stderr

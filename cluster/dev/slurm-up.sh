@@ -140,11 +140,16 @@ fi
 
 # Listen on loopback only: slurmctld binds its SlurmctldHost address, slurmd, slurmdbd and srun
 # bind what this host's name resolves to, so that only where the name resolves to loopback.
+# slurmdbd ignores DbdAddr/DbdHost for its own socket (they tell clients where to connect): it binds
+# the address of this host's name only with NoInAddrAny in slurmdbd.conf (checked by
+# tests/test_hardening.py::test_slurm_daemons_listen_on_loopback_only).
 if getent ahostsv4 "$NODE" | awk '{print $1}' | grep -qv '^127\.'; then
   COMM_LINE="CommunicationParameters=NoCtldInAddrAny"
-  say "note: $NODE does not resolve to loopback only; slurmd listens on all addresses"
+  DBD_COMM_LINE=""
+  say "note: $NODE does not resolve to loopback only; slurmd and slurmdbd listen on all addresses"
 else
   COMM_LINE="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
+  DBD_COMM_LINE="CommunicationParameters=NoInAddrAny"
 fi
 
 tmp="$(mktemp -d)"
@@ -221,6 +226,7 @@ AuthType=auth/munge
 DbdHost=localhost
 DbdAddr=127.0.0.1
 DbdPort=6819
+$DBD_COMM_LINE
 SlurmUser=root
 LogFile=$LOG/slurmdbd.log
 PidFile=$RUN/slurmdbd.pid

@@ -35,6 +35,7 @@ from launcher.backends.base import Backend, JobState, Request
 from launcher.backends.follow import follow_files
 from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
 from launcher.runfiles import atomic_write_json
+from launcher.shell import export_line
 from launcher.spec import LaunchSpec
 
 STATE_FILE = ".local_state.json"
@@ -95,7 +96,7 @@ class LocalBackend(Backend[LocalPayload]):
 
     def translate(self, spec: LaunchSpec) -> tuple[str, LocalPayload]:
         python = (self.profile.local and self.profile.local.python) or sys.executable
-        exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in spec.env.items())
+        exports = "\n".join(export_line(k, v) for k, v in spec.env.items())
         gpus = spec.gpus_per_node
         script = (
             "#!/usr/bin/env bash\n"

@@ -38,6 +38,7 @@ from launcher.backends.follow import follow_files
 from launcher.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import duration_seconds
+from launcher.shell import export_line
 from launcher.spec import LaunchSpec, multi_node_kinds
 
 REQUEUE_EXIT = 3
@@ -222,7 +223,7 @@ def launch_command(spec: LaunchSpec, python: str) -> str:
 
 
 def _exports(spec: LaunchSpec) -> list[str]:
-    return [f"export {k}={shlex.quote(v)}" for k, v in spec.env.items()]
+    return [export_line(k, v) for k, v in spec.env.items()]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from launcher.evaluation import read_metrics, training_run_of
+from launcher.evaluation import training_run_of
 
 TOKEN_BIO = "token (BIO)"
 """The research's token level: one decision per word (first sub-token), the BIO tag compared exactly."""
@@ -145,46 +145,73 @@ def display_name(name: str) -> str:
     return name if name.startswith("tiny://") else name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def run_rows(run_dir: Path) -> list[Row]:
-    """One row per `results/*/metrics.json` of a run directory, by step."""
+def _metrics(path: Path) -> dict[str, Any]:
+    """One metrics.json; ValueError saying why it cannot be used."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read: {err}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError as err:
+        raise ValueError(f"not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Row]:
+    """The row of one metrics.json, and for a baseline (tags per word) its token (BIO) row too."""
+    name, how = _base_model(run_dir, metrics)
+    level = metrics.get("level") or "entity"
+    numbers = metrics["token"] if level == "token" else metrics["strict"]
+    step = metrics.get("step")
+    baseline = "token_bio" in metrics
+    notes = [
+        how,
+        f"{run_dir.name} {metrics_path.parent.name}" + (f" (step {step})" if step is not None else ""),
+        f"eval {metrics.get('recipe', '?')} {metrics.get('dtype') or ''}".rstrip(),
+        f"{metrics.get('split', 'test')} n={metrics.get('sentences')}",
+        "" if baseline else f"{metrics.get('parse_failures')} unparsed",
+    ]
+    numbers = {k: float(numbers[k]) for k in ("precision", "recall", "f1")}
+    if step is not None and not isinstance(step, int):
+        raise ValueError(f"step: {step!r} is not an integer")
+    params = metrics.get("params")
+    size = human_size(params) if isinstance(params, int) else model_size(name, metrics.get("checkpoint"))
+    row = Row(
+        model=display_name(name),
+        size=size,
+        precision=numbers["precision"],
+        recall=numbers["recall"],
+        f1=numbers["f1"],
+        level=level,
+        notes=", ".join(n for n in notes if n),
+        run=run_dir.name,
+        checkpoint=metrics_path.parent.name,
+        step=step,
+    )
+    bio = metrics.get("token_bio")
+    if not (isinstance(bio, dict) and level == "entity"):
+        return [row]
+    token = {k: float(bio[k]) for k in ("precision", "recall", "f1")}
+    return [row, replace(row, **token, level=TOKEN_BIO, notes=f"the research's token level; {row.notes}")]
+
+
+def run_rows(run_dir: Path, skipped: list[str] | None = None) -> list[Row]:
+    """One row per `results/*/metrics.json` of a run directory, by step. A file that cannot be
+    read or lacks the numbers is left out, and `<path>: <why>` appended to `skipped`."""
     rows = []
-    run_id = run_dir.name
     for metrics_path in sorted((run_dir / "results").glob("*/metrics.json")):
-        metrics = read_metrics(metrics_path.parent)
-        if metrics is None or "strict" not in metrics:
-            continue
-        name, how = _base_model(run_dir, metrics)
-        level = metrics.get("level") or "entity"
-        numbers = metrics["token"] if level == "token" else metrics["strict"]
-        step = metrics.get("step")
-        baseline = "token_bio" in metrics
-        notes = [
-            how,
-            f"{run_id} {metrics_path.parent.name}" + (f" (step {step})" if step is not None else ""),
-            f"eval {metrics.get('recipe', '?')} {metrics.get('dtype') or ''}".rstrip(),
-            f"{metrics.get('split', 'test')} n={metrics.get('sentences')}",
-            "" if baseline else f"{metrics.get('parse_failures')} unparsed",
-        ]
-        params = metrics.get("params")
-        size = human_size(params) if isinstance(params, int) else model_size(name, metrics.get("checkpoint"))
-        row = Row(
-            model=display_name(name),
-            size=size,
-            precision=numbers["precision"],
-            recall=numbers["recall"],
-            f1=numbers["f1"],
-            level=level,
-            notes=", ".join(n for n in notes if n),
-            run=run_id,
-            checkpoint=metrics_path.parent.name,
-            step=step,
-        )
-        rows.append(row)
-        bio = metrics.get("token_bio")
-        if isinstance(bio, dict) and level == "entity":
-            notes = f"the research's token level; {row.notes}"
-            rows.append(replace(row, precision=bio["precision"], recall=bio["recall"], f1=bio["f1"],
-                                level=TOKEN_BIO, notes=notes))  # fmt: skip
+        try:
+            metrics = _metrics(metrics_path)
+            if "strict" not in metrics:
+                continue  # not an entity-level NER result (nothing for this table)
+            rows.extend(_rows(run_dir, metrics_path, metrics))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            why = f"missing key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
+            if skipped is not None:
+                skipped.append(f"{metrics_path}: {why}")
     return sorted(rows, key=lambda r: (r.step is None, r.step or 0, r.checkpoint or "", r.level))
 
 
@@ -192,9 +219,9 @@ def has_results(run_dir: Path) -> bool:
     return any((run_dir / "results").glob("*/metrics.json"))
 
 
-def collect(run_dirs: Sequence[Path], published: bool = True) -> list[Row]:
-    """Rows of every run (in the order given), then the published rows."""
-    rows = [row for run_dir in run_dirs for row in run_rows(run_dir)]
+def collect(run_dirs: Sequence[Path], published: bool = True, skipped: list[str] | None = None) -> list[Row]:
+    """Rows of every run (in the order given), then the published rows; see `run_rows`."""
+    rows = [row for run_dir in run_dirs for row in run_rows(run_dir, skipped)]
     return rows + list(PUBLISHED) if published else rows
 
 
@@ -314,7 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--no-wandb", action="store_true")
     args = parser.parse_args(argv)
-    rows = collect(args.run_dirs)
+    skipped: list[str] = []
+    rows = collect(args.run_dirs, skipped=skipped)
+    for line in skipped:
+        print(f"warning: skipped {line}", file=sys.stderr)
     files = write(rows, args.out)
     if not args.no_wandb:
         log_wandb(rows, args.out, wandb_project(args.run_dirs))

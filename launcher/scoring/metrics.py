@@ -346,6 +346,8 @@ def seed_csv_examples(path: Path) -> list[Example]:
             gold_obj = json.loads(output)
         except ValueError as exc:
             raise ValueError(f"{where}: gold output is not JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{where}: gold output is JSON nested too deeply to read") from None
         if not isinstance(gold_obj, dict):
             raise ValueError(f"{where}: gold output is not a JSON object")
         gold = _gold_entities(gold_obj.get("entities"), where)
@@ -381,7 +383,12 @@ def predictions_jsonl_examples(path: Path, *, reparse: bool = False) -> list[Exa
             if not line.strip():
                 continue
             where = f"{path}: line {lineno}"
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{where}: not JSON: {exc}") from None
+            except RecursionError:
+                raise ValueError(f"{where}: JSON nested too deeply to read") from None
             tokens = row["tokens"]
             if reparse or "status" not in row or "entities" not in row:
                 pred = parse_output(row.get("raw") or "", row.get("prompt"))

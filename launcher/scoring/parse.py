@@ -129,12 +129,12 @@ def _loads(chunk: str) -> tuple[Any, bool]:
     """
     try:
         return json.loads(chunk), False
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than Python's stack: not an answer
         pass
     fixed = _TRAILING_COMMA.sub(r"\1", chunk)
     try:
         return json.loads(fixed), True
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     literal = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", fixed))
     literal = re.sub(r"\bnull\b", "None", literal)
