@@ -99,8 +99,13 @@ def test_gpus_are_queued_not_oversubscribed(launch: Launch, tmp_path: Path) -> N
     second = _submit(launch, *args)
     wait_for(lambda: run_state(launch, first) == "running")
     if run_state(launch, first) == "running":
-        assert run_state(launch, second) == "pending"
-        assert "waiting for 2 free GPU(s)" in launch("status", second, check=True).stdout
+        # Under load the first run (60 short steps) may end between two status calls; the recorded
+        # spans below are the proof that the two never held the GPUs at once.
+        second_state = run_state(launch, second)
+        assert second_state == "pending" or run_state(launch, first) != "running"
+        if second_state == "pending":
+            detail = launch("status", second, check=True).stdout
+            assert "waiting for 2 free GPU(s)" in detail or run_state(launch, second) != "pending"
     wait_for(lambda: run_state(launch, second) == "completed", timeout=90)
     assert run_state(launch, first) == "completed"
     spans = []
