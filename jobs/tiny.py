@@ -32,6 +32,10 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 SIZES = {
     "qwen2-gmb": {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2,
                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab": 2048},
+    # head_dim 64 (128 / 2 heads), the head size vLLM's CPU attention backend runs; weights drawn
+    # wider (std 0.1) so that greedy answers differ by prompt and position instead of one token
+    "qwen2-gmb-h64": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+                      "num_attention_heads": 2, "num_key_value_heads": 1, "vocab": 2048, "init": 0.1},
 }  # fmt: skip
 PREFIX = "tiny://"
 
@@ -80,7 +84,7 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
         vocab_size=len(tokenizer), hidden_size=size["hidden_size"],
         intermediate_size=size["intermediate_size"], num_hidden_layers=size["num_hidden_layers"],
         num_attention_heads=size["num_attention_heads"], num_key_value_heads=size["num_key_value_heads"],
-        max_position_embeddings=2048, tie_word_embeddings=True,
+        max_position_embeddings=2048, tie_word_embeddings=True, initializer_range=size.get("init", 0.02),
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )  # fmt: skip
