@@ -129,9 +129,9 @@ def main() -> None:
           f"(mean {sum(lengths) / len(lengths):.0f}); max_new_tokens {args.max_new_tokens}")  # fmt: skip
 
     vllm_engine = None
-    if args.engine == "vllm":
-        if importlib.util.find_spec("vllm") is None:
-            sys.exit("error: --engine vllm: vllm is not installed in this interpreter; see the docstring")
+    if args.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        print("vllm is not installed in this interpreter (see the docstring): --engine vllm skipped")
+    elif args.engine == "vllm":
         from jobs.engines.vllm import VllmEngine
 
         # beside the HF model on a GPU: leave it room (vLLM takes 90% of the memory by default)
