@@ -49,6 +49,10 @@ SIZES = {
     "llama4-gmb": {"hidden_size": 64, "intermediate_size": 128, "intermediate_size_mlp": 192,
                    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
                    "head_dim": 16, "num_local_experts": 2, "vocab": 2048},
+    # head_dim 64 (128 / 2 heads), the head size vLLM's CPU attention backend runs; weights drawn
+    # wider (std 0.1) so that greedy answers differ by prompt and position instead of one token
+    "qwen2-gmb-h64": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+                      "num_attention_heads": 2, "num_key_value_heads": 1, "vocab": 2048, "init": 0.1},
 }  # fmt: skip
 PREFIX = "tiny://"
 
@@ -95,7 +99,7 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
     tokenizer.save_pretrained(tmp)
 
     torch.manual_seed(seed)
-    dims = {k: v for k, v in size.items() if k != "vocab"}
+    dims = {k: v for k, v in size.items() if k not in ("vocab", "init")}
     ids = {
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
@@ -113,8 +117,9 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
         config = Qwen2Config(
-            vocab_size=len(tokenizer), **dims, max_position_embeddings=2048, tie_word_embeddings=True, **ids
-        )
+            vocab_size=len(tokenizer), **dims, max_position_embeddings=2048, tie_word_embeddings=True,
+            initializer_range=size.get("init", 0.02), **ids,
+        )  # fmt: skip
         Qwen2ForCausalLM(config).save_pretrained(tmp)
     (tmp / "tiny.json").write_text(json.dumps({"name": name, "version": VERSION, "seed": seed}) + "\n")
     shutil.rmtree(out, ignore_errors=True)

@@ -26,6 +26,11 @@ def check_inputs(recipe: Recipe) -> None:
             f"{at('model.name_or_path')}: '{name}' does not exist; valid: an existing directory, "
             "a hub name (org/model) or tiny://qwen2-gmb"
         )
+    if recipe.eval.engine == "vllm" and Path(name, "adapter_config.json").expanduser().is_file():
+        raise UserError(
+            f"{at('eval.engine')}: vllm takes full checkpoints here, and {name} is a LoRA adapter "
+            "directory; valid: engine hf, or a merged checkpoint"
+        )
     if recipe.model.config and not Path(recipe.model.config).expanduser().exists():
         raise UserError(f"{at('model.config')}: '{recipe.model.config}' does not exist")
     if recipe.data.path and not Path(recipe.data.path).expanduser().is_file():

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from jobs.evaluate import JsonEnd, buckets, eval_sentences, generate, json_stopping_criteria, load
+from jobs.engines import JsonEnd
+from jobs.engines.hf import buckets, generate, json_stopping_criteria, load
+from jobs.evaluate import eval_sentences
 from jobs.prompts import render_prompt
 from jobs.tiny import resolve
 from launcher.checkpoints import mark_complete
