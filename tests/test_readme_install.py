@@ -11,20 +11,17 @@ directory, installed first and held by a constraint so pip never resolves torch 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
-import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.venvs import cached_venv
+
 ROOT = Path(__file__).resolve().parent.parent
-TORCH = "torch==2.13.0"
 
 # the README's "under a minute" is on an idle machine; a shared CI box may take many times that
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -34,24 +31,10 @@ VenvLaunch = tuple[Callable[..., subprocess.CompletedProcess], Path, Path]
 
 def readme_venv() -> Path:
     """The python of a venv holding exactly the README's main install (built on first use)."""
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + str(ROOT).encode()).hexdigest()[:12]
-    root = Path.home() / ".cache" / "recipe-launcher" / "venvs" / f"readme-{digest}"
-    python = root / "bin" / "python"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f"{root.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (root / "READY").is_file():
-            return python
-        shutil.rmtree(root, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
-        constraints = root / "constraints.txt"
-        constraints.write_text(TORCH + "\n")
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        env = _clean_env()
-        subprocess.run([*pip, TORCH], check=True, env=env)  # the README's first command
-        subprocess.run([*pip, "-c", str(constraints), "-e", f"{ROOT}[train]"], check=True, env=env)
-        (root / "READY").write_text("pip install torch==2.13.0 && pip install -e '.[train]'\n")
-        return python
+    python, _ = cached_venv(
+        "readme", [["-e", f"{ROOT}[train]"]], key=(ROOT / "pyproject.toml").read_text(), env=_clean_env()
+    )
+    return python
 
 
 def _clean_env() -> dict[str, str]:
