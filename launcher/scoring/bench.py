@@ -16,7 +16,6 @@ in the launcher process.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from launcher.evaluation import training_run_of
+from launcher.scoring import tables
 
 TOKEN_BIO = "token (BIO)"
 """The research's token level: one decision per word (first sub-token), the BIO tag compared exactly."""
@@ -235,20 +235,11 @@ def _cells(row: Row) -> list[str]:
 
 
 def markdown(rows: Sequence[Row]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
-    return "\n".join(lines) + "\n"
+    return tables.markdown(COLUMNS, [_cells(row) for row in rows])
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
-    """Every number at full precision (`repr`), so it equals the metrics.json it came from."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        for row in rows:
-            data = asdict(row)
-            writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+    tables.write_csv(rows, CSV_COLUMNS, path)
 
 
 def plot(rows: Sequence[Row], path: Path) -> None:

@@ -11,15 +11,15 @@ as ``benchmark_classification.md`` and ``.csv`` beside the NER table.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from launcher.evaluation import read_metrics
 from launcher.jobkinds import KINDS
+from launcher.scoring import tables
 
 COLUMNS = ("dataset", "level", "shots", "mode", "model", "top-1", "top-3", "top-5", "ECE", "ECE logprob",
            "p50 ms", "n", "notes")  # fmt: skip
@@ -180,20 +180,11 @@ def _cells(row: ClsRow) -> list[str]:
 
 
 def markdown(rows: Sequence[ClsRow]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
-    return "\n".join(lines) + "\n"
+    return tables.markdown(COLUMNS, [_cells(row) for row in rows])
 
 
 def write_csv(rows: Sequence[ClsRow], path: Path) -> None:
-    """Numbers at full precision, equal to the metrics.json they came from."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        for row in rows:
-            data = asdict(row)
-            writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+    tables.write_csv(rows, CSV_COLUMNS, path)
 
 
 def write(rows: Sequence[ClsRow], out: Path) -> dict[str, Path]:
