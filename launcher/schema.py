@@ -84,7 +84,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         if not loc and named:
             key, text = named.groups()
         got = first.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, dict | list | BaseModel) or got is None else f" (got {got!r})"
         msg = f"{text}{shown}"
     more = len(errors) - 1
     tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""

@@ -24,6 +24,7 @@ from pathlib import Path
 from launcher import paths
 from launcher.backends.base import Backend, JobState, Request, job_command, job_env
 from launcher.backends.follow import follow_files
+from launcher.jobkinds import kind_of
 from launcher.run import Run
 from launcher.runfiles import atomic_write_json
 
@@ -51,13 +52,15 @@ def _alive(pid: int) -> bool:
 
 
 def command_line(run: Run, python: str) -> list[str]:
-    """The job's command: torchrun for a multi-GPU or DeepSpeed train job, else plain python -m."""
+    """The job's command: torchrun for a multi-GPU or DeepSpeed job of a torchrun kind (the job-kind
+    table), else plain python -m."""
     gpus = run.recipe.resources.gpus_per_node
     deepspeed = run.recipe.distributed.strategy == "deepspeed"
-    if run.recipe.job == "train" and (gpus > 1 or deepspeed):
+    kind = kind_of(run.recipe)
+    if kind.torchrun and not run.recipe.eval.only and (gpus > 1 or deepspeed):
         return [
             python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={max(gpus, 1)}",
-            "-m", "jobs.train", "--run-dir", str(run.run_dir),
+            "-m", kind.module, "--run-dir", str(run.run_dir),
         ]  # fmt: skip
     return job_command(run.run_dir, run.recipe.job, python)
 

@@ -37,6 +37,7 @@ from launcher.backends.base import Backend, JobState, Request, job_command, job_
 from launcher.backends.follow import follow_files
 from launcher.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.jobkinds import kind_of
 from launcher.recipe import duration_seconds
 from launcher.run import Run
 
@@ -213,7 +214,8 @@ def uses_torchrun(run: Run) -> bool:
     environment torchrun sets up, as the local backend does), starts one torchrun per node."""
     res, recipe = run.recipe.resources, run.recipe
     deepspeed = recipe.distributed.strategy == "deepspeed"
-    return recipe.job == "train" and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
+    kind = kind_of(recipe)
+    return kind.torchrun and not recipe.eval.only and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
 
 
 def launch_command(run: Run, python: str) -> str:
@@ -224,7 +226,7 @@ def launch_command(run: Run, python: str) -> str:
         f'trap "" USR2; exec {shlex.quote(python)} -m torch.distributed.run --nnodes "$SLURM_NNODES" '
         f'--nproc-per-node {max(run.recipe.resources.gpus_per_node, 1)} --node-rank "$SLURM_NODEID" '
         '--rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:$RDZV_PORT" '
-        f"-m jobs.train --run-dir {shlex.quote(str(run.run_dir))}"
+        f"-m {kind_of(run.recipe).module} --run-dir {shlex.quote(str(run.run_dir))}"
     )
     return f"bash -c {shlex.quote(inner)}"
 
