@@ -114,6 +114,14 @@ def test_bad_recipes_are_one_line_and_create_nothing(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_several_gpus_start_it_under_torchrun(launch: Launch) -> None:
+    gpus = ["--set", "resources.gpus_per_node=4"]
+    proc = launch("recipe", "electra_base", "--cluster", "a800", *gpus, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "torch.distributed.run" in x)
+    assert "--nproc-per-node 4" in line and "-m jobs.token_classification --run-dir" in line
+
+
 # ----------------------------------------------------------------------- slow: trained runs
 
 
