@@ -9,7 +9,10 @@ W&B is disabled in the module's world (test_evaluate reads W&B files back).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ import pytest
 
 from launcher import packaged
 from launcher.checkpoints import is_complete
-from tests.conftest import Launch, cli_runner, isolated_env
+from tests.conftest import Launch, cli_runner, isolated_env, wait_for
 from tests.wandb_offline import read_run
 
 Run = Callable[..., subprocess.CompletedProcess]
@@ -287,3 +290,30 @@ def test_on_slurm_train_then_reeval_as_one_array(run: Run, env: dict[str, str]) 
     for step in (4, 8):
         metrics = _metrics(electra, step)
         assert metrics["sentences"] == 12 and metrics["run_id"] in run_ids
+
+
+@pytest.mark.slow
+def test_signal_checkpoints_then_resume_finishes_and_scores(launch: Launch, launch_env: dict[str, str],
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    longer = ["--set", "train.max_steps=200", "--set", "train.save_steps=20"]
+    proc = launch("recipe", *ELECTRA[:1], "--cluster", "local", *ELECTRA[1:], *longer,
+                  "--set", "tracking.wandb.mode=disabled", check=True)  # fmt: skip
+    run_dir = tmp_path / "runs" / proc.stdout.split()[0]
+    wait_for(lambda: is_complete(run_dir / "checkpoints" / "checkpoint-20"), timeout=300)
+    pids = subprocess.run(["pgrep", "-f", "--", f"jobs.token_classification --run-dir {run_dir}"],
+                          capture_output=True, text=True).stdout.split()  # fmt: skip
+    assert pids
+    os.kill(int(pids[0]), signal.SIGUSR2)
+    state = run_dir / ".local_state.json"
+    wait_for(lambda: json.loads(state.read_text()).get("exit_code") is not None, timeout=120)
+    assert json.loads(state.read_text())["exit_code"] == 3
+    saved = _checkpoints(run_dir)
+    assert all(is_complete(run_dir / "checkpoints" / c) for c in saved)
+    assert not (run_dir / "results" / saved[-1]).exists()  # stopped: nothing scored yet
+    job = subprocess.run(
+        [sys.executable, "-m", "jobs.token_classification", "--run-dir", str(run_dir)], env=launch_env,
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert f"resuming from {saved[-1]}" in job.stdout
+    assert _metrics(run_dir, 200)["step"] == 200
