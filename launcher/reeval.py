@@ -145,10 +145,10 @@ def plan(
         eval_recipe = evaluation.default_eval_recipe(train, overrides)
     evaluator = kind_of(train).evaluator
     if eval_recipe.job != evaluator:
-        example = " (the training recipe itself, run with eval.only: true)" if evaluator == train.job else ""
+        hint = "the training recipe, run with eval.only" if evaluator == train.job else "e.g. ds1.5b_eval"
         raise UserError(
-            f"{eval_recipe.source}: job: '{eval_recipe.job}' but reeval of a {train.job} run needs a "
-            f"{evaluator} recipe (job: {evaluator}){example or ', e.g. ds1.5b_eval'}"
+            f"{eval_recipe.source}: job: '{eval_recipe.job}' but reeval of a {train.job} run takes a "
+            f"recipe with job: {evaluator} ({hint})"
         )
     if evaluation.self_evaluating(eval_recipe) and not eval_recipe.eval.only:
         source = eval_recipe.source

@@ -247,7 +247,7 @@ def test_reeval_scores_the_other_checkpoints_and_skips_the_scored_one(
 def test_reeval_bad_input(reevaluated: dict, minilm: Path, run: Run) -> None:
     proc = run("reeval", minilm.name, "--cluster", "local", "--recipe", "tiny_ner_eval")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "reeval of a token_classification run needs a token_classification recipe" in proc.stderr
+    assert "reeval of a token_classification run takes a recipe with job: token_classification" in proc.stderr
     eval_run = next(p for p in minilm.parent.iterdir() if p.name.startswith("minilm_ner_eval-"))
     proc = run("reeval", str(eval_run), "--cluster", "local")
     assert proc.returncode == 2 and "run with eval.only; reeval takes a training run" in proc.stderr
