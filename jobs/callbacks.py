@@ -81,3 +81,11 @@ class StopOnSignal(TrainerCallback):
         if self.received is not None:
             control.should_save = True
             control.should_training_stop = True
+
+
+class SaveAtEnd(TrainerCallback):
+    """Save a checkpoint at the last step whatever save_steps says, so the final weights are one."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= state.max_steps:
+            control.should_save = True

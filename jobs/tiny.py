@@ -131,15 +131,20 @@ def resolve(name_or_path: str) -> str:
     """`tiny://name` -> its local directory, built under a lock on first use; else unchanged."""
     if not name_or_path.startswith(PREFIX):
         return name_or_path
+    from jobs import tiny_encoders
+
     name = name_or_path[len(PREFIX) :]
-    if name not in SIZES:
-        raise ValueError(f"unknown tiny model '{name}'; valid: {', '.join(SIZES)}")
-    out = default_dir(name)
+    if name not in SIZES and name not in tiny_encoders.ENCODERS:
+        raise ValueError(
+            f"unknown tiny model '{name}'; valid: {', '.join([*SIZES, *tiny_encoders.ENCODERS])}"
+        )
+    encoder = name in tiny_encoders.ENCODERS
+    out = cache_dir() / "tiny" / f"{name}-v{tiny_encoders.VERSION}" if encoder else default_dir(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "tiny.json").exists():
-            build(name, out)
+            tiny_encoders.build(name, out) if encoder else build(name, out)
     return str(out)
 
 

@@ -92,10 +92,10 @@ def training_arguments(recipe: Recipe, run_dir: Path, dtype: Any, report_wandb: 
 
 def train(recipe: Recipe, run_dir: Path) -> int:
     import torch
-    from transformers import Trainer, TrainerCallback, set_seed
+    from transformers import Trainer, set_seed
 
     from jobs import wandb_run
-    from jobs.callbacks import MarkComplete, StopOnSignal, Throughput
+    from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal, Throughput
     from jobs.data.ner import ner_examples
     from jobs.modeling import load_model, load_tokenizer, resolve_dtype
     from jobs.sft import (
@@ -142,11 +142,6 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         f"{len(dataset)} {'packed rows' if t.packing else 'rows'}",
         flush=True,
     )
-
-    class SaveAtEnd(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step >= state.max_steps:
-                control.should_save = True
 
     stop = StopOnSignal()
     world = int(os.environ.get("WORLD_SIZE", "1"))

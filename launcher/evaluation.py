@@ -24,6 +24,7 @@ import yaml
 from launcher import paths
 from launcher.checkpoints import MARKER, step_of
 from launcher.errors import UserError
+from launcher.jobkinds import kind_of
 from launcher.recipe import Recipe, load_recipe
 from launcher.schema import apply_overrides, validate
 
@@ -115,19 +116,45 @@ def training_run_of(checkpoint: Path) -> Path | None:
 _METHOD_SUFFIX = re.compile(r"_(fft|lora|qlora)$")
 
 
+def self_evaluating(recipe: Recipe) -> bool:
+    """A job kind that scores its own checkpoints (spacy, token_classification): `eval.only: true`."""
+    return kind_of(recipe).evaluator == recipe.job
+
+
+def self_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Recipe:
+    """For a self-evaluating kind: the training recipe with `eval.only: true`, one node with at most
+    one GPU and no distributed strategy, `--set` applied. The job's end-of-training score uses
+    the same recipe for its fingerprint, so reeval skips the checkpoint it already scored."""
+    data = train.model_dump(mode="json", exclude={"distributed"})
+    data.update(name=f"{train.name}_eval", description=f"evaluate {train.name} checkpoints")
+    data["eval"]["only"] = True
+    res = data["resources"]
+    res.update(nodes=1, gpus_per_node=min(1, res["gpus_per_node"]))
+    if overrides:
+        apply_overrides(Recipe, data, overrides)
+    source = f"{train.source} (with eval.only: true)"
+    recipe = validate(Recipe, data, source)
+    recipe._source = source
+    return recipe
+
+
 def default_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Recipe:
     """The eval recipe for a training recipe when `--recipe` is not given, `--set` applied.
 
-    `recipes/<name>_eval.yaml` (or `<name without _fft/_lora/_qlora>_eval`) when there is one;
-    otherwise the training recipe itself turned into an evaluate job: same model settings,
-    method, quantization, data, eval and tracking sections, one node with at most one GPU.
+    A self-evaluating kind: `self_eval_recipe`. Otherwise `recipes/<name>_eval.yaml` (or `<name
+    without _fft/_lora/_qlora>_eval`) when there is one; else the training recipe itself turned
+    into a job of its evaluator kind: same model settings, method, quantization, data, eval and
+    tracking sections, one node with at most one GPU.
     """
+    if self_evaluating(train):
+        return self_eval_recipe(train, overrides)
     catalog = paths.catalog("recipes")
     for candidate in (f"{train.name}_eval", _METHOD_SUFFIX.sub("", train.name) + "_eval"):
         if candidate in catalog:
             return load_recipe(candidate, overrides or [])
     data = train.model_dump(mode="json", exclude={"train", "distributed", "engine"})
-    data.update(name=f"{train.name}_eval", job="evaluate", description=f"evaluate {train.name} checkpoints")
+    data.update(name=f"{train.name}_eval", job=kind_of(train).evaluator,
+                description=f"evaluate {train.name} checkpoints")  # fmt: skip
     res = data["resources"]
     res.update(nodes=1, gpus_per_node=min(1, res["gpus_per_node"]))
     if overrides:
@@ -155,8 +182,8 @@ def training_recipe(run_dir: Path) -> Recipe:
     if not (run_dir / "recipe.yaml").is_file():
         raise UserError(f"{run_dir}: not a run directory (no recipe.yaml)")
     recipe = read_resolved(run_dir)
-    if recipe.job != "train":
-        raise UserError(
-            f"{run_dir}: is a {recipe.job} run; reeval takes a training run (one with checkpoints/)"
-        )
+    kind = kind_of(recipe)
+    if not kind.trains or kind.evaluator is None or recipe.eval.only:
+        what = f"{recipe.job} run with eval.only" if recipe.eval.only else f"{recipe.job} run"
+        raise UserError(f"{run_dir}: is a {what}; reeval takes a training run (one with checkpoints/)")
     return recipe

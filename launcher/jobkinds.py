@@ -85,6 +85,25 @@ def _evaluate_rules(recipe: Recipe) -> None:
         raise ValueError(f"eval.engine: vllm takes full checkpoints here, not method {recipe.method}; use hf")
 
 
+def _token_classification_rules(recipe: Recipe) -> None:
+    if recipe.method != "fft":
+        raise ValueError(
+            f"method: token_classification fine-tunes every weight of the encoder (got {recipe.method}); "
+            "valid: fft"
+        )
+    if recipe.quantization.mode != "none":
+        raise ValueError(
+            f"quantization: token_classification trains full-precision weights (got "
+            f"{recipe.quantization.mode}); valid: none"
+        )
+    if recipe.train.packing:
+        raise ValueError("train.packing: token_classification trains one sentence per row; valid: false")
+    if recipe.eval.engine != "hf":
+        raise ValueError(
+            f"eval.engine: token_classification scores with hf (got {recipe.eval.engine}); valid: hf"
+        )
+
+
 KINDS: dict[str, JobKind] = {
     k.name: k
     for k in (
@@ -96,7 +115,8 @@ KINDS: dict[str, JobKind] = {
         JobKind("spacy", trains=True, multi_node=False, torchrun=False, planner="cpu",
                 tasks=("ner",), evaluator="spacy", validate=spacy_rules),
         JobKind("token_classification", trains=True, multi_node=False, torchrun=True,
-                planner="training", tasks=("ner",), evaluator="token_classification"),
+                planner="training", tasks=("ner",), evaluator="token_classification",
+                validate=_token_classification_rules),
         JobKind("classify", trains=False, multi_node=False, torchrun=False, planner="none",
                 tasks=("classification",)),
         JobKind("smoke", trains=True, multi_node=False, torchrun=False, planner="none",

@@ -16,7 +16,7 @@ from pathlib import Path
 from launcher import evaluation, paths
 from launcher.checkpoints import complete_checkpoints
 from launcher.errors import UserError
-from launcher.jobkinds import KINDS
+from launcher.jobkinds import KINDS, kind_of
 from launcher.recipe import Recipe, load_recipe
 from launcher.registry import Registry, RunRow
 from launcher.runfiles import read_launch_info
@@ -104,12 +104,12 @@ def align_split(eval_recipe: Recipe, train: Recipe) -> tuple[Recipe, list[str]]:
     return recipe, changed
 
 
-def _running(registry: Registry, run_id: str) -> dict[tuple[str, str], str]:
-    """{(results dir, fingerprint): eval run id} of this run's unfinished eval runs."""
+def _running(registry: Registry, run_id: str, evaluator: str) -> dict[tuple[str, str], str]:
+    """{(results dir, fingerprint): eval run id} of this run's unfinished eval runs (job `evaluator`)."""
     from launcher import launching
     from launcher.recipe import read_resolved
 
-    children = [r for r in registry.all() if r.parent == run_id and r.job == "evaluate"]
+    children = [r for r in registry.all() if r.parent == run_id and r.job == evaluator]
     children = [r for r in children if not launching.finished(r.state)]
     if not children:
         return {}
@@ -147,15 +147,22 @@ def plan(
         eval_recipe = load_recipe(recipe_ref, overrides or [])
     else:
         eval_recipe = evaluation.default_eval_recipe(train, overrides)
-    if eval_recipe.job != "evaluate":
+    evaluator = kind_of(train).evaluator
+    if eval_recipe.job != evaluator:
+        hint = "the training recipe, run with eval.only" if evaluator == train.job else "e.g. ds1.5b_eval"
         raise UserError(
-            f"{eval_recipe.source}: job: '{eval_recipe.job}' but reeval needs an evaluate recipe "
-            "(job: evaluate), e.g. ds1.5b_eval"
+            f"{eval_recipe.source}: job: '{eval_recipe.job}' but reeval of a {train.job} run takes a "
+            f"recipe with job: {evaluator} ({hint})"
         )
+    if evaluation.self_evaluating(eval_recipe) and not eval_recipe.eval.only:
+        source = eval_recipe.source
+        eval_recipe = eval_recipe.model_copy(deep=True)  # score the checkpoints, never train again
+        eval_recipe.eval.only = True
+        eval_recipe._source = source
     eval_recipe, aligned = align_split(eval_recipe, train)
     complete = complete_checkpoints(run_dir)
     chosen = evaluation.select(complete, every, last)
-    running = _running(registry, run_id)
+    running = _running(registry, run_id, evaluator)
     checkpoints = []
     for path in chosen:
         results = run_dir / "results" / path.name

@@ -173,7 +173,8 @@ def _message(error: Any, model: type[BaseModel]) -> tuple[str | None, str]:
         if not loc and named:
             key, text = named.groups()
         got = error.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None or repr(got) in text else f" (got {got!r})"
+        quiet = isinstance(got, dict | list | BaseModel) or got is None or repr(got) in text
+        shown = "" if quiet else f" (got {got!r})"
         msg = f"{text}{shown}"
     return key, msg
 

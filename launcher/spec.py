@@ -85,7 +85,10 @@ def build_spec(run: Run) -> LaunchSpec:
     recipe, res = run.recipe, run.recipe.resources
     kind = kind_of(recipe)
     deepspeed = recipe.distributed.strategy == "deepspeed"
-    wants_torchrun = kind.torchrun and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
+    # a self-evaluating kind scoring one checkpoint (eval.only) runs as one process
+    wants_torchrun = (
+        kind.torchrun and not recipe.eval.only and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
+    )
     return LaunchSpec(
         run_id=run.run_id,
         run_dir=run.run_dir,

@@ -20,7 +20,7 @@ FORMATS = {"jsonl": "jsonl", "seed-csv": "seed-csv", "seed-cls": "seed-cls"}
 EXTENSIONS = {".jsonl": "jsonl", ".csv": "seed-csv"}
 METRICS = ("strict", "seed", "all")
 COMMON = ("parse_failures", "hallucinated", "unplaceable", "parse_status", "sentences")
-BY_METRIC = {"strict": ("strict", "token", "sentence"), "seed": ("seed",)}
+BY_METRIC = {"strict": ("strict", "token", "token_bio", "sentence"), "seed": ("seed",)}
 
 
 def detect_format(path: Path, given: str | None) -> str:
@@ -47,10 +47,12 @@ def score_file(path: Path, fmt: str | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     fmt = detect_format(path, fmt)
-    from launcher.scoring import metrics
+    from launcher.scoring import metrics, token_level
 
     try:
         read = metrics.score_predictions_jsonl if fmt == "jsonl" else metrics.score_seed_csv
+        if fmt == "jsonl" and token_level.is_tagged_jsonl(path):
+            read = token_level.score_tagged_jsonl  # a baseline's file: a tag per word
         result = read(path)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as err:
         what = f"missing key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
@@ -97,6 +99,10 @@ def render(result: dict[str, Any], title: str) -> Group:
         t = result["token"]
         table.add_row("token", _f(t["precision"]), _f(t["recall"]), _f(t["f1"]), str(t["tp"]),
                       str(t["predicted"] - t["tp"]), str(t["gold"] - t["tp"]))  # fmt: skip
+    if "token_bio" in result:
+        t = result["token_bio"]
+        table.add_row("token, exact BIO tag", _f(t["precision"]), _f(t["recall"]), _f(t["f1"]), str(t["tp"]),
+                      str(t["fp"]), str(t["fn"]))  # fmt: skip
     if "sentence" in result:
         s = result["sentence"]
         table.add_row("sentence exact match", "", "", f"acc {_f(s['accuracy'])}", str(s["correct"]), "",
