@@ -74,11 +74,15 @@ def score_tagged(
 
 
 def is_tagged_jsonl(path: Path) -> bool:
-    """Whether the first row of a predictions.jsonl holds ``pred_tags`` (a baseline's file)."""
+    """Whether the first row of a predictions.jsonl holds ``pred_tags`` (a baseline's file). A
+    first row that does not read is not one: the generative reader then says what is wrong."""
     with Path(path).open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                row = json.loads(line)
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError):
+                    return False
                 return isinstance(row, dict) and "pred_tags" in row
     return False
 
