@@ -19,7 +19,6 @@ the metrics to W&B (job_type eval) against the checkpoint's training step. Exit 
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import sys
@@ -29,8 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launcher.checks import check_inputs
-from launcher.errors import UserError
+from jobs.entry import BAD_INPUT, read_run
 from launcher.evaluation import (
     MARKER,
     checkpoint_step,
@@ -39,7 +37,7 @@ from launcher.evaluation import (
     results_dir,
     training_run_of,
 )
-from launcher.recipe import Recipe, read_resolved
+from launcher.recipe import Recipe
 from launcher.runfiles import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
@@ -48,15 +46,10 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True)
-    run_dir = parser.parse_args(argv).run_dir
-    try:
-        recipe = read_resolved(run_dir)  # the recipe-only rules: launcher.jobkinds._evaluate_rules
-        check_inputs(recipe)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    loaded = read_run(argv, __doc__.splitlines()[0])  # recipe-only rules: jobkinds._evaluate_rules
+    if loaded is None:
+        return BAD_INPUT
+    recipe, run_dir = loaded
     if recipe.eval.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         print(f"error: {recipe.source}: eval.engine: vllm is not installed here; valid: hf", file=sys.stderr)
         return 1

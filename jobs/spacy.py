@@ -26,7 +26,6 @@ With `eval.only: true` nothing is trained: the pipeline at `model.name_or_path` 
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -38,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.entry import BAD_INPUT, read_run
 from launcher.checkpoints import (
     MARKER,
     checkpoint_dir,
@@ -45,10 +45,8 @@ from launcher.checkpoints import (
     latest_complete,
     mark_complete,
 )
-from launcher.checks import check_inputs
-from launcher.errors import UserError
 from launcher.evaluation import checkpoint_step, eval_digest, fingerprint, results_dir, training_run_of
-from launcher.recipe import Recipe, read_resolved
+from launcher.recipe import Recipe
 from launcher.runfiles import atomic_write_json
 from launcher.scoring.metrics import Example, _prf, score, strict_spans
 from launcher.spacy_pipelines import SpacySpec, resolve
@@ -421,15 +419,10 @@ def evaluate_only(recipe: Recipe, run_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True)
-    run_dir = parser.parse_args(argv).run_dir
-    try:
-        recipe = read_resolved(run_dir)
-        check_inputs(recipe)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    loaded = read_run(argv, __doc__.splitlines()[0])
+    if loaded is None:
+        return BAD_INPUT
+    recipe, run_dir = loaded
     return evaluate_only(recipe, run_dir) if recipe.eval.only else train(recipe, run_dir)
 
 

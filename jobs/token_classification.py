@@ -20,7 +20,6 @@ are predicted O. Exit codes: 0 done, 2 bad input, 3 stopped by SIGUSR2 (requeue 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -29,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launcher.checks import check_inputs
+from jobs.entry import BAD_INPUT, bad_input, read_run
 from launcher.errors import UserError
 from launcher.evaluation import MARKER, checkpoint_step, fingerprint, results_dir, self_eval_recipe
-from launcher.recipe import Recipe, read_resolved
+from launcher.recipe import Recipe
 from launcher.runfiles import atomic_write_json
 from launcher.scoring.entities import ENTITY_TYPES
 
@@ -318,20 +317,15 @@ def evaluate_only(recipe: Recipe, run_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True)
-    run_dir = parser.parse_args(argv).run_dir
-    try:
-        recipe = read_resolved(run_dir)
-        check_inputs(recipe)
-        if recipe.eval.only and not Path(model_source(recipe.model.name_or_path), "config.json").is_file():
-            raise UserError(
-                f"{recipe.source}: model.name_or_path: eval.only scores a checkpoint directory with a "
-                f"config.json, got '{recipe.model.name_or_path}'"
-            )
-    except (UserError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    loaded = read_run(argv, __doc__.splitlines()[0])
+    if loaded is None:
+        return BAD_INPUT
+    recipe, run_dir = loaded
+    if recipe.eval.only and not Path(model_source(recipe.model.name_or_path), "config.json").is_file():
+        return bad_input(
+            f"{recipe.source}: model.name_or_path: eval.only scores a checkpoint directory with a "
+            f"config.json, got '{recipe.model.name_or_path}'"
+        )
     if recipe.eval.only:
         return evaluate_only(recipe, run_dir)
     return train(recipe, run_dir)

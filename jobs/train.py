@@ -11,7 +11,6 @@ is one. Exit codes: 0 done, 2 bad input, 3 stopped by SIGUSR2 after checkpointin
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
@@ -21,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jobs.entry import BAD_INPUT, read_run
 from launcher.checkpoints import complete_checkpoints, is_complete, latest_complete, step_of
-from launcher.checks import check_inputs
-from launcher.errors import UserError
-from launcher.recipe import Recipe, read_resolved
+from launcher.recipe import Recipe
 
 REQUEUE_EXIT = 3
 
@@ -195,15 +193,10 @@ def write_summary(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True)
-    run_dir = parser.parse_args(argv).run_dir
-    try:
-        recipe = read_resolved(run_dir)
-        check_inputs(recipe)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    loaded = read_run(argv, __doc__.splitlines()[0])
+    if loaded is None:
+        return BAD_INPUT
+    recipe, run_dir = loaded
     if recipe.engine == "axolotl":
         from jobs.axolotl_engine import run_axolotl
 

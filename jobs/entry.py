@@ -1,0 +1,34 @@
+"""The start of every job: `python -m jobs.<kind> --run-dir DIR`, the recipe read and checked."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from launcher.checks import check_inputs
+from launcher.errors import UserError
+from launcher.recipe import Recipe, read_resolved
+
+BAD_INPUT = 2
+
+
+def bad_input(err: Exception | str) -> int:
+    """One line on stderr; the exit code of a job given input it cannot use."""
+    print(f"error: {err}", file=sys.stderr)
+    return BAD_INPUT
+
+
+def read_run(argv: list[str] | None, description: str) -> tuple[Recipe, Path] | None:
+    """The run directory from `--run-dir` and its resolved recipe, with its local inputs checked;
+    None (after one line on stderr) when the recipe does not validate or names missing files."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    run_dir = parser.parse_args(argv).run_dir
+    try:
+        recipe = read_resolved(run_dir)
+        check_inputs(recipe)
+    except UserError as err:
+        bad_input(err)
+        return None
+    return recipe, run_dir
