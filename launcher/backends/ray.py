@@ -143,6 +143,7 @@ class RayBackend(Backend[RayPayload]):
         self._jobs: dict[str, Any] = {}
         self._queued: dict[str, Any] = {}
         self._nodes: list[NodeResources] | None = None
+        self._asked: set[str] = set()
 
     @property
     def spec(self) -> RaySpec:
@@ -372,6 +373,7 @@ class RayBackend(Backend[RayPayload]):
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return {}
+        self._asked.update(ids)
         try:
             client = self._client()
             listed = client.list_jobs()
@@ -455,7 +457,8 @@ class RayBackend(Backend[RayPayload]):
             err.write_text(message.split("last available logs")[0].strip() + "\n")
 
     def _cached(self, job_id: str) -> None:
-        if job_id not in self._jobs and job_id not in self._queued:
+        """explain() answers from the last status() that asked about `job_id`: one list_jobs()."""
+        if job_id not in self._asked:
             self.status([job_id])
 
     def explain(self, job_id: str) -> str | None:
