@@ -576,14 +576,15 @@ class RayBackend(Backend[RayPayload]):
         few seconds waits for resources: Ray queues the stop behind its supervisor actor, which
         never starts, so a small job kills that actor (Ray then reports FAILED: shown cancelled)."""
         client = self._client()
-        self._drop_secrets(job_id)  # a job stopped before its wrapper ran leaves its secrets file
-        self._index_update(job_id, cancel_requested=time.time())
         try:
             client.stop_job(job_id)
         except RuntimeError as err:
             if "does not exist" not in str(err):
                 raise UserError(f"Ray could not stop job {job_id}: {last_line(err)}") from None
             ray_array.claim_unsubmitted(client, job_id, self._run_dir(job_id))
+        # stop first, then record: the record only tells a killed supervisor's FAILED from a failure
+        self._drop_secrets(job_id)  # a job stopped before its wrapper ran leaves its secrets file
+        self._index_update(job_id, cancel_requested=time.time())
         started, killed = time.monotonic(), False
         while time.monotonic() < started + 45:
             self._jobs.pop(job_id, None)
