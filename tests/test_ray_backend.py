@@ -91,6 +91,9 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
             while time.monotonic() < deadline and _group_alive(pgid):
                 time.sleep(0.2)
         shutil.rmtree(temp, ignore_errors=True)
+        token = Path(local.token_file)
+        for record in (token, token.with_suffix(".json")):
+            record.unlink(missing_ok=True)
 
 
 def _group_alive(pgid: int) -> bool:
