@@ -437,3 +437,22 @@ def test_a_launcher_started_head_needs_its_token_on_every_port_and_binds_no_defa
     code = f"import ray; ray.init(address='{gcs}', log_to_driver=False); print('IN')"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "IN" not in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_one_refresh_is_one_list_jobs_call_even_for_jobs_the_cluster_forgot(head: Head) -> None:
+    """explain() answers from status(): before, each job the cluster did not know cost another
+    list_jobs() (the whole job list) per run."""
+    from launcher.backends.base import JobState
+    from launcher.backends.ray import RayBackend
+    from launcher.cluster import load_cluster
+
+    backend = RayBackend(load_cluster(str(head.profile)))
+    client = backend._client()
+    calls = []
+    real = client.list_jobs
+    client.list_jobs = lambda: calls.append(1) or real()  # counts the real calls, answers as Ray does
+    ids = [f"forgotten-{i}" for i in range(5)]
+    assert set(backend.status(ids).values()) == {JobState.UNKNOWN}
+    notes = [backend.explain(job_id) for job_id in ids]
+    assert all(note and "does not know job" in note for note in notes), notes
+    assert len(calls) == 1
