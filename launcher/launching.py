@@ -6,12 +6,13 @@ import contextlib
 import importlib.util
 import shutil
 import sqlite3
+import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.backends.base import Backend, JobState, Request, get_backend, overall_state
+from launcher.backends.base import NEVER_STARTS, Backend, JobState, Request, get_backend, overall_state
 from launcher.checks import check_inputs
 from launcher.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.errors import SetupError, UserError, choices_text, did_you_mean
@@ -224,8 +225,15 @@ def backend_of(row: RunRow) -> Backend:
     return get_backend(profile_of(row))
 
 
-def refresh(registry: Registry, rows: list[RunRow]) -> list[RunRow]:
-    """Ask each backend once for the states of all unfinished jobs; update the registry."""
+def _warn_line(line: str) -> None:
+    sys.stderr.write(f"warning: {line}\n")
+
+
+def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] = _warn_line) -> list[RunRow]:
+    """Ask each backend once for the states of all unfinished jobs; update the registry.
+
+    A scheduler that does not answer leaves its runs as last seen and `warn` gets its one line;
+    `warn` also gets each run that will never start."""
     pending = [r for r in rows if r.state != SUBMITTING and not JobState(r.state).is_terminal]
     by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
     for row in pending:
@@ -236,10 +244,16 @@ def refresh(registry: Registry, rows: list[RunRow]) -> list[RunRow]:
         except UserError:
             continue
         states = backend.status([job for row in group for job in row.job_ids])
+        if backend.unanswered:
+            warn(f"cluster {group[0].cluster}: {backend.unanswered}")
         for row in group:
             task_states = {task: states.get(job, JobState.UNKNOWN) for task, job, _ in row.jobs}
+            if backend.unanswered and JobState.UNKNOWN in task_states.values():
+                continue
             state = overall_state(list(task_states.values()))
             note = backend.explain(row.job_ids[0]) if row.job_ids else None
+            if note and note.startswith(NEVER_STARTS):
+                warn(f"{row.run_id}: {note}")
             counts = [n for n in (backend.restarts(job) for job in row.job_ids) if n is not None]
             registry.set_state(
                 row.run_id, state.value, {t: s.value for t, s in task_states.items()}, note,

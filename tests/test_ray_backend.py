@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.backends.ray_cluster import LocalHead
 from tests.conftest import ROOT, Launch, cli_runner, isolated_env, run_state, wait_for
 
 pytestmark = pytest.mark.ray
@@ -36,6 +36,7 @@ class Head:
     url: str
     dashboard_port: int
     profile: Path
+    local: LocalHead
 
 
 def _free_ports(count: int) -> list[int]:
@@ -71,17 +72,15 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     _require_ray()
     from launcher.backends.ray import start_local_head
 
-    dashboard, gcs, client, agent = _free_ports(4)
-    temp = Path(tempfile.mkdtemp(prefix="rl-ray-", dir="/tmp"))  # short: Ray's socket paths
-    extra = [f"--port={gcs}", f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
-             f"--temp-dir={temp}"]  # fmt: skip
+    (dashboard,) = _free_ports(1)
     started = time.monotonic()
-    pgid = start_local_head(dashboard, num_cpus=2, num_gpus=2, extra=extra)
+    local = start_local_head(dashboard, num_cpus=2, num_gpus=2)  # free ports, private temp dir, token
+    pgid, temp = local.pgid, Path(local.temp_dir)
     sys.stderr.write(f"\n[ray head up in {time.monotonic() - started:.1f}s at 127.0.0.1:{dashboard}]\n")
     profiles = tmp_path_factory.mktemp("ray-profiles")
     url = f"http://127.0.0.1:{dashboard}"
     try:
-        yield Head(url, dashboard, _profile(profiles / "raytest.yaml", url))
+        yield Head(url, dashboard, _profile(profiles / "raytest.yaml", url), local)
     finally:
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
             try:
@@ -92,6 +91,9 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
             while time.monotonic() < deadline and _group_alive(pgid):
                 time.sleep(0.2)
         shutil.rmtree(temp, ignore_errors=True)
+        token = Path(local.token_file)
+        for record in (token, token.with_suffix(".json")):
+            record.unlink(missing_ok=True)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -185,7 +187,7 @@ def test_dry_run_prints_the_job_spec_and_starts_nothing(
     launch_env["WANDB_API_KEY"] = "ray-secret-value-123"
     proc = launch("recipe", "tiny_smoke", "-c", str(profile), "--dry-run", check=True)
     assert "ray-secret-value-123" not in proc.stdout + proc.stderr
-    assert "WANDB_API_KEY: '***'" in proc.stdout
+    assert "never in the spec: " in proc.stdout and "WANDB_API_KEY=***" in proc.stdout
     assert "-m launcher.backends.ray_agent job --run-dir" in proc.stdout and "-m jobs.smoke" in proc.stdout
     assert f"http://127.0.0.1:{port}" in proc.stdout and "working_dir: " + str(ROOT) in proc.stdout
     assert "entrypoint_num_gpus: 0" in proc.stdout and "entrypoint_num_cpus: 1" in proc.stdout
@@ -295,7 +297,9 @@ def test_logs_follow_cancel_and_secrets(
     from ray.job_submission import JobSubmissionClient
 
     sent = JobSubmissionClient(head.url).get_job_info(run_id).runtime_env or {}
-    assert sent.get("env_vars", {}).get("WANDB_API_KEY") == "ray-secret-value-456"
+    assert "WANDB_API_KEY" not in sent.get("env_vars", {})  # it went in the 0600 file, now deleted
+    secrets_file = tmp_path / "runs" / ".ray-secrets" / f"{run_id}.json"
+    assert sent["env_vars"]["LAUNCH_SECRETS_FILE"] == str(secrets_file)
     assert "entrypoint: exec " in (run_dir / "submit.sh").read_text()
 
 
@@ -380,3 +384,75 @@ def test_reeval_spreads_three_checkpoints_over_the_cluster(
     assert "array supervisor" in (dirs[0] / "submit.sh").read_text()
     again = run("reeval", trained.name, "--cluster", str(head.profile), *EVAL)
     assert "nothing to do" in again.stdout, again.stderr
+
+
+def _head_listeners(pgid: int) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of the head's session."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if os.getsid(proc.pid) != pgid:
+                continue
+            found += [
+                (proc.info["name"], conn.laddr.ip, conn.laddr.port)
+                for conn in proc.net_connections(kind="tcp")
+                if conn.status == psutil.CONN_LISTEN
+            ]
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+RAY_DEFAULT_PORTS = {6379, 8265, 10001, 52365, 52367, 44217, 44227, 8076, 8077}
+
+
+def test_a_launcher_started_head_needs_its_token_on_every_port_and_binds_no_default_port(head: Head) -> None:
+    """Before: GCS on *:6379, the client server on the machine's address :10001, agents on 0.0.0.0,
+    and no authentication: any host that reached this one could run code here."""
+    import urllib.error
+    import urllib.request
+
+    local = head.local
+    listeners = _head_listeners(local.pgid)
+    names = {name for name, _, _ in listeners}
+    assert {"gcs_server", "raylet"} <= names, listeners
+    assert not {port for _, _, port in listeners} & RAY_DEFAULT_PORTS, listeners  # two heads never clash
+    assert local.ports["port"] in {port for name, _, port in listeners if name == "gcs_server"}
+    dashboard = [addr for _, addr, port in listeners if port == head.dashboard_port]
+    assert dashboard and set(dashboard) <= set(LOOPBACK), listeners
+    assert oct(Path(local.token_file).stat().st_mode & 0o777) == "0o600"
+    assert oct(Path(local.temp_dir).stat().st_mode & 0o777) == "0o700"
+    # Everything not on loopback is Ray's, and Ray asks for the token: the Jobs API ...
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{head.url}/api/jobs/", timeout=10)
+    assert refused.value.code == 401
+    # ... and GCS on the machine's address: a driver without the token is turned away.
+    outside = next(addr for name, addr, _ in listeners if name == "gcs_server")
+    outside = socket.gethostbyname(socket.gethostname()) if outside in ("::", "0.0.0.0") else outside
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    gcs = f"{outside}:{local.ports['port']}"
+    code = f"import ray; ray.init(address='{gcs}', log_to_driver=False); print('IN')"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "IN" not in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_one_refresh_is_one_list_jobs_call_even_for_jobs_the_cluster_forgot(head: Head) -> None:
+    """explain() answers from status(): before, each job the cluster did not know cost another
+    list_jobs() (the whole job list) per run."""
+    from launcher.backends.base import JobState
+    from launcher.backends.ray import RayBackend
+    from launcher.cluster import load_cluster
+
+    backend = RayBackend(load_cluster(str(head.profile)))
+    client = backend._client()
+    calls = []
+    real = client.list_jobs
+    client.list_jobs = lambda: calls.append(1) or real()  # counts the real calls, answers as Ray does
+    ids = [f"forgotten-{i}" for i in range(5)]
+    assert set(backend.status(ids).values()) == {JobState.UNKNOWN}
+    notes = [backend.explain(job_id) for job_id in ids]
+    assert all(note and "does not know job" in note for note in notes), notes
+    assert len(calls) == 1

@@ -7,13 +7,19 @@ forces W&B offline), AWS_SECRET_ACCESS_KEY (what the uploads are signed with) an
 
 from __future__ import annotations
 
+import contextlib
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
 from launcher.tracking import REDACTED, redact_env, redact_text
-from tests.conftest import Launch
+from tests.conftest import Launch, run_state, wait_for
 from tests.s3_server import S3Server, StoredRun
+from tests.test_ray_backend import Head
+from tests.test_ray_backend import head as _ray_head  # noqa: F401  (the session fixture `head`)
 
 
 def _files(root: Path) -> list[Path]:
@@ -124,3 +130,77 @@ def test_a_secret_looking_env_key_is_refused_in_recipes_and_profiles(
     assert proc.returncode == 2, proc.stderr
     assert "env.HF_TOKEN: looks like a secret" in proc.stderr
     assert planted not in proc.stdout + proc.stderr
+
+
+RAY_SECRETS = {name: f"planted-{name.lower()}-{uuid.uuid4().hex}" for name in
+               ("WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY")}  # fmt: skip
+"""Made at run time: this file travels to Ray with the project, so it must not hold the values."""
+
+
+def _job_environ(run_dir: Path, timeout: float = 60) -> dict[str, str]:
+    """The environment of the running job process of `run_dir` (`python -m jobs.smoke`)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            if "jobs.smoke" in cmd and str(run_dir) in cmd and "launcher.backends.ray_agent" not in cmd:
+                with contextlib.suppress(psutil.Error):
+                    return dict(proc.environ())
+        time.sleep(0.1)
+    raise AssertionError(f"no job process for {run_dir}")
+
+
+@pytest.mark.ray
+def test_no_secret_in_ray_session_logs_or_jobs_api(
+    request: pytest.FixtureRequest,
+    launch: Launch,
+    launch_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Before: the secrets went in runtime_env.env_vars, so Ray logged them (runtime_env_agent.log)
+    and served them at GET /api/jobs/<id>. One job through the CLI, then an array of two kept by
+    the supervisor (max_parallel 1), all with the planted secrets in the submitting environment."""
+    from launcher import launching
+    from launcher.backends.ray_agent import SECRETS_DIR
+    from launcher.backends.ray_cluster import auth_headers
+    from launcher.registry import Registry
+
+    head: Head = request.getfixturevalue("_ray_head")
+    launch_env.update(RAY_SECRETS)
+    for name, value in RAY_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    slow = ["--set", "train.max_steps=15", "--set", "env={SMOKE_STEP_SECONDS: '0.3'}"]
+    single = launch("recipe", "tiny_smoke", "-c", str(head.profile), *slow, check=True).stdout.split()[0]
+    runs = tmp_path / "runs"
+    seen = _job_environ(runs / single)
+    assert {k: seen.get(k) for k in RAY_SECRETS} == RAY_SECRETS, "the job did not get the secrets"
+    settings = ["train.max_steps=15", "env={SMOKE_STEP_SECONDS: '0.3'}"]
+    prepared = [launching.prepare("tiny_smoke", str(head.profile), settings) for _ in range(2)]
+    entries = [p.run.run_id for p in prepared]
+    launching.submit_many(prepared, Registry(), max_parallel=1)
+    for run_id in entries:
+        seen = _job_environ(runs / run_id, timeout=120)
+        assert {k: seen.get(k) for k in RAY_SECRETS} == RAY_SECRETS, f"array entry {run_id} lacks them"
+    for run_id in [single, *entries]:
+        wait_for(lambda r=run_id: run_state(launch, r) == "completed", timeout=120, every=1)
+    assert not list((runs / SECRETS_DIR).glob("*")), "a secrets file outlived its job's start"
+    # Ray's session logs (the head's private temp dir) and every file the runs wrote
+    leaks = [
+        f"{name} in {path}"
+        for root in (Path(head.local.temp_dir), runs)
+        for path in _files(root)
+        for name, value in RAY_SECRETS.items()
+        if value.encode() in path.read_bytes()
+    ]
+    # the Jobs API's answer for each job and the supervisor
+    ids = [single, *entries, f"launch-array-{entries[0]}"]
+    for job_id in ids:
+        request = urllib.request.Request(f"{head.url}/api/jobs/{job_id}", headers=auth_headers())
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = answer.read()
+        assert job_id.encode() in body
+        leaks += [f"{n} in GET /api/jobs/{job_id}" for n, v in RAY_SECRETS.items() if v.encode() in body]
+    assert not leaks, leaks

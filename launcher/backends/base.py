@@ -91,6 +91,10 @@ class Request(Generic[P]):
         return f"{self.materialize().rstrip()}\n\n{head}\n"
 
 
+NEVER_STARTS = "will never start: "
+"""How explain() begins for a pending job that the scheduler will never start as asked."""
+
+
 def passthrough_env() -> dict[str, str]:
     """The caller's variables that jobs rely on (tracking, credentials, caches), values as they are."""
     prefixes = ("WANDB_", "AWS_", "HF_", "OPENAI_", "LAUNCH_", "TRANSFORMERS_", "S3_")
@@ -101,6 +105,9 @@ class Backend(ABC, Generic[P]):
     """One scheduler. Subclasses live in one module each and are listed in BACKENDS."""
 
     name: str
+    unanswered: str | None = None
+    """Set by status() when the scheduler did not answer (one line, e.g. "Slurm did not answer in
+    10 s; states as last seen"): the UNKNOWN states it returned are no news, not a change."""
 
     def __init__(self, profile: ClusterProfile) -> None:
         self.profile = profile

@@ -28,9 +28,11 @@ its run directory by absolute path: with a head on this machine that just works;
 cluster the runs root ($LAUNCH_RUNS) must be a filesystem shared at the same path by this machine
 and the nodes (the wrapper fails with exit 2 and says so otherwise).
 
-Environment: the job gets the LaunchSpec environment and the submitting shell's `passthrough_env()` (W&B, AWS,
-HF, ... keys) through runtime_env `env_vars` at submit time. submit.sh holds the job spec as YAML,
-secret values redacted; secrets are never written anywhere.
+Environment: the job gets the LaunchSpec environment through runtime_env `env_vars`, and the
+submitting shell's `passthrough_env()` (W&B, AWS, HF, ... keys) through a 0600 file beside the run
+directory that the wrapper reads and deletes (`ray_agent.take_secrets`): Ray writes runtime_env to
+its session logs and serves it from the Jobs API, so secrets never go there. submit.sh holds the
+job spec as YAML with the secrets' names only.
 
 Status is one `list_jobs()` per refresh, mapped through RAY_STATES (FAILED with exit code 124 is a
 timeout). When the cluster no longer knows a job (a restarted head), the wrapper's
@@ -73,6 +75,7 @@ from launcher.backends.ray_cluster import (
     last_line,
     resolve_address,
     start_local_head,
+    use_head_token,
 )
 from launcher.cluster import ClusterProfile, RaySpec
 from launcher.errors import UserError
@@ -143,6 +146,7 @@ class RayBackend(Backend[RayPayload]):
         self._jobs: dict[str, Any] = {}
         self._queued: dict[str, Any] = {}
         self._nodes: list[NodeResources] | None = None
+        self._asked: set[str] = set()
 
     @property
     def spec(self) -> RaySpec:
@@ -196,7 +200,8 @@ class RayBackend(Backend[RayPayload]):
         }
         if job.mem_gb:
             spec["entrypoint_memory"] = int(job.mem_gb * 1024**3)
-        spec["runtime_env"] = self.runtime_env(dict(job.env))
+        env = {**job.env, ray_agent.SECRETS_ENV: str(ray_agent.secrets_file(job.run_dir))}
+        spec["runtime_env"] = self.runtime_env(env)
         spec["metadata"] = {
             "launch_run_id": job.run_id, "launch_run_dir": str(job.run_dir),
             "launch_recipe": job.recipe_name, "launch_cluster": self.profile.name,
@@ -206,20 +211,18 @@ class RayBackend(Backend[RayPayload]):
         return spec
 
     def spec_text(self, spec: dict[str, Any], title: str) -> str:
-        """YAML of a spec with the passthrough variables it will get, secret values redacted."""
-        shown = json.loads(json.dumps(spec))
-        env = shown.get("runtime_env", {}).get("env_vars", {})
-        shown.setdefault("runtime_env", {})["env_vars"] = {**redact_env(passthrough_env()), **env}
+        """YAML of a spec, and the names of the passthrough variables its secrets file will hold."""
         where = self.endpoint.url + (
             " (address: local; started if no head answers)" if self.spec.address.strip() == "local" else ""
         )
+        held = ", ".join(f"{k}={v}" for k, v in sorted(redact_env(passthrough_env()).items())) or "none"
         head = (
             f"# {title}\n"
             f"# Ray job spec (JobSubmissionClient.submit_job arguments) for {where}\n"
-            "# runtime_env.env_vars also carry the submitting shell's tracking/credential variables;\n"
-            "# secret values are redacted here and travel only in the submit request\n"
+            f"# the submitting shell's tracking/credential variables go in ${ray_agent.SECRETS_ENV} (0600,\n"
+            f"# read and deleted by the job wrapper), never in the spec: {held}\n"
         )
-        return head + yaml.safe_dump(shown, sort_keys=False, width=1000)
+        return head + yaml.safe_dump(json.loads(json.dumps(spec)), sort_keys=False, width=1000)
 
     def translate(self, job: LaunchSpec) -> tuple[str, RayPayload]:
         if job.nodes > 1:
@@ -244,6 +247,7 @@ class RayBackend(Backend[RayPayload]):
         if self._client_obj is not None:
             return self._client_obj
         endpoint = self.endpoint
+        use_head_token(endpoint.url)
         why = answers(endpoint.url)
         if why is not None and start and endpoint.start_if_down:
             spec, node = self.spec, self.profile.node
@@ -320,10 +324,9 @@ class RayBackend(Backend[RayPayload]):
     # ------------------------------------------------------------------ submitting
 
     def submit_spec(self, client: Any, spec: dict[str, Any]) -> str:
-        runtime_env = dict(spec["runtime_env"])
-        runtime_env["env_vars"] = {**passthrough_env(), **runtime_env.get("env_vars", {})}
+        """Submit a spec as it is; a job wrapper's secrets file is written first (write_secrets)."""
         try:
-            job_id: str = client.submit_job(**{**spec, "runtime_env": runtime_env})
+            job_id: str = client.submit_job(**spec)
         except (RuntimeError, ValueError, ConnectionError, OSError) as err:
             raise UserError(
                 f"the Ray cluster at {self.endpoint.url} refused the job: {last_line(err)}"
@@ -338,9 +341,19 @@ class RayBackend(Backend[RayPayload]):
     def submit(self, request: Request[RayPayload]) -> str:
         """Submit the run's job spec (submit.sh holds it, secrets redacted); the id is the run id."""
         client = self._client(start=True)
-        job_id = self.submit_spec(client, request.payload.job)
+        self.write_secrets(request)
+        try:
+            job_id = self.submit_spec(client, request.payload.job)
+        except BaseException:
+            ray_agent.secrets_file(request.spec.run_dir).unlink(missing_ok=True)
+            raise
         self.remember(job_id, request.spec.run_dir)
         return job_id
+
+    @staticmethod
+    def write_secrets(request: Request[RayPayload]) -> None:
+        """The passthrough variables, for the job wrapper to read and delete (see ray_agent)."""
+        ray_agent.write_secrets(ray_agent.secrets_file(request.spec.run_dir), passthrough_env())
 
     def array_script(self, requests: Sequence[Request[RayPayload]], max_parallel: int) -> str:
         return ray_array.array_script(self, requests, max_parallel)
@@ -372,6 +385,7 @@ class RayBackend(Backend[RayPayload]):
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return {}
+        self._asked.update(ids)
         try:
             client = self._client()
             listed = client.list_jobs()
@@ -402,6 +416,8 @@ class RayBackend(Backend[RayPayload]):
                 states[job_id] = self._queued_state(job_id, supervisor)
             else:
                 states[job_id] = self._recorded(job_id)
+            if states[job_id].is_terminal:
+                self._drop_secrets(job_id)  # a job that ended without running its wrapper
         return states
 
     def _queued_state(self, job_id: str, supervisor: Any) -> JobState:
@@ -455,7 +471,8 @@ class RayBackend(Backend[RayPayload]):
             err.write_text(message.split("last available logs")[0].strip() + "\n")
 
     def _cached(self, job_id: str) -> None:
-        if job_id not in self._jobs and job_id not in self._queued:
+        """explain() answers from the last status() that asked about `job_id`: one list_jobs()."""
+        if job_id not in self._asked:
             self.status([job_id])
 
     def explain(self, job_id: str) -> str | None:
@@ -559,13 +576,15 @@ class RayBackend(Backend[RayPayload]):
         few seconds waits for resources: Ray queues the stop behind its supervisor actor, which
         never starts, so a small job kills that actor (Ray then reports FAILED: shown cancelled)."""
         client = self._client()
-        self._index_update(job_id, cancel_requested=time.time())
         try:
             client.stop_job(job_id)
         except RuntimeError as err:
             if "does not exist" not in str(err):
                 raise UserError(f"Ray could not stop job {job_id}: {last_line(err)}") from None
             ray_array.claim_unsubmitted(client, job_id, self._run_dir(job_id))
+        # stop first, then record: the record only tells a killed supervisor's FAILED from a failure
+        self._drop_secrets(job_id)  # a job stopped before its wrapper ran leaves its secrets file
+        self._index_update(job_id, cancel_requested=time.time())
         started, killed = time.monotonic(), False
         while time.monotonic() < started + 45:
             self._jobs.pop(job_id, None)
@@ -581,6 +600,12 @@ class RayBackend(Backend[RayPayload]):
                 killed = True
                 self._kill_supervisor(client, job_id)
             time.sleep(0.5)
+
+    def _drop_secrets(self, job_id: str) -> None:
+        run_dir = self._run_dir(job_id)
+        if run_dir is not None:
+            with contextlib.suppress(OSError):
+                ray_agent.secrets_file(run_dir).unlink(missing_ok=True)
 
     def _kill_supervisor(self, client: Any, job_id: str) -> None:
         ray_array.kill_job_supervisor(client, job_id, self.python())

@@ -10,6 +10,13 @@ enforces the recipe's time limit (SIGTERM, SIGKILL 30 s later, exit 124) and rec
 `DIR/.ray_exit.json`. A run directory that this node cannot see (a remote cluster without a shared
 runs root) is one clear error, exit 2.
 
+Secrets: the submitting shell's passthrough variables (W&B, AWS, API keys) never travel in the
+Ray job spec (Ray logs runtime_env in its session logs and serves it at /api/jobs/<id>). The
+launcher writes them to a file only the user can read (0600, in `<runs root>/.ray-secrets/`, a
+0700 directory beside the run directories, so on the shared filesystem a remote cluster already
+needs) and names it in $LAUNCH_SECRETS_FILE; `job` reads it into the job's environment and deletes
+it before the job starts.
+
 `array` submits the entries of one `submit_array` call as Ray jobs with their pre-assigned
 submission ids, never more than `max_parallel` unfinished at once, and exits once every entry is
 submitted. An entry whose id already exists (cancelled before it started: `launch cancel` claims
@@ -37,6 +44,39 @@ from launcher.runfiles import atomic_write_json
 TIMEOUT_EXIT = 124
 EXIT_FILE = ".ray_exit.json"
 ARRAY_ENV = "LAUNCH_RAY_ARRAY"
+SECRETS_ENV = "LAUNCH_SECRETS_FILE"
+SECRETS_DIR = ".ray-secrets"
+
+
+def secrets_file(run_dir: Path) -> Path:
+    """Where a run's secrets wait for its job: beside the run directory, never inside it."""
+    return run_dir.parent / SECRETS_DIR / f"{run_dir.name}.json"
+
+
+def write_secrets(path: Path, env: dict[str, str]) -> None:
+    """`env` as JSON in `path`, readable by this user only from the first byte (dir 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(env, handle)
+
+
+def take_secrets() -> None:
+    """Move the variables of $LAUNCH_SECRETS_FILE into this process's environment; delete the file."""
+    name = os.environ.pop(SECRETS_ENV, "")
+    if not name:
+        return
+    path = Path(name)
+    try:
+        env = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        sys.stderr.write(f"[launch] secrets file {path} not readable ({err}): the job runs without them\n")
+        return
+    finally:
+        path.unlink(missing_ok=True)
+    os.environ.update({str(k): str(v) for k, v in env.items()})
 
 
 def encode_spec(spec: dict[str, Any]) -> str:
@@ -65,6 +105,7 @@ def _copy(source: IO[bytes], targets: list[IO[bytes]]) -> None:
 
 def run_job(run_dir: Path, time_limit: int, command: list[str]) -> int:
     """Run `command`, teeing its output into `run_dir/logs/`; return its exit code (124: time limit)."""
+    take_secrets()
     if not (run_dir / "recipe.yaml").is_file():
         sys.stderr.write(
             f"[launch] run directory {run_dir} is not visible on this node ({socket.gethostname()}): "
@@ -156,7 +197,6 @@ def supervise_array(spec: dict[str, Any], poll: float = 1.0) -> int:
     Returns 1 when an entry could not be submitted (its reason is in this job's log), else 0."""
     client = _connect(spec["address"])
     cap = max(1, int(spec["max_parallel"]))
-    inherited = {k: os.environ[k] for k in spec.get("inherit", []) if k in os.environ}
     queue: list[dict[str, Any]] = list(spec["entries"])
     total, active, failures = len(queue), set(), 0
     print(f"[launch] array of {total}: at most {cap} at once", flush=True)
@@ -165,8 +205,7 @@ def supervise_array(spec: dict[str, Any], poll: float = 1.0) -> int:
         while queue and len(active) < cap:
             entry = queue.pop(0)
             job_id = entry["submission_id"]
-            runtime_env = dict(entry["runtime_env"])
-            runtime_env["env_vars"] = {**inherited, **runtime_env.get("env_vars", {})}
+            runtime_env = dict(entry["runtime_env"])  # secrets: in each entry's file (see above)
             if spec.get("upload", True):
                 runtime_env["working_dir"] = os.getcwd()  # the project as this supervisor got it
             try:

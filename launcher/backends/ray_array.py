@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.backends import ray_agent
-from launcher.backends.base import Request, passthrough_env
+from launcher.backends.base import Request
 from launcher.backends.ray_cluster import last_line
 from launcher.errors import UserError
 
@@ -41,7 +41,7 @@ def array_spec(
         entries.append(entry)
     payload = {
         "address": backend.endpoint.url, "max_parallel": max_parallel, "entries": entries,
-        "inherit": sorted(passthrough_env()), "upload": backend.spec.working_dir == "upload",
+        "upload": backend.spec.working_dir == "upload",
     }  # fmt: skip
     python = backend.python()
     first = requests[0].spec.run_id
@@ -82,7 +82,13 @@ def submit_supervised(
     )
     for request in requests:
         (request.spec.run_dir / "submit.sh").write_text(note + request.materialize())
-    backend.submit_spec(client, spec)
+        backend.write_secrets(request)  # each entry's wrapper reads its own; the supervisor holds none
+    try:
+        backend.submit_spec(client, spec)
+    except BaseException:
+        for request in requests:
+            ray_agent.secrets_file(request.spec.run_dir).unlink(missing_ok=True)
+        raise
     for request in requests:
         backend.remember(request.spec.run_id, request.spec.run_dir)
     return [r.spec.run_id for r in requests]

@@ -2,6 +2,14 @@
 and the inventory of its nodes. No job logic here; `ray` itself is imported lazily.
 
 See `launcher/backends/ray.py` for the address forms a profile may use.
+
+A head the launcher starts is protected by Ray's token authentication (`RAY_AUTH_MODE=token`, Ray's
+own hardening advice; Ray >= 2.52): Ray 2.60 binds GCS, raylet and agents to all interfaces and
+maps `--node-ip-address=127.0.0.1` to the machine's address, so loopback alone cannot be had. The
+dashboard (Jobs API) binds 127.0.0.1. Every port is chosen free at start (two heads never fight
+over 6379) and recorded with the token file (0600) in HEAD_DIR, keyed by the dashboard port; the
+launcher sends the token to a head on this machine that has such a record. A remote cluster with
+token auth works when the caller sets `RAY_AUTH_MODE=token` and `RAY_AUTH_TOKEN(_PATH)` as Ray says.
 """
 
 from __future__ import annotations
@@ -10,13 +18,17 @@ import contextlib
 import json
 import logging
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +39,14 @@ from launcher.errors import UserError
 INSTALL_HINT = "pip install -e '.[ray]' (ray[default], which has the Jobs API client)"
 OBJECT_STORE_BYTES = 200_000_000
 HEAD_START_TIMEOUT = 180
+HEAD_DIR = Path.home() / ".cache" / "recipe-launcher" / "ray-heads"
+"""Per user, not per $LAUNCH_HOME: a head is a machine-wide thing, like Ray's own ~/.ray."""
+HEAD_PORT_FLAGS = (
+    "port", "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+    "runtime-env-agent-port", "metrics-export-port", "object-manager-port", "node-manager-port",
+)  # fmt: skip
+METRIC_PORT_ENV = ("DASHBOARD_METRIC_PORT", "AUTOSCALER_METRIC_PORT")
+"""Ray's fixed Prometheus ports (44227, 44217) unless these say otherwise."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +84,82 @@ def resolve_address(spec: RaySpec, source: str = "<cluster>") -> Endpoint:
     return Endpoint(url, host in ("127.0.0.1", "localhost", "::1"), False)
 
 
+def auth_headers() -> dict[str, str]:
+    """The bearer token header when `RAY_AUTH_MODE=token`: RAY_AUTH_TOKEN, else the file that
+    RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token (Ray's own order)."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return {}
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if not token:
+        with contextlib.suppress(OSError):
+            token = path.read_text().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@dataclass(frozen=True)
+class LocalHead:
+    """A head this launcher started: its process group, ports, private temp dir and token file."""
+
+    pgid: int
+    dashboard_port: int
+    ports: dict[str, int]
+    temp_dir: str
+    token_file: str
+
+
+def _record_path(dashboard_port: int) -> Path:
+    return HEAD_DIR / f"head-{dashboard_port}.json"
+
+
+def recorded_head(dashboard_port: int) -> LocalHead | None:
+    try:
+        return LocalHead(**json.loads(_record_path(dashboard_port).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def use_head_token(url: str) -> None:
+    """Talk to the launcher-started head at `url` (if it is one) with its token: this process's
+    Ray client reads RAY_AUTH_MODE and RAY_AUTH_TOKEN_PATH."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return
+    head = recorded_head(parts.port)
+    if head is None or not Path(head.token_file).is_file():
+        return
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=head.token_file)
+    if "ray._raylet" in sys.modules:  # ray's config was read already: read it again, as ray.init does
+        from ray._raylet import Config
+
+        Config.initialize("")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports free on every interface right now (Ray binds most of its ports on all of them)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _private_file(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by this user only (0600 from the start)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 def _get_json(url: str, timeout: float = 5.0) -> Any:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **auth_headers()})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)
 
@@ -111,19 +205,27 @@ def start_local_head(
     num_cpus: int,
     num_gpus: int | None = None,
     extra: Sequence[str] = (),
-) -> int:
-    """`ray start --head` on loopback in its own session; wait until its Jobs API answers.
+) -> LocalHead:
+    """`ray start --head` in its own session with token authentication, free ports and a private
+    (0700) temp dir; wait until its Jobs API answers; record it (see the module docstring).
 
-    Returns the process group of the head's processes. The launcher's passthrough variables
-    (secrets) are kept out of the head's environment: each job gets them in its runtime_env."""
+    The launcher's passthrough variables (secrets) are kept out of the head's environment."""
+    names = [*HEAD_PORT_FLAGS, *METRIC_PORT_ENV]
+    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    # Ray makes its --temp-dir 0777; a 0700 parent keeps its logs (and sockets) private. Short: socket paths.
+    temp_dir = tempfile.mkdtemp(prefix=f"ray-{dashboard_port}-", dir="/tmp")
+    token_file = HEAD_DIR / f"head-{dashboard_port}.token"
+    _private_file(token_file, secrets.token_hex(32))
     cmd = [
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--disable-usage-stats",
         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-        f"--object-store-memory={OBJECT_STORE_BYTES}", f"--num-cpus={num_cpus}",
+        f"--object-store-memory={OBJECT_STORE_BYTES}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}/ray",
+        *(f"--{flag}={ports[flag]}" for flag in HEAD_PORT_FLAGS),
         *([f"--num-gpus={num_gpus}"] if num_gpus is not None else []), *extra,
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in passthrough_env()}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env = {k: v for k, v in os.environ.items() if k not in passthrough_env() and k != "RAY_AUTH_TOKEN"}
+    env.update({name: str(ports[name]) for name in METRIC_PORT_ENV})
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file))
     try:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
@@ -138,12 +240,15 @@ def start_local_head(
         lines = [line for line in (out or "").splitlines() if line.strip()]
         why = lines[-1] if lines else f"exit code {proc.returncode}"
         raise UserError(f"`ray start --head` failed: {why.strip()}")
+    head = LocalHead(proc.pid, dashboard_port, ports, temp_dir, str(token_file))
+    _private_file(_record_path(dashboard_port), json.dumps(asdict(head)))
     url = f"http://127.0.0.1:{dashboard_port}"
+    use_head_token(url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
             _get_json(f"{url}/api/jobs/", timeout=5)
-            return proc.pid
+            return head
         time.sleep(0.5)
     raise UserError(f"a Ray head was started but its Jobs API at {url} does not answer")
 

@@ -18,23 +18,28 @@ Status is one batched `squeue -t all` query for all job ids (the controller's li
 restart counts), mapped through `SLURM_STATES`. Ids it no longer knows (ended more than
 `MinJobAge`, 300 s by default, ago) come from one `sacct -D` query. Accounting alone would not do:
 slurmdbd lags the controller by seconds, so sacct still says PENDING for a job that runs.
+`explain()` and `restarts()` answer from what `status()` fetched. A query that takes longer than
+`LAUNCH_SLURM_TIMEOUT` (10 s) is killed (its whole process group) and the runs keep the states last
+seen. A pending reason in `NEVER_STARTS_REASONS` is shown as "will never start: ...".
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from launcher import paths
-from launcher.backends.base import Backend, JobState, Request
+from launcher.backends.base import NEVER_STARTS, Backend, JobState, Request
 from launcher.backends.follow import follow_files
+from launcher.backends.slurm_cmd import SUBMIT_TIMEOUT, SlurmRefused, SlurmSilent, parse_sbatch
+from launcher.backends.slurm_cmd import call as _call
+from launcher.backends.slurm_cmd import run as _run
 from launcher.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
 from launcher.recipe import duration_seconds
@@ -114,6 +119,19 @@ class SlurmInfo:
         return map_state(self.state)
 
 
+NEVER_STARTS_REASONS: dict[str, str] = {
+    "PartitionConfig": "no node of the partition has that many CPUs, GPUs or that much memory",
+    "PartitionNodeLimit": "more nodes than the partition allows",
+    "PartitionTimeLimit": "a longer time than the partition allows",
+    "BadConstraints": "no node has the requested features",
+    "InvalidAccount": "the account is not valid",
+    "InvalidQOS": "the QOS is not valid",
+    "DependencyNeverSatisfied": "a job it depends on ended the wrong way",
+}
+"""Pending reasons that do not resolve by waiting (Slurm's "Job Reason Codes"): the job stays
+queued until someone changes it. ReqNodeNotAvail is not here: it ends when the nodes return."""
+
+
 RESTARTED = frozenset({"REQUEUED", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL"})
 """States of an earlier `sacct -D` record of a job that Slurm then ran again (with --requeue)."""
 
@@ -160,6 +178,16 @@ def parse_squeue(text: str) -> dict[str, SlurmInfo]:
     return infos
 
 
+@dataclass(frozen=True)
+class NodeShape:
+    """One line of `sinfo`: `count` nodes with these GPUs, CPUs and memory (MB) each."""
+
+    count: int
+    gpus: int
+    cpus: int
+    mem_mb: int
+
+
 @dataclass
 class Partition:
     """One partition as `sinfo` reports it."""
@@ -169,13 +197,23 @@ class Partition:
     gpus_per_node: int
     nodes: int
     max_seconds: int | None
+    shapes: list[NodeShape] = field(default_factory=list)
 
 
 _GPU_GRES = re.compile(r"(?:^|,)gpu(?::([^:,(]+))?:(\d+)")
+SINFO_FORMAT = "%R|%G|%D|%l|%c|%m"
+
+
+def _leading_int(text: str) -> int | None:
+    """`32` or `32+` (sinfo's "at least") -> 32; anything else -> None (not known)."""
+    found = re.match(r"\d+", text.strip())
+    return int(found.group()) if found else None
 
 
 def parse_sinfo(text: str) -> dict[str, Partition]:
-    """`sinfo -h -o '%R|%G|%D|%l'`: partitions with their GPU types, GPUs per node, nodes, limit."""
+    """`sinfo -h -o '%R|%G|%D|%l|%c|%m'`: partitions with their GPU types, GPUs per node, nodes,
+    time limit and the node shapes (GPUs, CPUs, memory per node). A shape whose CPUs or memory
+    sinfo does not give (an older 4-field answer) is not recorded."""
     parts: dict[str, Partition] = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
@@ -183,11 +221,17 @@ def parse_sinfo(text: str) -> dict[str, Partition]:
             continue
         name, gres, count, limit = fields[:4]
         part = parts.setdefault(name, Partition(name, set(), 0, 0, _limit_seconds(limit)))
-        part.nodes += int(count) if count.isdigit() else 0
-        for gpu_type, gpus in _GPU_GRES.findall(gres):
+        nodes = int(count) if count.isdigit() else 0
+        part.nodes += nodes
+        gpus = 0
+        for gpu_type, found in _GPU_GRES.findall(gres):
             if gpu_type and not gpu_type.isdigit():
                 part.gpu_types.add(gpu_type)
-            part.gpus_per_node = max(part.gpus_per_node, int(gpus))
+            gpus = max(gpus, int(found))
+        part.gpus_per_node = max(part.gpus_per_node, gpus)
+        cpus, mem = (_leading_int(f) for f in [*fields, "", ""][4:6])
+        if cpus is not None and mem is not None:
+            part.shapes.append(NodeShape(nodes, gpus, cpus, mem))
     return parts
 
 
@@ -262,6 +306,7 @@ class SlurmBackend(Backend[SlurmPayload]):
     def __init__(self, profile: ClusterProfile) -> None:
         super().__init__(profile)
         self._info: dict[str, SlurmInfo] = {}
+        self._asked: set[str] = set()
 
     @property
     def spec(self) -> SlurmSpec:
@@ -397,7 +442,7 @@ class SlurmBackend(Backend[SlurmPayload]):
     def check(self, requests: Sequence[Request[SlurmPayload]]) -> None:
         """What only the scheduler knows: the partition exists and offers the GPUs, nodes and time."""
         spec, source = self.spec, self.profile.source
-        partitions = parse_sinfo(_call(["sinfo", "-h", "-o", "%R|%G|%D|%l"], "sinfo"))
+        partitions = parse_sinfo(_call(["sinfo", "-h", "-o", SINFO_FORMAT], "sinfo"))
         part = partitions.get(spec.partition)
         if part is None:
             raise UserError(
@@ -428,10 +473,13 @@ class SlurmBackend(Backend[SlurmPayload]):
                     f"{recipe}: resources.time: {res.time} is longer than the "
                     f"{slurm_time(part.max_seconds)} limit of partition '{part.name}'"
                 )
+            problem = _shape_shortfall(res, part)
+            if problem:
+                raise UserError(f"{recipe}: {problem}")
 
     def _sbatch(self, script: Path) -> str:
-        out = _call(["sbatch", "--parsable", str(script)], "sbatch", cwd=script.parent)
-        return out.strip().splitlines()[-1].split(";")[0]
+        out = _call(["sbatch", "--parsable", str(script)], "sbatch", script.parent, SUBMIT_TIMEOUT)
+        return parse_sbatch(out)
 
     def submit(self, request: Request[SlurmPayload]) -> str:
         """sbatch the run's submit.sh: the stored file is exactly what Slurm got."""
@@ -457,14 +505,22 @@ class SlurmBackend(Backend[SlurmPayload]):
     # ------------------------------------------------------------------ watching
 
     def status(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """One squeue (and, for ids it no longer knows, one sacct) for all ids. A query that does
+        not answer within the timeout sets `unanswered`; those ids are unknown."""
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return {}
-        infos = self._squeue(ids)
-        missing = [j for j in ids if j not in infos]
-        if missing:
-            with suppress(UserError):  # accounting disabled or down: those jobs stay unknown
-                infos.update(self.accounting(missing))
+        self.unanswered = None
+        self._asked.update(ids)
+        try:
+            infos = self._squeue(ids)
+            missing = [j for j in ids if j not in infos]
+            if missing:
+                with suppress(SlurmRefused):  # accounting disabled: those jobs stay unknown
+                    infos.update(self.accounting(missing))
+        except SlurmSilent as err:
+            self.unanswered = f"{err}; states as last seen"
+            infos = {}
         self._info.update({j: infos[j] for j in ids if j in infos})
         return {j: infos[j].job_state if j in infos else JobState.UNKNOWN for j in ids}
 
@@ -478,11 +534,12 @@ class SlurmBackend(Backend[SlurmPayload]):
     def _squeue(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
         cmd = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids),
                "-O", "JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|,exit_code:|"]  # fmt: skip
-        proc = _run(cmd)
-        return parse_squeue(proc.stdout) if proc is not None and proc.returncode == 0 else {}
+        proc = _run(cmd, "squeue")
+        return parse_squeue(proc.stdout) if proc.returncode == 0 else {}  # 1: ids it no longer knows
 
     def _cached(self, job_id: str) -> SlurmInfo | None:
-        if job_id not in self._info:
+        """What the last status() that asked about `job_id` learnt; asks only about new ids."""
+        if job_id not in self._asked:
             self.status([job_id])
         return self._info.get(job_id)
 
@@ -493,13 +550,16 @@ class SlurmBackend(Backend[SlurmPayload]):
     def explain(self, job_id: str) -> str | None:
         info = self._cached(job_id)
         if info is None:
-            return None
+            return self.unanswered
         state = info.job_state
         again = f", restart {info.restarts}" if info.restarts else ""
         reason = info.reason if info.reason and info.reason != "None" else ""
         if state is JobState.PENDING:
             if info.restarts and reason in ("", "BeginTime"):
                 return f"requeued, waiting to start again (restart {info.restarts})"
+            why = NEVER_STARTS_REASONS.get(reason.split(",")[0].strip())
+            if why:
+                return f"{NEVER_STARTS}{reason} ({why}); `launch cancel` it and ask for less"
             return f"Slurm: {info.state}" + (f" ({reason})" if reason else "")
         if state is JobState.RUNNING:
             return f"Slurm: {info.state} on {info.nodes or '?'}{again}"
@@ -524,28 +584,38 @@ class SlurmBackend(Backend[SlurmPayload]):
 
     def cancel(self, job_id: str) -> None:
         """scancel, then wait (up to 30 s) until the scheduler reports the job ended."""
-        _call(["scancel", job_id], "scancel")
+        _call(["scancel", job_id], "scancel", timeout=SUBMIT_TIMEOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not self.status([job_id])[job_id].is_terminal:
             time.sleep(0.5)
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd)
-    except (OSError, subprocess.TimeoutExpired):
+def _shape_shortfall(res: LaunchSpec, part: Partition) -> str | None:
+    """Why no `res.nodes` nodes of the partition each hold the task's GPUs, CPUs and memory, or None.
+    Without node shapes (an older sinfo) nothing is said."""
+    if not part.shapes:
         return None
-
-
-def _call(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    """stdout of a Slurm command; a missing, silent or failing command is one UserError line."""
-    proc = _run(cmd, cwd)
-    if proc is None:
-        raise UserError(
-            f"{what} did not answer: is this a Slurm login node? (for the test cluster: "
-            "bash cluster/dev/slurm-up.sh)"
+    mem_mb = round(res.mem_gb * 1024) if res.mem_gb else 0
+    gpu_ok = [s for s in part.shapes if s.gpus >= res.gpus_per_node]
+    cpu_ok = [s for s in gpu_ok if s.cpus >= res.cpus_per_task]
+    mem_ok = [s for s in cpu_ok if s.mem_mb >= mem_mb]
+    where = f"partition '{part.name}'"
+    if gpu_ok and not cpu_ok:
+        most = max(s.cpus for s in gpu_ok)
+        return (
+            f"resources.cpus_per_gpu: the task needs {res.cpus_per_task} CPUs but the nodes of {where} "
+            f"have at most {most}; valid: cpus_per_gpu x max(gpus_per_node, 1) <= {most}"
         )
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
-        raise UserError(f"{what} refused: {lines[-1]}")
-    return proc.stdout
+    if cpu_ok and not mem_ok:
+        most = max(s.mem_mb for s in cpu_ok) / 1024
+        return (
+            f"resources.mem_gb: {res.mem_gb:g} is more than the {most:g} GB of memory of any node of "
+            f"{where} with {res.cpus_per_task} CPUs; valid: at most {most:g}"
+        )
+    fitting = sum(s.count for s in mem_ok)
+    if gpu_ok and fitting < res.nodes:
+        return (
+            f"resources.nodes: {res.nodes} but only {fitting} nodes of {where} hold the task's GPUs, "
+            f"CPUs and memory; valid: 1-{max(fitting, 1)}"
+        )
+    return None
