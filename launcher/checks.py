@@ -7,7 +7,6 @@ from pathlib import Path
 from launcher.errors import UserError
 from launcher.jobkinds import kind_of
 from launcher.recipe import Recipe
-from launcher.spacy_pipelines import check_pipeline
 
 TINY_PREFIX = "tiny://"
 DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news",)}
@@ -38,10 +37,11 @@ def check_inputs(recipe: Recipe) -> None:
             f"{at('data.path')}: '{recipe.data.path}' is not a file; leave it unset to use the "
             f"{recipe.data.dataset} data shipped with the project"
         )
-    if recipe.job == "spacy":
-        check_pipeline(recipe)
+    kind = kind_of(recipe)
+    if kind.inputs is not None:
+        kind.inputs(recipe)
     allowed = DATASETS_BY_TASK[recipe.task]
-    if kind_of(recipe).reads_data and recipe.data.dataset not in allowed:
+    if kind.reads_data and recipe.data.dataset not in allowed:
         raise UserError(
             f"{at('data.dataset')}: '{recipe.data.dataset}' does not suit task {recipe.task}; "
             f"valid: {', '.join(allowed)}"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from launcher.spacy_pipelines import spacy_rules
+from launcher.spacy_pipelines import check_pipeline, spacy_rules
 
 if TYPE_CHECKING:
     from launcher.recipe import Recipe
@@ -36,6 +36,9 @@ class JobKind:
     engines: the values of the recipe's top-level `engine` it runs with.
     methods: `method` (fft, lora, qlora) means something to it (shown in `launch recipes`).
     reads_data: it reads `data.dataset`, which must then suit the task.
+    owns: recipe sections only this kind reads (a recipe of another kind may not set them).
+    inputs: checks of what the machine must hold (an installed pipeline), raising UserError; run by
+        `launch` before anything is created and by the job on the node, like `checks.check_inputs`.
     validate: rules that need nothing but the recipe.
     """
 
@@ -49,6 +52,8 @@ class JobKind:
     engines: tuple[str, ...] = ("hf",)
     methods: bool = False
     reads_data: bool = True
+    owns: tuple[str, ...] = ()
+    inputs: Callable[[Recipe], None] | None = None
     validate: Callable[[Recipe], None] | None = None
 
     @property
@@ -113,7 +118,8 @@ KINDS: dict[str, JobKind] = {
         JobKind("evaluate", trains=False, multi_node=False, torchrun=False, planner="generation",
                 tasks=("ner",), validate=_evaluate_rules),
         JobKind("spacy", trains=True, multi_node=False, torchrun=False, planner="cpu",
-                tasks=("ner",), evaluator="spacy", validate=spacy_rules),
+                tasks=("ner",), evaluator="spacy", validate=spacy_rules,
+                owns=("spacy",), inputs=check_pipeline),
         JobKind("token_classification", trains=True, multi_node=False, torchrun=True,
                 planner="training", tasks=("ner",), evaluator="token_classification",
                 validate=_token_classification_rules),

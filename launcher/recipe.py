@@ -264,9 +264,14 @@ class Recipe(Strict):
             raise ValueError(
                 f"distributed.offload_params: parameter offload needs zero_stage: 3 (got {d.zero_stage})"
             )
-        if self.spacy is not None and self.job != "spacy":
-            raise ValueError(f"spacy: settings given but job is {self.job}; remove the spacy section")
         kind = KINDS[self.job]
+        for other in KINDS.values():
+            for section in other.owns:
+                if section not in kind.owns and getattr(self, section, None) is not None:
+                    raise ValueError(
+                        f"{section}: settings given but job is {self.job} (the {section} section is "
+                        f"for job {other.name}); remove the {section} section"
+                    )
         if self.task not in kind.tasks:
             raise ValueError(f"task: job {self.job} takes task {' or '.join(kind.tasks)} (got {self.task})")
         if self.engine not in kind.engines:
