@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from launcher.classify import check_classify
 from launcher.errors import UserError
 from launcher.recipe import Recipe
 
 TINY_PREFIX = "tiny://"
-DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news",)}
+DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news", "csv")}
 
 
 def _looks_local(name: str) -> bool:
@@ -39,3 +40,5 @@ def check_inputs(recipe: Recipe) -> None:
             f"{src}: data.dataset: '{recipe.data.dataset}' does not suit task {recipe.task}; "
             f"valid: {', '.join(allowed)}"
         )
+    if recipe.job == "classify":
+        check_classify(recipe)

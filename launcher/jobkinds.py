@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from launcher.classify import classify_rules
+
 if TYPE_CHECKING:
     from launcher.recipe import Recipe
 
@@ -89,7 +91,7 @@ KINDS: dict[str, JobKind] = {
         JobKind("token_classification", trains=True, multi_node=False, torchrun=True,
                 planner="training", tasks=("ner",), evaluator="token_classification"),
         JobKind("classify", trains=False, multi_node=False, torchrun=False, planner="none",
-                tasks=("classification",)),
+                tasks=("classification",), validate=classify_rules),
         JobKind("smoke", trains=True, multi_node=False, torchrun=False, planner="none",
                 tasks=("ner", "classification"), evaluator="evaluate"),
     )
