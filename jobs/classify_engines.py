@@ -105,6 +105,21 @@ class OpenAIEngine:
         self.timeout_s, self.attempts, self.concurrency, self.rpm = timeout_s, attempts, concurrency, rpm
         self.cache, self.stats, self.log = cache, stats, log
         self.logprobs = logprobs
+        self._refuses = request_key(base_url, model, {"refuses": "logprobs"}, None)
+        if logprobs and cache.get(self._refuses) is not None:
+            self._no_logprobs("refuses logprobs (remembered in the cache from an earlier run)", refused=True)
+
+    def _no_logprobs(self, why: str, refused: bool = False) -> None:
+        """Say once (log, metrics notes) that this endpoint gives no logprobs; a refusal also stops
+        asking for them for the rest of the run."""
+        self.stats.logprobs_missing += 1
+        if refused:
+            self.logprobs = False
+            self.settings = {k: v for k, v in self.settings.items() if k not in ("logprobs", "top_logprobs")}
+        if self.stats.logprobs_missing == 1:
+            note = f"{self.base_url} {why}: logprob confidence is not available (null, not zero)"
+            self.stats.notes.append(note)
+            self.log(f"note: {note}")
 
     def key(self, query: Query) -> str:
         return request_key(
@@ -132,6 +147,7 @@ class OpenAIEngine:
                     await limit.wait()
                     reply = await self._ask(client, query)
                 if reply.error is None:
+                    key = self.key(query)  # logprobs may have been dropped meanwhile
                     self.cache.put(key, self.base_url, self.model, reply.to_cache())
                 else:
                     self.stats.failures += 1
@@ -152,6 +168,13 @@ class OpenAIEngine:
             extra = {"response_format": query.response_format} if query.response_format else {}
             resp = await client.chat.completions.create(model=self.model, messages=list(query.messages),
                                                         **self.settings, **extra)  # fmt: skip
+        except openai.APIStatusError as err:
+            if self.logprobs and "logprob" in str(err).lower():
+                self.cache.put(self._refuses, self.base_url, self.model, {"refuses": "logprobs"})
+                self._no_logprobs(f"refuses logprobs (HTTP {err.status_code})", refused=True)
+                return await self._ask(client, query)
+            ms = (time.perf_counter() - started) * 1000
+            return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
         except openai.OpenAIError as err:
             ms = (time.perf_counter() - started) * 1000
             return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
@@ -165,11 +188,7 @@ class OpenAIEngine:
                 for t in content
             ]
         elif self.logprobs:
-            self.stats.logprobs_missing += 1
-            if self.stats.logprobs_missing == 1:
-                note = f"{self.base_url} returned no logprobs: logprob confidence is not available (null)"
-                self.stats.notes.append(note)
-                self.log(f"note: {note}")
+            self._no_logprobs("returned no logprobs")
         usage = resp.usage
         return Reply(
             text=choice.message.content or "", tokens=tokens, latency_ms=ms,

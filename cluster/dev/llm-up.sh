@@ -10,8 +10,9 @@
 # Idempotent: with the server already up on that port it only checks that it answers. The first
 # install compiles llama-cpp-python from source (about 6.5 minutes on 2 cores; pip's wheel cache
 # keeps the result). Settings: LLM_MODEL (a .gguf file), LLM_ALIAS (the model name clients send,
-# default smollm2-135m-instruct), LLM_THREADS, LLM_CTX (default 4096), LLM_WAIT_S (default 120),
-# LLM_STATE (pid and log files, default /tmp/llm-dev).
+# default smollm2-135m-instruct), LLM_THREADS, LLM_CTX (default 2048), LLM_LOGITS_ALL (default
+# true: token logprobs), LLM_API_KEY (clients must send it; passed through the environment, never
+# argv), LLM_WAIT_S (default 120), LLM_STATE (pid and log files, default /tmp/llm-dev).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -52,8 +53,11 @@ LOGFILE="$STATE/llm-$PORT.log"
 
 answers() {  # the server lists our alias
   "$PY" - "$URL" "$ALIAS" <<'PYEOF' >/dev/null 2>&1
-import json, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1] + "/models", timeout=5) as r:
+import json, os, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/models")
+if os.environ.get("LLM_API_KEY"):
+    req.add_header("Authorization", "Bearer " + os.environ["LLM_API_KEY"])
+with urllib.request.urlopen(req, timeout=5) as r:
     ids = [m["id"] for m in json.load(r)["data"]]
 sys.exit(0 if sys.argv[2] in ids else 1)
 PYEOF
@@ -66,11 +70,14 @@ if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   exit 0
 fi
 
-ARGS=(--model "$MODEL" --model_alias "$ALIAS" --chat_format chatml --logits_all true
-      --host 127.0.0.1 --port "$PORT" --n_ctx "${LLM_CTX:-4096}" --interrupt_requests false)
+ARGS=(--model "$MODEL" --model_alias "$ALIAS" --chat_format chatml --logits_all "${LLM_LOGITS_ALL:-true}"
+      --host 127.0.0.1 --port "$PORT" --n_ctx "${LLM_CTX:-2048}" --interrupt_requests false)
 [ -n "${LLM_THREADS:-}" ] && ARGS+=(--n_threads "$LLM_THREADS")
 say "starting llama_cpp.server on 127.0.0.1:$PORT ($MODEL as $ALIAS); log $LOGFILE"
-setsid "$PY" -m llama_cpp.server "${ARGS[@]}" >"$LOGFILE" 2>&1 < /dev/null &
+# the server reads HOST/PORT/API_KEY from its environment too: only ours reach it
+SERVER_ENV=(env -u HOST -u PORT -u API_KEY)
+[ -n "${LLM_API_KEY:-}" ] && SERVER_ENV=(env -u HOST -u PORT "API_KEY=$LLM_API_KEY")
+setsid "${SERVER_ENV[@]}" "$PY" -m llama_cpp.server "${ARGS[@]}" >"$LOGFILE" 2>&1 < /dev/null &
 echo $! > "$PIDFILE"
 
 deadline=$((SECONDS + WAIT_S))
