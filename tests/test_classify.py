@@ -28,7 +28,10 @@ TOP = {"n", "top1", "top3", "top5", "calibration", "latency_ms", "requests_sent"
 
 def server_args(url: str, n: int, *more: str) -> list[str]:
     return ["--set", f"eval.api.base_url={url}", "--set", f"model.name_or_path={MODEL}", "--set",
-            f"classify.sample={n}", "--set", "classify.response_format=llama_schema", *more]  # fmt: skip
+            f"classify.sample={n}", "--set", "classify.response_format=llama_schema",
+            # llama.cpp answers one request at a time: on a busy shared machine the research's 60 s
+            # would time out requests that wait in its queue
+            "--set", "eval.api.max_concurrency=2", "--set", "eval.api.timeout_s=600", *more]  # fmt: skip
 
 
 def run_dir_of(output: str) -> Path:
