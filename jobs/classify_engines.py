@@ -262,27 +262,30 @@ class HFEngine:
                      completion_tokens=len(tokens))  # fmt: skip
 
     def _loglik(self, query: Query) -> Reply:
+        """Sum of log P(label tokens + closing quote | prompt + answer prefix) per candidate; the
+        prompt runs once and each candidate continues from its cached keys and values."""
+        import copy
+        import inspect
+
         import torch
 
-        context = self._prompt_ids(query) + self.tokenizer.encode(
-            self.ANSWER_PREFIX, add_special_tokens=False
-        )
+        prefix = self.tokenizer.encode(self.ANSWER_PREFIX, add_special_tokens=False)
+        context = self._prompt_ids(query) + prefix
         conts = [self.tokenizer.encode(label + '"', add_special_tokens=False) for label in query.labels]
-        width = len(context) + max(len(c) for c in conts)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(conts), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(conts), width), dtype=torch.long)
-        for row, cont in enumerate(conts):
-            seq = context + cont
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
+        scores: dict[str, float] = {}
+        # transformers 5 calls the key/value cache `cache`; 4.x `past_key_values`
+        key = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        scores = {}
-        for row, (label, cont) in enumerate(zip(query.labels, conts, strict=True)):
-            positions = range(len(context) - 1, len(context) - 1 + len(cont))
-            scores[label] = float(sum(logp[row, p, t] for p, t in zip(positions, cont, strict=True)))
+            out = self.model(input_ids=torch.tensor([context]), use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            for label, cont in zip(query.labels, conts, strict=True):
+                total = float(first[cont[0]])
+                if len(cont) > 1:
+                    past = {key: copy.deepcopy(getattr(out, key))}
+                    step = self.model(input_ids=torch.tensor([cont[:-1]]), use_cache=True, **past)
+                    logp = torch.log_softmax(step.logits[0].float(), dim=-1)
+                    total += float(sum(logp[i, t] for i, t in enumerate(cont[1:])))
+                scores[label] = total
         best = max(scores, key=lambda k: scores[k])
         return Reply(text=best, scores=scores, prompt_tokens=len(context),
                      completion_tokens=sum(len(c) for c in conts))  # fmt: skip

@@ -38,6 +38,8 @@ def load_hf(recipe: Recipe) -> tuple[Any, Any, str]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not torch.cuda.is_available():  # the recipe's CPU share: on a busy machine more threads only spin
+        torch.set_num_threads(recipe.resources.cpus_per_gpu)
     name = recipe.model.name_or_path
     gguf = gguf_path(name)
     if gguf is not None:
