@@ -285,3 +285,24 @@ def test_the_cache_takes_concurrent_writers(tmp_path: Path) -> None:
     cache = ResponseCache(path)
     assert len(cache) == 100 and cache.get("k77") == {"text": "77"}
     assert ResponseCache(path, enabled=False).get("k77") is None
+
+
+def test_the_rate_limit_spaces_request_starts() -> None:
+    import asyncio
+    import time
+
+    from jobs.classify_engines import RateLimit
+
+    async def starts(limit: RateLimit, n: int) -> list[float]:
+        out: list[float] = []
+
+        async def one() -> None:
+            await limit.wait()
+            out.append(time.monotonic())
+
+        await asyncio.gather(*(one() for _ in range(n)))
+        return out
+
+    times = asyncio.run(starts(RateLimit(1200), 4))  # 1,200 per minute: one every 50 ms
+    assert times[-1] - times[0] >= 0.15 - 1e-3
+    assert asyncio.run(starts(RateLimit(None), 3))  # no limit: no wait
