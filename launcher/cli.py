@@ -237,14 +237,30 @@ def score_cmd(
     file: Annotated[Path, typer.Argument(help="predictions.jsonl (jobs.evaluate) or a research output CSV")],
     format_: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--format", help="jsonl | seed-csv (default: from the extension)"),
+        typer.Option("--format", help="jsonl | seed-csv | seed-cls (default: from the extension)"),
     ] = None,
     metric: Annotated[str, typer.Option("--metric", help="strict | seed | all")] = "all",
     json_: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+    level: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--level", help="seed-cls: the DDC level (default: from the file name or prompt)"),
+    ] = None,
+    labels: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--labels", help="seed-cls: label tree CSV (default: the shipped DDC tree)"),
+    ] = None,
 ) -> None:
     """Score an existing predictions file (no model needed): strict, seed, token, sentence."""
     from launcher.scoring import score as scoring
 
+    if format_ == "seed-cls":
+        from launcher.scoring import seed_cls
+
+        cls_result = seed_cls.score_seed_cls(file, level=level, labels=labels)
+        print(scoring.to_json(cls_result) if json_ else seed_cls.render_text(cls_result))
+        return
+    if level is not None or labels is not None:
+        raise UserError("--level and --labels apply only to --format seed-cls")
     scoring.check_metric(metric)
     result = scoring.select(scoring.score_file(file, format_), metric)
     if json_:
@@ -367,7 +383,7 @@ def bench_cmd(
     """The benchmark table beside the research's published numbers: .md, .csv, F1-by-step plot."""
     from launcher import paths, reeval
     from launcher.registry import Registry
-    from launcher.scoring import bench
+    from launcher.scoring import bench, bench_cls
 
     registry = Registry()
     if runs:
@@ -383,10 +399,13 @@ def bench_cmd(
     rows = bench.collect(run_dirs)
     target = out or paths.runs_root() / "bench"
     files = bench.write(rows, target)
+    cls_rows = bench_cls.collect(run_dirs)
+    files.update(bench_cls.write(cls_rows, target))
     console = _console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
     console.print(bench.table(rows))
+    console.print(bench_cls.table(cls_rows))
     err = _console(stderr=True)
     if not run_dirs:
         err.print("no run has results yet: only the published rows (launch reeval RUN to add some)")

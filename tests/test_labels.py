@@ -51,6 +51,9 @@ def test_ddc_code_order_parents_and_children() -> None:
     assert tree.get("332").level == 3  # at one level only: no level needed
     with pytest.raises(KeyError, match="levels 1, 2, 3"):
         tree.get("300")
+    assert tree.get("040") is None and tree.parent("040") is None and tree.children("040") == []
+    with pytest.raises(KeyError, match="not in"):
+        tree.candidates("041", 3)
     assert tree.candidates("332", 3) == tree.children("330", 2)
     assert len(tree.candidates("330", 2)) == 10
     assert len(tree.candidates("300", 1)) == 10

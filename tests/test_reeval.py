@@ -168,7 +168,8 @@ def test_bench_has_one_row_per_checkpoint_with_its_f1(
     out = tmp_path / "bench"
     proc = run("bench", trained.name, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["benchmark.csv", "benchmark.md", "f1_by_step.png"]
+    names = ["benchmark.csv", "benchmark.md", "benchmark_classification.csv", "benchmark_classification.md"]
+    assert sorted(p.name for p in out.iterdir()) == [*names, "f1_by_step.png"]
     assert (out / "f1_by_step.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((out / "benchmark.csv").open()))
     mine = [r for r in rows if r["run"] == trained.name]

@@ -13,7 +13,8 @@ Definitions (pure Python; sklearn is not a dependency, the tests check the formu
   is ``failed`` or ``error`` is a miss at every k, whatever it holds.
 - Per class (top-1): tp, predicted, support; precision tp/predicted, recall tp/support, F1 their
   harmonic mean, 0.0 where a denominator is 0 (sklearn's ``zero_division=0``). The classes are the
-  gold labels and the predicted top-1 labels; a row with no top-1 prediction adds to its gold
+  gold labels and the predicted top-1 labels; a row with no top-1 prediction (or a top-1 label
+  None: an answer that matched no candidate) adds to its gold
   class's support only (it is no class: the research's pipeline made it a class "UNKNOWN", which
   gives the same weighted figures and a lower macro). ``macro`` is the unweighted mean over the
   classes, ``weighted`` the support-weighted mean (sklearn's ``average="weighted"``).
@@ -57,11 +58,15 @@ def _failed(row: Mapping[str, Any]) -> bool:
     return row.get("parse_status", "ok") in ("failed", "error")
 
 
-def ranked(row: Mapping[str, Any]) -> list[str]:
-    """The row's predicted labels in rank order; empty for a failed or errored call."""
+def ranked(row: Mapping[str, Any]) -> list[str | None]:
+    """The row's predicted labels in rank order; empty for a failed or errored call.
+
+    A prediction whose label is None (an answer that matched no candidate) keeps its rank and is
+    never a hit nor a class.
+    """
     if _failed(row):
         return []
-    return [str(p.get("label")) for p in row.get("predictions") or [] if p.get("label") is not None]
+    return [None if p.get("label") is None else str(p["label"]) for p in row.get("predictions") or []]
 
 
 def top1(row: Mapping[str, Any]) -> str | None:

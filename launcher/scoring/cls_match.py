@@ -67,6 +67,12 @@ class Match:
     def codes(self) -> list[str | None]:
         return [p.code for p in self.picks]
 
+    def predictions(self, key: Literal["code", "label"] = "code") -> list[dict[str, object]]:
+        """The picks as predictions.jsonl ``predictions`` (``label`` holds the code or the label;
+        None for an answer that matched nothing); no log-probability confidence."""
+        return [{"label": getattr(p, key), "answer": p.answer, "confidence_verbal": p.confidence,
+                 "confidence_logprob": None} for p in self.picks]  # fmt: skip
+
 
 def match(raw: str, candidates: Sequence[Label], matcher: Matcher = "seed") -> Match:
     """The ranked picks of `raw` among `candidates` with the named matcher."""

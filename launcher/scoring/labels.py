@@ -189,25 +189,22 @@ class LabelTree:
             (lab for (lv, _), lab in self._by_key.items() if lv == n), key=lambda x: _code_key(x.code)
         )
 
-    def _level_of(self, code: str, level: int | None) -> int:
+    def _level_of(self, code: str, level: int | None) -> int | None:
+        """`level`, else the one level `code` is at (None if at none; KeyError if at several)."""
         if level is not None:
             return level
         levels = sorted(lv for lv, c in self._by_key if c == code)
-        if len(levels) == 1:
-            return levels[0]
-        if not levels:
-            raise KeyError(f"code '{code}' is not in {self.source or 'the label tree'}")
-        raise KeyError(f"code '{code}' is at levels {', '.join(map(str, levels))}; pass level=")
+        if len(levels) > 1:
+            raise KeyError(f"code '{code}' is at levels {', '.join(map(str, levels))}; pass level=")
+        return levels[0] if levels else None
 
     def get(self, code: str, level: int | None = None) -> Label | None:
         """The label at (level, code), or None. Without level the code must be at one level."""
-        if level is None and not any(c == code for _, c in self._by_key):
-            return None
-        return self._by_key.get((self._level_of(code, level), code))
+        return self._by_key.get((self._level_of(code, level) or 0, code))
 
     def parent(self, code: str, level: int | None = None) -> Label | None:
         """The label one level above, or None at level 1 (or for an unknown code)."""
-        lv = self._level_of(code, level)
+        lv = self._level_of(code, level) or 0
         pcode = self._parent.get((lv, code))
         return None if pcode is None else self._by_key[(lv - 1, pcode)]
 
@@ -215,7 +212,7 @@ class LabelTree:
         """The labels under (level, code) in code order; ``children(None)`` is level 1."""
         if code is None:
             return list(self._children[None])
-        return list(self._children.get((self._level_of(code, level), code), []))
+        return list(self._children.get((self._level_of(code, level) or 0, code), []))
 
     def candidates(self, code: str, level: int) -> list[Label]:
         """The research's oracle candidates for a gold (level, code): its siblings, itself included."""

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from launcher.errors import UserError, choices_text
 
-FORMATS = {"jsonl": "jsonl", "seed-csv": "seed-csv"}
+FORMATS = {"jsonl": "jsonl", "seed-csv": "seed-csv", "seed-cls": "seed-cls"}
 EXTENSIONS = {".jsonl": "jsonl", ".csv": "seed-csv"}
 METRICS = ("strict", "seed", "all")
 COMMON = ("parse_failures", "hallucinated", "unplaceable", "parse_status", "sentences")

@@ -1,0 +1,217 @@
+"""`launch score --format seed-cls` on the research's own DeepSeek-chat outputs, and the classification bench.
+
+The fixtures are byte copies of ../shared/data/seed_outputs/classification (AG News, DDC levels 1-3,
+500 items each) with the research's `.md` reports beside them.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launcher.scoring import bench_cls, seed_cls
+from launcher.scoring.classification import score_classification, score_levels
+from launcher.scoring.labels import LabelTree
+from tests.conftest import Launch
+
+FIXTURES = Path(__file__).parent / "fixtures" / "classification"
+PUBLISHED = {1: (320, 452, 484), 2: (276, 429, 465), 3: (241, 311, 369)}
+SHA256 = {
+    1: "835e7d895bccd8b1cd257ea24d095b57c77cd91b4e4586eb951c6d1c3b76af82",
+    2: "28322ae8a4c1c1b9095e1a10f6c5413f1ec8b92fd77b75182f00444ab829194c",
+    3: "06ec806a2b32de106a197f22049d48d730e4adbdcf8077916165657458420f2c",
+}
+
+
+def fixture(level: int) -> Path:
+    return FIXTURES / f"ag_news_unified_level{level}_sample500_zero_deepseek-chat.csv.gz"
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_fixtures_are_the_research_files(level: int) -> None:
+    assert hashlib.sha256(fixture(level).read_bytes()).hexdigest() == SHA256[level]
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_seed_hits_equal_the_published_ones_exactly(level: int) -> None:
+    result = seed_cls.score_seed_cls(fixture(level))
+    seed = result["seed"]
+    assert result["level"] == level and seed["n"] == 500
+    assert tuple(seed["hits"][k] for k in ("top1", "top3", "top5")) == PUBLISHED[level]
+    assert seed["top1"] == PUBLISHED[level][0] / 500
+    assert result["published"]["hits"] == seed["hits"] and result["seed_equals_published"] is True
+    # The research's weighted P/R/F1 (sklearn) to the 4 decimals its report prints.
+    for key, value in result["published"]["weighted"].items():
+        assert round(seed["weighted"][key], 4) == value
+    assert seed["source"] == {"json": 500, "lines": 0, "raw": 0, "none": 0}
+    assert seed["calibration"]["verbalized"]["n"] == 500 and seed["calibration"]["logprob"] is None
+    assert len(result["labels_skipped"]) == 1 and "'DDC'" in result["labels_skipped"][0]
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_seed_picks_equal_the_research_predicted_codes_row_by_row(level: int) -> None:
+    tree = LabelTree.ddc()
+    rows = seed_cls.read_rows(fixture(level))
+    for row in rows:
+        gold = seed_cls.gold_code(row["ddc_code"], tree)
+        picks = seed_cls.match(row["response"], tree.candidates(gold, level), "seed")
+        assert picks.codes == ast.literal_eval(row["predicted_codes"]), row["index"]
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_tree_candidates_are_the_prompt_categories(level: int) -> None:
+    """The siblings the tree gives are the categories the research's prompt listed, in order,
+    except the header-like DDC row that it offered as an 11th level-1 category."""
+    tree = LabelTree.ddc()
+    for row in seed_cls.read_rows(fixture(level))[:60]:
+        listed = row["prompt"].split("Allowed categories", 1)[1].split("\n\n", 1)[1]
+        names = re.findall(r"^- (.+):$", listed.split("Rules", 1)[0], re.MULTILINE)
+        ours = [lab.label for lab in tree.candidates(seed_cls.gold_code(row["ddc_code"], tree), level)]
+        assert names == ([*ours, "Labels (Hierarchical)"] if level == 1 else ours)
+
+
+def test_strict_differs_where_lenient_matching_merges_answers() -> None:
+    strict = seed_cls.score_seed_cls(fixture(3))["strict"]
+    assert strict["hits"] == {"top1": 224, "top3": 329, "top5": 414}
+    for level in (1, 2):
+        result = seed_cls.score_seed_cls(fixture(level))
+        assert result["strict"]["hits"] == result["seed"]["hits"]
+
+
+def test_cli_json_layout(launch: Launch) -> None:
+    proc = launch("score", str(fixture(2)), "--format", "seed-cls", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for matcher in ("seed", "strict"):
+        assert {"n", "top1", "top3", "top5", "hits", "calibration"} <= set(out[matcher])
+        assert set(out[matcher]["hits"]) == {"top1", "top3", "top5"}
+        assert set(out[matcher]["calibration"]["verbalized"]) >= {"ece", "brier"}
+    assert out["seed"]["hits"] == {"top1": 276, "top3": 429, "top5": 465}
+    assert out["seed_equals_published"] is True and out["level"] == 2
+    assert "skipped code 'DDC'" in proc.stderr
+
+
+def test_cli_table_and_explicit_level_and_labels(launch: Launch, tmp_path: Path) -> None:
+    copy = tmp_path / "results.csv"
+    copy.write_bytes(gzip.decompress(fixture(1).read_bytes()))  # no level in the name, no report
+    proc = launch("score", str(copy), "--format", "seed-cls", "--labels", str(LabelTree.ddc().source))
+    assert proc.returncode == 0, proc.stderr
+    assert "(level 1," in proc.stdout  # from the prompt's "top-level classifier"
+    assert re.search(r"seed\s+500\s+0\.6400 \(320\)\s+0\.9040 \(452\)\s+0\.9680 \(484\)", proc.stdout)
+    assert "published" not in proc.stdout
+    proc = launch("score", str(fixture(2)), "--format", "seed-cls", "--level", "2", "--json")
+    assert json.loads(proc.stdout)["seed"]["hits"]["top1"] == 276
+
+
+def _bad(launch: Launch, *args: str) -> str:
+    proc = launch("score", *args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and proc.stdout == ""
+    return lines[0]
+
+
+def test_bad_input_is_one_line_and_exit_2(launch: Launch, tmp_path: Path) -> None:
+    missing = tmp_path / "few.csv"
+    missing.write_text("index,title,response\n1,t,r\n")
+    line = _bad(launch, str(missing), "--format", "seed-cls")
+    assert "missing column(s) ddc_code, prompt" in line and str(missing) in line
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(fixture(1).read_bytes()[:5000])
+    assert "cannot read as CSV" in _bad(launch, str(broken), "--format", "seed-cls")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"index,title,ddc_code,prompt,response\n1,caf\xe9,300,p,r\n")
+    assert "cannot read as CSV" in _bad(launch, str(latin), "--format", "seed-cls", "--level", "1")
+    assert "no such file" in _bad(launch, str(tmp_path / "nope.csv"), "--format", "seed-cls")
+    empty = tmp_path / "empty_level1.csv"
+    empty.write_text("index,title,ddc_code,prompt,response\n")
+    assert "no rows" in _bad(launch, str(empty), "--format", "seed-cls")
+    nolevel = tmp_path / "x.csv"
+    nolevel.write_text("index,title,ddc_code,prompt,response\n1,t,300,p,r\n")
+    assert "pass --level" in _bad(launch, str(nolevel), "--format", "seed-cls")
+    assert "valid: 1 to 3" in _bad(launch, str(fixture(1)), "--format", "seed-cls", "--level", "4")
+    flat = tmp_path / "flat.csv"
+    flat.write_text("code,level,label\n1,1,World\n2,1,Sports\n")
+    line = _bad(launch, str(fixture(1)), "--format", "seed-cls", "--labels", str(flat))
+    assert "row 2: ddc_code '300' is not a level-1 code" in line
+    assert "only to --format seed-cls" in _bad(launch, str(missing), "--format", "jsonl", "--level", "1")
+
+
+def test_published_bench_cells_are_the_reports() -> None:
+    *levels, product = bench_cls.PUBLISHED
+    assert product.level == "product" and product.top1 == pytest.approx(0.64 * 0.552 * 0.482)
+    for row in levels:
+        report = seed_cls.published_report(fixture(int(row.level)))
+        assert report is not None and row.published and row.n == report["n"]
+        assert (row.top1, row.top3, row.top5) == tuple(report["hits"][f"top{k}"] / 500 for k in (1, 3, 5))
+        md = Path(report["report"]).read_text()
+        mean = re.search(r"Avg Duration\*\*: ([\d.]+) ms", md).group(1)
+        assert f"mean latency {float(mean):.0f} ms" in row.notes
+
+
+def _classify_run(root: Path, name: str, metrics: dict, job: str = "classify") -> Path:
+    run = root / name
+    (run / "results" / "eval").mkdir(parents=True)
+    recipe = {"job": job, "model": {"name_or_path": "smollm2-135m-instruct"}, "data": {"name": "ag_news"}}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (run / "results" / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_launch_bench_writes_the_classification_table(launch: Launch, tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "gold": "1", "parse_status": "ok", "latency_ms": 120.0, "cached": False,
+         "predictions": [{"label": "1", "confidence_verbal": 0.9, "confidence_logprob": 0.8}]},
+        {"id": "b", "gold": "2", "parse_status": "ok", "latency_ms": 80.0, "cached": True,
+         "predictions": [{"label": "1", "confidence_verbal": 0.6, "confidence_logprob": 0.3},
+                         {"label": "2", "confidence_verbal": 0.2, "confidence_logprob": 0.1}]},
+    ]  # fmt: skip
+    flat = {**score_classification(rows), "dataset": "ag_news", "level": 1, "shots": 0, "mode": "flat",
+            "model": "smollm2-135m-instruct"}  # fmt: skip
+    hier_rows = [
+        {**r, "level": lv, "gold": r["gold"] * lv,
+         "predictions": [{**p, "label": p["label"] * lv} for p in r["predictions"]]}
+        for r in rows for lv in (1, 2)
+    ]  # fmt: skip
+    # The job's layout: the deepest level at the top, score_levels under "hierarchy", levels a list.
+    deepest = score_classification([r for r in hier_rows if r["level"] == 2])
+    hier = {**deepest, "dataset": "ddc", "level": 2, "levels": [1, 2], "shots": 5, "mode": "cascade",
+            "hierarchy": score_levels(hier_rows)}  # fmt: skip
+    flat_run = _classify_run(tmp_path / "runs", "cls-flat", flat)
+    hier_run = _classify_run(tmp_path / "runs", "cls-cascade", hier)
+    other = _classify_run(tmp_path / "runs", "not-cls", flat, job="smoke")
+    out = tmp_path / "bench"
+    proc = launch("bench", str(flat_run), str(hier_run), str(other), "--out", str(out), "--no-wandb")
+    assert proc.returncode == 0, proc.stderr
+    table = list(csv.DictReader((out / "benchmark_classification.csv").open()))
+    ours = [r for r in table if r["published"] == "False"]
+    assert [(r["run"], r["level"], r["mode"]) for r in ours] == [
+        ("cls-flat", "1", "flat"), ("cls-cascade", "1", "cascade"), ("cls-cascade", "2", "cascade"),
+        ("cls-cascade", "joint", "cascade")]  # fmt: skip
+    first = ours[0]
+    assert (first["dataset"], first["shots"], first["model"]) == ("ag_news", "zero", "smollm2-135m-instruct")
+    assert float(first["top1"]) == flat["top1"] == 0.5 and float(first["top3"]) == 1.0
+    assert float(first["ece"]) == flat["calibration"]["verbalized"]["ece"]
+    assert float(first["ece_logprob"]) == flat["calibration"]["logprob"]["ece"]
+    assert float(first["p50_ms"]) == 100.0 and first["n"] == "2"
+    assert float(ours[3]["top1"]) == 0.5 and "product hit rate 0.2500" in ours[3]["notes"]
+    assert {r["shots"] for r in ours[1:]} == {"few (5)"} and ours[2]["dataset"] == "ddc"
+    published = [r for r in table if r["published"] == "True"]
+    assert [(r["level"], r["top1"], r["model"]) for r in published] == [
+        ("1", "0.64", "deepseek-chat"),
+        ("2", "0.552", "deepseek-chat"),
+        ("3", "0.482", "deepseek-chat"),
+        ("product", repr(0.64 * 0.552 * 0.482), "deepseek-chat"),
+    ]
+    md = (out / "benchmark_classification.md").read_text()
+    assert md.startswith("| dataset | level | shots | mode | model | top-1 | top-3 | top-5 | ECE |")
+    assert md.count("published:") == 3 and "not-cls" not in md
+    assert "benchmark (text classification)" in proc.stdout and "0.6400" in proc.stdout
