@@ -164,14 +164,16 @@ class OpenAIEngine:
 
         self.stats.requests_sent += 1
         started = time.perf_counter()
+        sent = dict(self.settings)  # another request may drop logprobs while this one is in flight
         try:
             extra = {"response_format": query.response_format} if query.response_format else {}
             resp = await client.chat.completions.create(model=self.model, messages=list(query.messages),
-                                                        **self.settings, **extra)  # fmt: skip
+                                                        **sent, **extra)  # fmt: skip
         except openai.APIStatusError as err:
-            if self.logprobs and "logprob" in str(err).lower():
-                self.cache.put(self._refuses, self.base_url, self.model, {"refuses": "logprobs"})
-                self._no_logprobs(f"refuses logprobs (HTTP {err.status_code})", refused=True)
+            if "logprobs" in sent and "logprob" in str(err).lower():
+                if self.logprobs:
+                    self.cache.put(self._refuses, self.base_url, self.model, {"refuses": "logprobs"})
+                    self._no_logprobs(f"refuses logprobs (HTTP {err.status_code})", refused=True)
                 return await self._ask(client, query)
             ms = (time.perf_counter() - started) * 1000
             return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
