@@ -285,9 +285,11 @@ def write_results(recipe: Recipe, run_dir: Path, data: Dataset, rows: list[dict[
     metrics["reliability_png"] = png.name if png else None
     atomic_write_json(out / "metrics.json", metrics)
     cal = metrics["calibration"]
+    p50 = metrics["latency_ms"]["p50"]
+    p50 = "n/a" if p50 is None else f"{p50:.0f}"
     eces = ", ".join(f"ECE {k} {v['ece']:.4f}" for k, v in cal.items() if isinstance(v, dict) and "ece" in v)
     log(f"top-1 {metrics['top1']:.4f} top-3 {metrics['top3']:.4f} on {metrics['n']} items; "
-        f"{eces or 'no ECE'}; p50 latency {metrics['latency_ms']['p50']} ms; {stats.requests_sent} requests "
+        f"{eces or 'no ECE'}; p50 latency {p50} ms; {stats.requests_sent} requests "
         f"sent, {stats.cached} answers from the cache, {stats.failures} failed; wrote {out}")  # fmt: skip
     log_wandb(recipe, run_dir, metrics)
     upload(recipe, run_dir, out)
