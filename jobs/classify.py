@@ -145,10 +145,9 @@ def build_engine(recipe: Recipe, cache: ResponseCache, stats: Stats, log: Callab
             timeout_s=e.api.timeout_s, attempts=c.attempts, concurrency=e.api.max_concurrency, rpm=c.rpm,
             logprobs=wants_logprobs, cache=cache, stats=stats, log=log,
         )  # fmt: skip
-    from jobs.classify_hf import load_hf
+    from jobs.classify_hf import hf_ident, load_hf
 
-    model, tokenizer, ident = load_hf(recipe)
-    return HFEngine(model, tokenizer, ident, c.hf_mode, sampling(recipe), cache, stats)
+    return HFEngine(lambda: load_hf(recipe), hf_ident(recipe), c.hf_mode, sampling(recipe), cache, stats)
 
 
 # ------------------------------------------------------------------------------------- levels

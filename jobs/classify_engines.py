@@ -206,9 +206,11 @@ class HFEngine:
 
     ANSWER_PREFIX = '{"predictions": [{"category": "'
 
-    def __init__(self, model: Any, tokenizer: Any, ident: str, mode: str, settings: dict[str, Any],
+    def __init__(self, load: Callable[[], tuple[Any, Any]], ident: str, mode: str, settings: dict[str, Any],
                  cache: ResponseCache, stats: Stats) -> None:  # fmt: skip
-        self.model, self.tokenizer, self.ident, self.mode = model, tokenizer, ident, mode
+        self._load, self.ident, self.mode = load, ident, mode
+        self.model: Any = None
+        self.tokenizer: Any = None
         self.settings = {**settings, "hf_mode": mode}
         self.cache, self.stats = cache, stats
 
@@ -223,6 +225,8 @@ class HFEngine:
                 self.stats.cached += 1
                 reply = Reply.from_cache(hit)
             else:
+                if self.model is None:  # loaded at the first answer not in the cache: a rerun loads nothing
+                    self.model, self.tokenizer = self._load()
                 self.stats.requests_sent += 1
                 started = time.perf_counter()
                 reply = self._loglik(query) if self.mode == "loglik" else self._generate(query)

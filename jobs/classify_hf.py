@@ -33,27 +33,34 @@ def gguf_path(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
 
 
-def load_hf(recipe: Recipe) -> tuple[Any, Any, str]:
-    """(model in eval mode, tokenizer, an identity for the cache: the file or directory path)."""
+def _source(recipe: Recipe) -> tuple[str, dict[str, Any], str]:
+    """(directory or name to load, from_pretrained keywords, an identity for the cache)."""
+    name = recipe.model.name_or_path
+    gguf = gguf_path(name)
+    if gguf is None:
+        return name, {}, f"hf:{Path(name).resolve() if Path(name).exists() else name}"
+    if not gguf.is_file():
+        raise UserError(f"{recipe.source}: model.name_or_path: {gguf} is not a file")
+    return str(gguf.parent), {"gguf_file": gguf.name}, f"hf:{gguf.resolve()}:{gguf.stat().st_size}"
+
+
+def hf_ident(recipe: Recipe) -> str:
+    """The cache's name for the recipe's model (known without loading it)."""
+    return _source(recipe)[2]
+
+
+def load_hf(recipe: Recipe) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not torch.cuda.is_available():  # the recipe's CPU share: on a busy machine more threads only spin
         torch.set_num_threads(recipe.resources.cpus_per_gpu)
-    name = recipe.model.name_or_path
-    gguf = gguf_path(name)
-    if gguf is not None:
-        if not gguf.is_file():
-            raise UserError(f"{recipe.source}: model.name_or_path: {gguf} is not a file")
-        kwargs: dict[str, Any] = {"gguf_file": gguf.name}
-        source = str(gguf.parent)
-        ident = f"hf:{gguf.resolve()}:{gguf.stat().st_size}"
-    else:
-        kwargs, source, ident = {}, name, f"hf:{Path(name).resolve() if Path(name).exists() else name}"
+    source, kwargs, _ = _source(recipe)
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
     model.eval()
-    return model, tokenizer, ident
+    return model, tokenizer
 
 
 def main(argv: list[str] | None = None) -> int:
