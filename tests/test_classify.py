@@ -306,3 +306,11 @@ def test_the_rate_limit_spaces_request_starts() -> None:
     times = asyncio.run(starts(RateLimit(1200), 4))  # 1,200 per minute: one every 50 ms
     assert times[-1] - times[0] >= 0.15 - 1e-3
     assert asyncio.run(starts(RateLimit(None), 3))  # no limit: no wait
+
+
+def test_support_does_not_change_when_the_cell_shrinks() -> None:
+    items = [Item(str(i), f"t{i}", {1: str(i % 4 + 1)}) for i in range(400)]
+    cands = [Label(str(c), 1, name) for c, name in enumerate(("World", "Sports", "Business", "Sci/Tech"), 1)]
+    big = support_examples(sample_items(items, 40, 42)[1], cands, 1, 4, "per_class", 42)
+    small = support_examples(sample_items(items, 20, 42)[1], cands, 1, 4, "per_class", 42)
+    assert [i.id for i, _ in big] == [i.id for i, _ in small]

@@ -8,6 +8,7 @@ the rows that are not being classified, so an example never shows a test item's 
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,9 +111,9 @@ def support_examples(
 ) -> list[tuple[Item, Label]]:
     """`shots` examples for a prompt whose candidates are `candidates` (one level, one parent).
 
-    per_class: examples spread over the candidates, k = ceil(shots / candidates) drawn per class
-    with `seed` and taken round-robin; first_per_parent: the research's first row (in file order)
-    of each candidate's bucket. Classes with no pool row are passed over.
+    per_class: examples spread over the candidates, k = ceil(shots / candidates) per class (the
+    first in an order of row ids seeded with `seed`), taken round-robin; first_per_parent: the
+    research's first row (in file order) of each candidate's bucket. Classes with no pool row are passed over.
     """
     if shots <= 0:
         return []
@@ -127,7 +128,13 @@ def support_examples(
         return firsts[:shots]
     rng = random.Random(f"{seed}:{level}:{','.join(labels)}")
     k = -(-shots // max(len(candidates), 1))
-    drawn = {code: rng.sample(rows, min(k, len(rows))) for code, rows in by_code.items()}
+
+    # each row's place in a seeded order of row ids, not a draw from the pool: the examples stay the
+    # same when the cell grows or shrinks (a smaller cell's rerun finds its prompts in the cache)
+    def place(item: Item) -> str:
+        return hashlib.sha256(f"{seed}:{level}:{item.id}".encode()).hexdigest()
+
+    drawn = {code: sorted(rows, key=place)[:k] for code, rows in by_code.items()}
     order = list(labels)
     rng.shuffle(order)
     out: list[tuple[Item, Label]] = []
