@@ -9,7 +9,7 @@ from launcher.jobkinds import kind_of
 from launcher.recipe import Recipe
 
 TINY_PREFIX = "tiny://"
-DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news",)}
+DATASETS_BY_TASK = {"ner": ("gmb",), "classification": ("ag_news", "csv")}
 
 
 def _looks_local(name: str) -> bool:

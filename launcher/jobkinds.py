@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from launcher.classify import check_classify, classify_rules
 from launcher.spacy_pipelines import check_pipeline, spacy_rules
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ KINDS: dict[str, JobKind] = {
                 planner="training", tasks=("ner",), evaluator="token_classification",
                 validate=_token_classification_rules),
         JobKind("classify", trains=False, multi_node=False, torchrun=False, planner="none",
-                tasks=("classification",)),
+                tasks=("classification",), validate=classify_rules, owns=("classify",),
+                inputs=check_classify),
         JobKind("smoke", trains=True, multi_node=False, torchrun=False, planner="none",
                 tasks=("ner", "classification"), evaluator="evaluate", reads_data=False),
     )

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from launcher import paths
+from launcher.classify import ClassifySpec
 from launcher.jobkinds import JOB_NAMES, KINDS
 from launcher.schema import EnvVars, Strict, apply_overrides, override_blame, validate
 from launcher.spacy_pipelines import SpacySpec
@@ -123,7 +124,7 @@ class ResourcesSpec(Strict):
 
 
 class DataSpec(Strict):
-    dataset: Literal["gmb", "ag_news"] = "gmb"
+    dataset: Literal["gmb", "ag_news", "csv"] = "gmb"  # csv: data.path, columns in classify.columns
     path: str | None = None
     test_size: float = Field(0.3, gt=0.0, lt=1.0)
     validation_size: float | int = Field(0.02, ge=0)
@@ -176,6 +177,7 @@ class EvalSpec(Strict):
     shots: int = Field(0, ge=0)
     confidence: Literal["none", "verbal", "logprobs", "auto"] = "auto"
     api: ApiSpec | None = None
+    cache: bool = Field(True, description="classify: answers kept in $LAUNCH_HOME/cache, never asked twice")
     only: bool = Field(
         False,
         description="score model.name_or_path (a checkpoint) on the test split without training: how "
@@ -226,6 +228,7 @@ class Recipe(Strict):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
     env: EnvVars = Field(default_factory=dict)
+    classify: ClassifySpec | None = None  # the classify job's settings (launcher/classify.py)
 
     _source: str = PrivateAttr("<recipe>")
     _overrides: list[str] = PrivateAttr(default_factory=list)
