@@ -210,7 +210,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     from jobs.data.gmb import recipe_split
     from jobs.evaluate import upload
     from jobs.modeling import resolve_dtype
-    from jobs.train import drop_incomplete_checkpoints, training_arguments, write_summary
+    from jobs.train import resume_and_train, training_arguments, write_summary
     from jobs.uploads import BackgroundUploader, upload_callback
     from launcher.checkpoints import latest_complete
 
@@ -260,14 +260,9 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         processing_class=tokenizer,
         callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), upload_callback(uploader), stop],
     )
-    drop_incomplete_checkpoints(run_dir / "checkpoints")
-    uploader.submit_pending()
-    resume = latest_complete(run_dir)
-    print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)
-    started = time.time()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    result, seconds = resume_and_train(trainer, run_dir, uploader)
     if trainer.is_world_process_zero():
-        write_summary(run_dir, trainer, result, time.time() - started, len(rows), tokens, truncated)
+        write_summary(run_dir, trainer, result, seconds, len(rows), tokens, truncated)
     if stop.received is not None:
         if wandb is not None:
             wandb.finish()

@@ -149,14 +149,9 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), upload_callback(uploader), stop],
     )  # fmt: skip
     trainer.callback_handler.callbacks.insert(0, Throughput(stats, world))
-    drop_incomplete_checkpoints(run_dir / "checkpoints")
-    uploader.submit_pending()
-    resume = latest_complete(run_dir)
-    print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)
-    started = time.time()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    result, seconds = resume_and_train(trainer, run_dir, uploader)
     if trainer.is_world_process_zero():
-        write_summary(run_dir, trainer, result, time.time() - started, len(samples), tokens, truncated)
+        write_summary(run_dir, trainer, result, seconds, len(samples), tokens, truncated)
     if wandb is not None:
         wandb.finish()
     uploader.finish(timeout=120 if stop.received is not None else None)  # a failure stays pending
@@ -167,6 +162,18 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         print(f"stopped by signal {stop.received} at step {trainer.state.global_step}; requeue", flush=True)
         return REQUEUE_EXIT
     return 0
+
+
+def resume_and_train(trainer: Any, run_dir: Path, uploader: Any) -> tuple[Any, float]:
+    """Drop checkpoints cut short, re-send uploads still pending, then train from the latest
+    complete checkpoint (or from scratch). Returns the Trainer's result and the seconds it took."""
+    drop_incomplete_checkpoints(run_dir / "checkpoints")
+    uploader.submit_pending()
+    resume = latest_complete(run_dir)
+    print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return result, time.time() - started
 
 
 def write_summary(

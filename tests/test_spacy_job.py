@@ -196,6 +196,21 @@ def test_bench_has_an_entity_and_a_token_row_for_the_baseline(
     assert {("spaCy md", "entity", "0.8483"), ("ELECTRA-base", "token (BIO)", "0.8")} <= published
 
 
+def test_reeval_scores_the_unscored_checkpoint_and_skips_the_scored_one(
+    trained: Path, world: tuple[Path, Launch]
+) -> None:
+    """`launch reeval` of a spacy run: the job kind is its own evaluator (eval.only on each
+    checkpoint); the last checkpoint, scored at the end of training, is not scored again."""
+    _, launch = world
+    proc = launch("reeval", trained.name, "--cluster", "local", "--follow", timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1/1 evaluation(s) completed" in proc.stderr, proc.stderr
+    metrics = json.loads((trained / "results" / "checkpoint-1" / "metrics.json").read_text())
+    assert metrics["step"] == 1 and metrics["sentences"] == 100 and "token_bio" in metrics
+    again = launch("reeval", trained.name, "--cluster", "local")
+    assert again.returncode == 0 and "nothing to do" in (again.stdout + again.stderr).lower()
+
+
 def test_eval_only_scores_a_checkpoint_without_training(trained: Path, world: tuple[Path, Launch]) -> None:
     """What `launch reeval` submits for a spacy run: the job on one checkpoint with eval.only."""
     _, launch = world
