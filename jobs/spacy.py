@@ -194,12 +194,11 @@ def write_results(
 
 
 def eval_recipe_for(recipe: Recipe, checkpoint: Path, out: Path) -> Recipe:
-    """The recipe `launch reeval` would score `checkpoint` with: this one, eval.only, that model."""
-    from launcher.evaluation import checkpoint_recipe
+    """The recipe `launch reeval` scores `checkpoint` with (the training recipe as a self-evaluating
+    kind's eval recipe, that model), so reeval finds this score and skips the checkpoint."""
+    from launcher.evaluation import checkpoint_recipe, self_eval_recipe
 
-    scored = checkpoint_recipe(recipe, checkpoint, out)
-    scored.eval.only = True
-    return scored
+    return checkpoint_recipe(self_eval_recipe(recipe), checkpoint, out)
 
 
 # --------------------------------------------------------------------------------- training
