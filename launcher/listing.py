@@ -152,7 +152,9 @@ def runs_table(rows: list[RunRow]) -> Table:
     lines = []
     for row, up in zip(rows, uploads, strict=True):
         done = sum(1 for _, _, s in row.jobs if s == "completed")
-        job = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else ",".join(row.job_ids)
+        # a local id is PID@START; the table shows the PID (`launch status RUN` shows the whole id)
+        shown = [j.split("@", 1)[0] for j in row.job_ids]
+        job = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else ",".join(shown)
         cells = [row.run_id, row.state, row.cluster, _age(row.created_at, suffix="")]
         cells += [_uploads_short(up)] * with_store + [job, wandb_text(Path(row.run_dir), short=True)]
         lines.append(cells)

@@ -8,6 +8,8 @@ forces W&B offline), AWS_SECRET_ACCESS_KEY (what the uploads are signed with) an
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -163,10 +165,8 @@ def test_no_secret_in_ray_session_logs_or_jobs_api(
     """Before: the secrets went in runtime_env.env_vars, so Ray logged them (runtime_env_agent.log)
     and served them at GET /api/jobs/<id>. One job through the CLI, then an array of two kept by
     the supervisor (max_parallel 1), all with the planted secrets in the submitting environment."""
-    from launcher import launching
     from launcher.backends.ray_agent import SECRETS_DIR
     from launcher.backends.ray_cluster import auth_headers
-    from launcher.registry import Registry
 
     head: Head = request.getfixturevalue("_ray_head")
     launch_env.update(RAY_SECRETS)
@@ -178,9 +178,22 @@ def test_no_secret_in_ray_session_logs_or_jobs_api(
     seen = _job_environ(runs / single)
     assert {k: seen.get(k) for k in RAY_SECRETS} == RAY_SECRETS, "the job did not get the secrets"
     settings = ["train.max_steps=15", "env={SMOKE_STEP_SECONDS: '0.3'}"]
-    prepared = [launching.prepare("tiny_smoke", str(head.profile), settings) for _ in range(2)]
-    entries = [p.run.run_id for p in prepared]
-    launching.submit_many(prepared, Registry(), max_parallel=1)
+    # In a process of its own: Ray's client keeps the first auth token it loaded for the life of
+    # the process, and this pytest process may already have talked to another test's head.
+    script = (
+        "import sys; from launcher import launching; from launcher.registry import Registry; "
+        "settings = sys.argv[2:]; "
+        "prepared = [launching.prepare('tiny_smoke', sys.argv[1], settings) for _ in range(2)]; "
+        "launching.submit_many(prepared, Registry(), max_parallel=1); "
+        "print(' '.join(p.run.run_id for p in prepared))"
+    )
+    env = {**launch_env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(head.profile), *settings], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    entries = proc.stdout.split()
     for run_id in entries:
         seen = _job_environ(runs / run_id, timeout=120)
         assert {k: seen.get(k) for k in RAY_SECRETS} == RAY_SECRETS, f"array entry {run_id} lacks them"
@@ -197,6 +210,9 @@ def test_no_secret_in_ray_session_logs_or_jobs_api(
     ]
     # the Jobs API's answer for each job and the supervisor
     ids = [single, *entries, f"launch-array-{entries[0]}"]
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", head.local.token_file)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     for job_id in ids:
         request = urllib.request.Request(f"{head.url}/api/jobs/{job_id}", headers=auth_headers())
         with urllib.request.urlopen(request, timeout=10) as answer:
