@@ -75,6 +75,7 @@ def recipe_table() -> Table:
         per_node = res.get("gpus_per_node", 1)
         gpus = f"{res.get('nodes', 1)}x{per_node}" if per_node else "cpu"
         model = str((data.get("model") or {}).get("name_or_path", "")).rsplit("/", 1)[-1]
+        model = model if len(model) <= 24 else model[:23] + "…"  # every column still fits 80
         job = str(data.get("job", "?"))
         kind = KINDS.get(job)
         if kind is not None and kind.methods:
