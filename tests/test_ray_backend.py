@@ -7,8 +7,10 @@ touched. Without ray installed these tests fail with the install hint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -387,53 +389,94 @@ def test_reeval_spreads_three_checkpoints_over_the_cluster(
 
 
 def _head_listeners(pgid: int) -> list[tuple[str, str, int]]:
-    """(process name, address, port) of every listening TCP socket of the head's session."""
+    """(process name, address, port) of every listening TCP socket and bound UDP socket of the
+    head: the processes of its session and all their descendants (a job's driver runs in a
+    session of its own, under the job supervisor)."""
     import psutil
 
+    procs: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(proc.pid) == pgid:
+                procs.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
     found = []
-    for proc in psutil.process_iter(["name"]):
-        try:
-            if os.getsid(proc.pid) != pgid:
-                continue
+    for proc in procs.values():
+        with contextlib.suppress(psutil.Error, OSError):
             found += [
-                (proc.info["name"], conn.laddr.ip, conn.laddr.port)
-                for conn in proc.net_connections(kind="tcp")
-                if conn.status == psutil.CONN_LISTEN
+                (proc.name(), conn.laddr.ip, conn.laddr.port)
+                for conn in proc.net_connections(kind="inet")
+                if conn.laddr and (conn.status == psutil.CONN_LISTEN or conn.type == socket.SOCK_DGRAM)
             ]
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue
     return found
+
+
+def _outside_addresses() -> list[str]:
+    """This machine's IP addresses other than loopback (link-local IPv6 ones carry their %interface)."""
+    import psutil
+
+    families = (socket.AF_INET, socket.AF_INET6)
+    addrs = [addr for found in psutil.net_if_addrs().values() for addr in found if addr.family in families]
+    return [addr.address for addr in addrs if addr.address not in LOOPBACK]
 
 
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 RAY_DEFAULT_PORTS = {6379, 8265, 10001, 52365, 52367, 44217, 44227, 8076, 8077}
+BUSY_DRIVER = """
+import time, ray
+ray.init()
+@ray.remote(num_cpus=0)
+class Pinger:
+    def ping(self):
+        return "pong"
+pinger = Pinger.remote()
+assert ray.get(pinger.ping.remote()) == "pong"
+assert ray.get(ray.remote(num_cpus=0)(lambda: 1).remote()) == 1
+print("READY", flush=True)
+time.sleep(300)
+"""
 
 
-def test_a_launcher_started_head_needs_its_token_on_every_port_and_binds_no_default_port(head: Head) -> None:
-    """Before: GCS on *:6379, the client server on the machine's address :10001, agents on 0.0.0.0,
-    and no authentication: any host that reached this one could run code here."""
+def test_a_launcher_started_head_listens_on_loopback_only_and_needs_its_token(head: Head) -> None:
+    """Before: GCS on *:6379, the client server on the machine's address :10001, raylet, object
+    manager and agents on 0.0.0.0 or the machine's address, and no authentication: any host that
+    reached this one could run code here. Checked with a job, an actor and a task alive, so the
+    job supervisor's, the driver's and the workers' servers are counted too."""
     import urllib.error
     import urllib.request
 
+    from ray.job_submission import JobSubmissionClient
+
     local = head.local
-    listeners = _head_listeners(local.pgid)
+    client = JobSubmissionClient(head.url)
+    job = client.submit_job(entrypoint=f"{shlex.quote(sys.executable)} -c {shlex.quote(BUSY_DRIVER)}")
+    try:
+        wait_for(lambda: "READY" in client.get_job_logs(job), timeout=120, every=0.5)
+        listeners = _head_listeners(local.pgid)
+    finally:
+        client.stop_job(job)
     names = {name for name, _, _ in listeners}
-    assert {"gcs_server", "raylet"} <= names, listeners
+    assert {"gcs_server", "raylet"} <= names and any(n.startswith("ray::") for n in names), listeners
+    outside = [entry for entry in listeners if entry[1] not in LOOPBACK]
+    assert not outside, f"bound beyond loopback: {outside}"
     assert not {port for _, _, port in listeners} & RAY_DEFAULT_PORTS, listeners  # two heads never clash
     assert local.ports["port"] in {port for name, _, port in listeners if name == "gcs_server"}
-    dashboard = [addr for _, addr, port in listeners if port == head.dashboard_port]
-    assert dashboard and set(dashboard) <= set(LOOPBACK), listeners
+    assert head.dashboard_port in {port for _, _, port in listeners}
+    # From any other address of this machine (as another host would reach it) no port answers.
+    for address in _outside_addresses():
+        for port in sorted({port for _, _, port in listeners}):
+            with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
+                pass
     assert oct(Path(local.token_file).stat().st_mode & 0o777) == "0o600"
     assert oct(Path(local.temp_dir).stat().st_mode & 0o777) == "0o700"
-    # Everything not on loopback is Ray's, and Ray asks for the token: the Jobs API ...
+    # On loopback Ray asks for the token: the Jobs API ...
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{head.url}/api/jobs/", timeout=10)
     assert refused.value.code == 401
-    # ... and GCS on the machine's address: a driver without the token is turned away.
-    outside = next(addr for name, addr, _ in listeners if name == "gcs_server")
-    outside = socket.gethostbyname(socket.gethostname()) if outside in ("::", "0.0.0.0") else outside
+    # ... and GCS: a driver without the token is turned away (single-machine mode, as the head's:
+    # else Ray would turn 127.0.0.1 into the machine's address, where nothing answers).
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    gcs = f"{outside}:{local.ports['port']}"
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    gcs = f"127.0.0.1:{local.ports['port']}"
     code = f"import ray; ray.init(address='{gcs}', log_to_driver=False); print('IN')"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "IN" not in proc.stdout, proc.stdout + proc.stderr[-2000:]

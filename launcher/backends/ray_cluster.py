@@ -3,13 +3,17 @@ and the inventory of its nodes. No job logic here; `ray` itself is imported lazi
 
 See `launcher/backends/ray.py` for the address forms a profile may use.
 
-A head the launcher starts is protected by Ray's token authentication (`RAY_AUTH_MODE=token`, Ray's
-own hardening advice; Ray >= 2.52): Ray 2.60 binds GCS, raylet and agents to all interfaces and
-maps `--node-ip-address=127.0.0.1` to the machine's address, so loopback alone cannot be had. The
-dashboard (Jobs API) binds 127.0.0.1. Every port is chosen free at start (two heads never fight
-over 6379) and recorded with the token file (0600) in HEAD_DIR, keyed by the dashboard port; the
-launcher sends the token to a head on this machine that has such a record. A remote cluster with
-token auth works when the caller sets `RAY_AUTH_MODE=token` and `RAY_AUTH_TOKEN(_PATH)` as Ray says.
+A head the launcher starts listens on loopback only, every port, and asks for Ray's token
+(`RAY_AUTH_MODE=token`, Ray's own hardening advice; Ray >= 2.52) on top. Loopback: Ray maps
+`--node-ip-address=127.0.0.1` to the machine's address unless its single-machine mode is on
+(`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, the default on macOS/Windows); then the node's address is
+127.0.0.1, and GCS, the raylet, the object manager, the agents and the workers bind it alone (Ray
+binds 127.0.0.1 instead of all interfaces when the node's address is loopback). Such a head takes
+no other nodes, which a launcher-started head never has. Every port is chosen free at start (two
+heads never fight over 6379) and recorded with the token file (0600) in HEAD_DIR, keyed by the
+dashboard port; the launcher sends the token to a head on this machine that has such a record.
+A remote cluster with token auth works when the caller sets `RAY_AUTH_MODE=token` and
+`RAY_AUTH_TOKEN(_PATH)` as Ray says.
 """
 
 from __future__ import annotations
@@ -137,11 +141,11 @@ def use_head_token(url: str) -> None:
 
 
 def _free_ports(count: int) -> list[int]:
-    """Ports free on every interface right now (Ray binds most of its ports on all of them)."""
+    """Ports free on loopback right now (where the head binds every one of them)."""
     socks = [socket.socket() for _ in range(count)]
     try:
         for sock in socks:
-            sock.bind(("", 0))
+            sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in socks]
     finally:
         for sock in socks:
@@ -218,7 +222,8 @@ def start_local_head(
     _private_file(token_file, secrets.token_hex(32))
     cmd = [
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--disable-usage-stats",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+        "--include-dashboard=true", "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
         f"--object-store-memory={OBJECT_STORE_BYTES}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}/ray",
         *(f"--{flag}={ports[flag]}" for flag in HEAD_PORT_FLAGS),
         *([f"--num-gpus={num_gpus}"] if num_gpus is not None else []), *extra,
@@ -226,6 +231,8 @@ def start_local_head(
     env = {k: v for k, v in os.environ.items() if k not in passthrough_env() and k != "RAY_AUTH_TOKEN"}
     env.update({name: str(ports[name]) for name in METRIC_PORT_ENV})
     env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file))
+    # Single-machine mode: the node's address stays 127.0.0.1, so every server binds loopback only.
+    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     try:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
