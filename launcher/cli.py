@@ -456,7 +456,10 @@ def sweep_cmd(
 
     plan = sweep.plan(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
     if dry_run:
-        _console().print(sweep.dry_run_table(plan), crop=False)
+        console = _console()
+        if not console.is_terminal:
+            console.width = max(console.width, 160)
+        console.print(sweep.dry_run_table(plan), crop=False)
         sys.stdout.write("\n" + sweep.dry_run_text(plan))
         return
     registry = Registry()
@@ -483,7 +486,10 @@ def _sweep_status(registry: Registry, ref: str) -> bool:
         return False
     with _console(stderr=True).status("Asking the schedulers ..."):
         rows = launching.refresh(registry, registry.children(found.sweep_id))
-    _console().print(sweep.sweep_table(registry, found, rows), crop=False)
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
+    console.print(sweep.sweep_table(registry, found, rows), crop=False)
     return True
 
 

@@ -155,7 +155,7 @@ def point_of(row: RunRow) -> dict[str, Any]:
 
 
 def sweep_table(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> Any:
-    """`launch status SWEEP`: its points with their state, job id and the varied keys as columns."""
+    """`launch status SWEEP`: its points with their state and the varied keys as columns."""
     from rich.text import Text
 
     from launcher.listing import STATE_STYLE
@@ -165,9 +165,9 @@ def sweep_table(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> 
         point = point_of(row)
         values = [value_text(point[k]) if k in point else "?" for k in sweep_row.keys]
         state = Text(row.state, style=STATE_STYLE.get(row.state, ""))
-        cells.append([row.run_id, state, ",".join(row.job_ids) or "-", *values])
+        cells.append([row.run_id, state, *values])
     title = f"sweep {sweep_row.sweep_id}: {sweep_summary(registry, sweep_row, rows)}"
-    return points_table(sweep_row.keys, cells, ["run", "state", "job id"], title)
+    return points_table(sweep_row.keys, cells, ["run", "state"], title)
 
 
 def sweep_summary(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> str:
