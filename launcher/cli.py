@@ -55,6 +55,8 @@ def recipe_cmd(
     from launcher.registry import Registry
 
     prepared = launching.prepare(recipe, cluster, set_ or [], force=force)
+    if prepared.run.recipe.sweep is not None:
+        _console(stderr=True).print(f"note: one plain run; `launch sweep {recipe}` runs its sweep: section")
     if dry_run:
         from launcher.run import files_text
 

@@ -328,6 +328,11 @@ def load_recipe(ref: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = paths.resolve("recipes", str(ref))
     data = load_yaml(path)
     data.setdefault("name", path.stem)
+    return recipe_from_data(data, path, overrides)
+
+
+def recipe_from_data(data: dict[str, Any], path: Path, overrides: list[str] | None = None) -> Recipe:
+    """`load_recipe` of data already read from `path` (changed in place by the overrides)."""
     base = copy.deepcopy(data) if overrides else None
     if overrides:
         apply_overrides(Recipe, data, overrides)

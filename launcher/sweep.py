@@ -8,6 +8,7 @@ and `sweep_point` (its varied keys); its resolved recipe and hash never contain 
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -15,13 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from launcher import paths
 from launcher.cluster import load_cluster
 from launcher.errors import UserError, choices_text
 from launcher.launching import Prepared, prepare_loaded
-from launcher.recipe import Recipe, load_recipe
+from launcher.recipe import Recipe, load_recipe, recipe_from_data
 from launcher.registry import SUBMITTING, Registry, RunRow, SweepRow
 from launcher.runfiles import read_launch_info
 from launcher.sweep_spec import Point, expand, parse_grid, point_overrides, value_text
+from launcher.yamlio import load_yaml
 
 STATE_ORDER = ("submitting", "pending", "running", "completed", "failed", "timeout", "cancelled", "preempted")
 
@@ -71,9 +74,12 @@ def plan(
     profile = load_cluster(cluster_ref)
     sweep_id = new_sweep_id(base.name)
     prepared = []
+    path = paths.resolve("recipes", recipe_ref)
+    data = load_yaml(path)
+    data.setdefault("name", path.stem)
     for index, point in enumerate(points):
-        try:
-            recipe = load_recipe(recipe_ref, sets + point_overrides(point))
+        try:  # the file read once, each point built from a copy of its data
+            recipe = recipe_from_data(copy.deepcopy(data), path, sets + point_overrides(point))
             recipe._base = base._base  # one base for every point: its digest is computed once
             p = prepare_loaded(recipe, profile, parent=sweep_id, force=force)
         except UserError as err:
@@ -195,7 +201,6 @@ def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
 def show_run_text(ref: str) -> str | None:
     """`launch show RUN`: the resolved recipe a run ran with, headed by its overrides and hashes;
     None when `ref` is a recipe (name or file) or names no run."""
-    from launcher import paths
     from launcher.reeval import resolve_run
 
     try:
