@@ -128,7 +128,7 @@ def dry_run_text(p: SweepPlan) -> str:
     requests = [x.request for x in p.prepared]
     head = [
         f"# sweep {p.sweep_id}: {len(p.points)} point(s) of {p.recipe.name} on {first.run.profile.name} "
-        f"({first.run.profile.backend}), at most {p.max_parallel} at once"
+        f"({first.run.profile.backend}), at most {min(p.max_parallel, len(p.points))} at once"
     ]
     array_script = getattr(backend, "array_script", None)
     if array_script is not None and len(requests) > 1:
@@ -148,8 +148,11 @@ def dry_run_table(p: SweepPlan) -> Any:
 
 
 def resolve(registry: Registry, ref: str) -> SweepRow | None:
-    """The sweep an id or unique prefix names; None when it names none (it may be a run)."""
+    """The sweep an id or unique prefix names; None when it names none (it may be a run). A prefix
+    that does not start `sweep-` and names a run too is the run's."""
     found = registry.find_sweeps(ref)
+    if found and not ref.startswith("sweep-") and registry.find(ref):
+        return None
     if len(found) > 1:
         raise UserError(f"sweep '{ref}' is ambiguous: {choices_text(s.sweep_id for s in found[:5])}")
     return found[0] if found else None

@@ -103,6 +103,26 @@ def test_wandb_run_name_carries_the_overrides() -> None:
     assert run_name({}, Path("/runs/r-2")) == "r-2"
 
 
+def test_wandb_gets_the_overrides_in_config_and_name_and_the_sweep_as_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs import wandb_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    overrides = ["tracking.wandb.mode=offline", "train.lr=1e-05"]
+    recipe = load_recipe("tiny_smoke", overrides)
+    info = {"run_id": "r-1", "overrides": overrides, "sweep": "sweep-s-1", "sweep_point": {"train.lr": 1e-05}}
+    (tmp_path / "launch.json").write_text(json.dumps(info))
+    run = wandb_run.start(recipe, tmp_path, "train")
+    try:
+        assert run.name == "r-1 lr=1e-05" and run.group == "sweep-s-1"
+        assert run.config["overrides"] == overrides and run.config["sweep"] == "sweep-s-1"
+        assert run.config["train"]["lr"] == 1e-05
+    finally:
+        run.finish()
+
+
 def test_hash_before_overrides_and_sweep_section_never_resolved(tmp_path: Path) -> None:
     plain = load_recipe("tiny_smoke")
     changed = load_recipe("tiny_smoke", ["train.lr=1e-5"])
@@ -243,6 +263,7 @@ def test_recipe_sweep_section_runs_with_launch_sweep_and_is_ignored_by_launch_re
     proc = launch("sweep", str(recipe), "-c", "local", "--dry-run", check=True)
     assert "3 point(s) of swept on local (local), at most 2 at once" in proc.stdout
     plain = launch("recipe", str(recipe), "-c", "local", "--dry-run", check=True)
+    assert "note: one plain run; `launch sweep" in plain.stderr
     assert "sweep" not in plain.stdout.split("# ---- recipe.yaml ----")[1]
 
 
