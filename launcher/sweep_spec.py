@@ -122,12 +122,14 @@ def point_overrides(point: Point) -> list[str]:
 
 
 def short_overrides(overrides: list[str]) -> str:
-    """`train.lr=1e-05`, `train.epochs=3` -> `lr=1e-05,epochs=3` (the last part of each key)."""
-    parts = []
-    for text in overrides:
-        key, _, value = text.partition("=")
-        parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
-    return ",".join(parts)
+    """`train.lr=1e-05`, `train.epochs=3` -> `lr=1e-05,epochs=3`: the last part of each key, the
+    whole key where two keys end alike (`train.seed`, `data.seed`)."""
+    pairs = [text.partition("=")[::2] for text in overrides]
+    lasts = [key.rsplit(".", 1)[-1] for key, _ in pairs]
+    return ",".join(
+        f"{last if lasts.count(last) == 1 else key}={value}"
+        for (key, value), last in zip(pairs, lasts, strict=True)
+    )
 
 
 def overrides_facts(run_dir: Path) -> list[tuple[str, str]]:

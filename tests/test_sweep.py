@@ -93,6 +93,9 @@ def test_point_overrides_read_back_as_the_same_values() -> None:
     assert value_text([1, 2]) == "[1, 2]" and value_text(None) == "null"
     assert parse_grid([f"k={value_text(v)}" for v in ("3", 1e-5, True)][:1]) == {"k": ["3"]}
     assert short_overrides(["train.lr=1e-05", "train.epochs=3"]) == "lr=1e-05,epochs=3"
+    assert (
+        short_overrides(["train.seed=1", "data.seed=2", "eval.shots=0"]) == "train.seed=1,data.seed=2,shots=0"
+    )
 
 
 def test_wandb_run_name_carries_the_overrides() -> None:
