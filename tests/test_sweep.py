@@ -126,6 +126,22 @@ def test_wandb_gets_the_overrides_in_config_and_name_and_the_sweep_as_group(
         run.finish()
 
 
+def test_bench_rows_carry_the_overrides(tmp_path: Path) -> None:
+    from launcher.scoring import bench
+
+    run_dir = tmp_path / "tiny_ner-1"
+    (run_dir / "results" / "checkpoint-10").mkdir(parents=True)
+    (run_dir / "launch.json").write_text(json.dumps({"overrides": ["train.lr=1e-05", "train.epochs=3"]}))
+    strict = {"precision": 0.5, "recall": 0.25, "f1": 1 / 3}
+    metrics = {"strict": strict, "step": 10, "sentences": 20, "parse_failures": 0, "recipe": "tiny_ner_eval"}
+    (run_dir / "results" / "checkpoint-10" / "metrics.json").write_text(json.dumps(metrics))
+    (row,) = bench.run_rows(run_dir)
+    assert row.overrides == "train.lr=1e-05 train.epochs=3" and "lr=1e-05,epochs=3" in row.notes
+    bench.write_csv([row], tmp_path / "b.csv")
+    header, line = (tmp_path / "b.csv").read_text().splitlines()
+    assert header.endswith(",overrides") and line.endswith(",train.lr=1e-05 train.epochs=3")
+
+
 def test_hash_before_overrides_and_sweep_section_never_resolved(tmp_path: Path) -> None:
     plain = load_recipe("tiny_smoke")
     changed = load_recipe("tiny_smoke", ["train.lr=1e-5"])
