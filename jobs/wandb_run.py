@@ -9,6 +9,7 @@ from typing import Any
 
 from launcher.recipe import Recipe
 from launcher.runfiles import read_launch_info, update_launch_info
+from launcher.sweep_spec import point_overrides, short_overrides
 from launcher.tracking import REDACTED, secret_values, wandb_mode
 
 
@@ -24,6 +25,14 @@ def redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
+def run_name(info: dict[str, Any], run_dir: Path) -> str:
+    """`<run id> lr=1e-05,epochs=3`: the run id and its overrides (a sweep point: its varied keys)."""
+    point = info.get("sweep_point")
+    overrides = point_overrides(point) if point else list(info.get("overrides") or [])
+    name = str(info.get("run_id", run_dir.name))
+    return f"{name} {short_overrides(overrides)}" if overrides else name
+
+
 def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> Any | None:
     """Start (or resume) this run's W&B run on rank 0; None when disabled or on other ranks."""
     if int(os.environ.get("RANK", "0")) != 0:
@@ -37,11 +46,15 @@ def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> 
     info = read_launch_info(run_dir)
     saved = (info.get("wandb") or {}).get(job_type) or {}
     run_id = saved.get("id") or uuid.uuid4().hex[:12]
-    config = redact({**recipe.model_dump(mode="json"), **extra_config}, secret_values())
+    overrides = list(info.get("overrides") or [])
+    config = {**recipe.model_dump(mode="json", exclude={"sweep"}), **extra_config, "overrides": overrides}
+    if info.get("sweep"):
+        config.update(sweep=info["sweep"], sweep_point=info.get("sweep_point") or {})
+    config = redact(config, secret_values())
     run = wandb.init(
-        project=spec.project, entity=spec.entity, group=spec.group or recipe.name, job_type=job_type,
-        name=info.get("run_id", run_dir.name), id=run_id, resume="allow", dir=str(run_dir), mode=mode,
-        config=config, tags=spec.tags, reinit="finish_previous",
+        project=spec.project, entity=spec.entity, group=info.get("sweep") or spec.group or recipe.name,
+        job_type=job_type, name=run_name(info, run_dir), id=run_id, resume="allow", dir=str(run_dir),
+        mode=mode, config=config, tags=spec.tags, reinit="finish_previous",
     )  # fmt: skip
     entry: dict[str, Any] = {"id": run_id, "mode": mode, "project": spec.project}
     if mode == "online":

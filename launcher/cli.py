@@ -55,6 +55,8 @@ def recipe_cmd(
     from launcher.registry import Registry
 
     prepared = launching.prepare(recipe, cluster, set_ or [], force=force)
+    if prepared.run.recipe.sweep is not None:
+        _console(stderr=True).print(f"note: one plain run; `launch sweep {recipe}` runs its sweep: section")
     if dry_run:
         from launcher.run import files_text
 
@@ -139,14 +141,20 @@ def clusters_cmd() -> None:
 
 @app.command("show")
 def show_cmd(
-    recipe: Annotated[str, typer.Argument(help="recipe name or YAML path")],
+    recipe: Annotated[str, typer.Argument(help="recipe name or YAML path; or a run id, prefix or directory")],
     cluster: Annotated[Optional[str], typer.Option("--cluster", "-c")] = None,  # noqa: UP045
     set_: SetOpt = None,
 ) -> None:
-    """Print the resolved recipe (every default filled in); with --cluster, check it fits."""
+    """Print the resolved recipe (every default filled in); with --cluster, check it fits. For a
+    run: the recipe it ran with and its --set overrides."""
     from launcher.cluster import check_fit, load_cluster
     from launcher.recipe import load_recipe
+    from launcher.sweep import show_run_text
 
+    run_text = None if cluster or set_ else show_run_text(recipe)
+    if run_text is not None:
+        sys.stdout.write(run_text)
+        return
     loaded = load_recipe(recipe, set_ or [])
     sys.stdout.write(f"# resolved from {loaded.source}\n{loaded.to_yaml()}")
     if cluster:
@@ -166,6 +174,8 @@ def status_cmd(
     from launcher.registry import Registry
 
     registry = Registry()
+    if run and _sweep_status(registry, run):
+        return
     if run:
         row = launching.find_run(registry, run)
         with _console(stderr=True).status("Asking the scheduler ..."):
@@ -205,6 +215,8 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
     from launcher.registry import Registry
 
     registry = Registry()
+    if _sweep_cancel(registry, run):
+        return
     row = launching.find_run(registry, run)
     with _console(stderr=True).status(f"Cancelling {row.run_id} ..."):
         state = launching.cancel(registry, row)
@@ -421,6 +433,80 @@ def bench_cmd(
         if where:
             err.print(f"W&B table: {where}", markup=False, soft_wrap=True)
     err.print(f"wrote {', '.join(str(p) for p in files.values())}", markup=False, soft_wrap=True)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    recipe: Annotated[str, typer.Argument(help="recipe name or YAML path")],
+    cluster: ClusterOpt,
+    grid: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--grid", metavar="KEY=V1,V2", help="values to try (YAML): train.lr=1e-5,2e-5"),
+    ] = None,
+    zip_: Annotated[bool, typer.Option("--zip", help="pair the lists instead of all combinations")] = False,
+    set_: SetOpt = None,
+    max_parallel: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--max-parallel", help="points running at once (default: sweep.max_parallel or 4)"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the points and the submission")] = False,
+    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+) -> None:
+    """One run per point of a grid (or the recipe's sweep: section), all validated first."""
+    from launcher import sweep
+    from launcher.registry import Registry
+
+    plan = sweep.plan(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
+    if dry_run:
+        console = _console()
+        if not console.is_terminal:
+            console.width = max(console.width, 160)
+        console.print(sweep.dry_run_table(plan), crop=False)
+        sys.stdout.write("\n" + sweep.dry_run_text(plan))
+        return
+    registry = Registry()
+    err = _console(stderr=True)
+    with err.status(f"Submitting {len(plan.points)} point(s) ..."):
+        job_ids = sweep.submit(plan, registry)
+    print(plan.sweep_id, flush=True)
+    for p, point in zip(plan.prepared, plan.points, strict=True):
+        err.print(f"  {p.run.run_id}  {sweep.point_text(point)}", soft_wrap=True)
+    profile = plan.prepared[0].run.profile
+    err.print(
+        f"submitted {len(job_ids)} point(s) on {profile.name} ({profile.backend}), at most "
+        f"{plan.max_parallel} at once: job(s) {', '.join(job_ids)}", soft_wrap=True,
+    )  # fmt: skip
+    err.print(f"status: launch status {plan.sweep_id}", soft_wrap=True)
+
+
+def _sweep_status(registry: Registry, ref: str) -> bool:
+    """`launch status SWEEP`: its points table; False when `ref` names no sweep."""
+    from launcher import launching, sweep
+
+    found = sweep.resolve(registry, ref)
+    if found is None:
+        return False
+    with _console(stderr=True).status("Asking the schedulers ..."):
+        rows = launching.refresh(registry, registry.children(found.sweep_id))
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
+    console.print(sweep.sweep_table(registry, found, rows), crop=False)
+    return True
+
+
+def _sweep_cancel(registry: Registry, ref: str) -> bool:
+    """`launch cancel SWEEP`: every unfinished point; False when `ref` names no sweep."""
+    from launcher import sweep
+
+    found = sweep.resolve(registry, ref)
+    if found is None:
+        return False
+    with _console(stderr=True).status(f"Cancelling {found.sweep_id} ..."):
+        states = sweep.cancel_all(registry, found)
+    for run_id, state in states.items():
+        print(f"{run_id}: {state}")
+    return True
 
 
 def _fail(message: object, code: int) -> None:

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from launcher.backends.base import NEVER_STARTS, Backend, JobState, Request, get_backend, overall_state
@@ -131,7 +131,8 @@ def _claim(prepared: Prepared, registry: Registry, parent: str | None = None) ->
 
 def _replan(prepared: Prepared) -> None:
     old = prepared.run
-    prepared.run = Run.plan(old.recipe, old.profile, root=old.run_dir.parent, parent=old.parent)
+    fresh = Run.plan(old.recipe, old.profile, root=old.run_dir.parent, parent=old.parent)
+    prepared.run = replace(old, run_id=fresh.run_id, run_dir=fresh.run_dir)  # keeps the sweep fields
     prepared.request = prepared.backend.dryrun(prepared.run)
 
 

@@ -16,6 +16,7 @@ from launcher import paths
 from launcher.jobkinds import KINDS
 from launcher.registry import RunRow
 from launcher.runfiles import read_launch_info
+from launcher.sweep_spec import overrides_facts
 from launcher.uploads import UploadState, upload_state
 from launcher.yamlio import Loader
 
@@ -224,6 +225,7 @@ def run_detail(row: RunRow) -> Group:
         facts.append(("restarts", str(row.restarts)))
     if row.parent:
         facts.append(("parent run", row.parent))
+    facts += overrides_facts(Path(row.run_dir))  # launcher/sweep_spec.py: the --set overrides, the sweep
     w = wandb_text(Path(row.run_dir))
     if w:
         facts.append(("W&B", w))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from pathlib import Path
@@ -12,9 +13,12 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from launcher import paths
 from launcher.classify import ClassifySpec
+from launcher.errors import UserError
 from launcher.jobkinds import JOB_NAMES, KINDS
 from launcher.schema import EnvVars, Strict, apply_overrides, override_blame, validate
 from launcher.spacy_pipelines import SpacySpec
+from launcher.sweep_spec import SweepSpec
+from launcher.tracking import redact_text
 from launcher.yamlio import load_yaml
 
 Dtype = Literal["auto", "fp32", "bf16", "fp16"]
@@ -229,9 +233,13 @@ class Recipe(Strict):
     artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
     env: EnvVars = Field(default_factory=dict)
     classify: ClassifySpec | None = None  # the classify job's settings (launcher/classify.py)
+    sweep: SweepSpec | None = Field(
+        None, description="the grid `launch sweep` runs (launcher/sweep_spec.py); never in a resolved recipe"
+    )
 
     _source: str = PrivateAttr("<recipe>")
     _overrides: list[str] = PrivateAttr(default_factory=list)
+    _base: dict[str, Any] | None = PrivateAttr(None)  # the raw data before the overrides
 
     @property
     def source(self) -> str:
@@ -291,12 +299,28 @@ class Recipe(Strict):
 
     def to_yaml(self) -> str:
         """The resolved recipe, every default filled in: exactly what the job reads."""
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"sweep"})
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
     def digest(self) -> str:
         """sha256 of the resolved recipe (first 16 hex digits)."""
         return hashlib.sha256(self.to_yaml().encode()).hexdigest()[:16]
+
+    @property
+    def overrides(self) -> list[str]:
+        """The `--set` strings this recipe was loaded with, in order (secrets redacted)."""
+        return list(self._overrides)
+
+    def base_digest(self) -> str | None:
+        """`digest()` of the recipe before its overrides (None: it does not validate without them)."""
+        if self._base is None:
+            return self.digest()
+        if "digest" not in self._base:  # validated once, when first asked (launch.json at submit)
+            try:
+                self._base["digest"] = validate(Recipe, self._base["data"], self._source).digest()
+            except UserError:
+                self._base["digest"] = None
+        return self._base["digest"]
 
 
 def load_recipe(ref: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -304,11 +328,18 @@ def load_recipe(ref: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = paths.resolve("recipes", str(ref))
     data = load_yaml(path)
     data.setdefault("name", path.stem)
+    return recipe_from_data(data, path, overrides)
+
+
+def recipe_from_data(data: dict[str, Any], path: Path, overrides: list[str] | None = None) -> Recipe:
+    """`load_recipe` of data already read from `path` (changed in place by the overrides)."""
+    base = copy.deepcopy(data) if overrides else None
     if overrides:
         apply_overrides(Recipe, data, overrides)
     recipe = validate(Recipe, data, str(path), overrides)
     recipe._source = str(path)
-    recipe._overrides = list(overrides or [])
+    recipe._overrides = [redact_text(o) for o in overrides or []]
+    recipe._base = None if base is None else {"data": base}
     return recipe
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (run_id, task)
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
+CREATE TABLE IF NOT EXISTS sweeps (
+    sweep_id    TEXT PRIMARY KEY,
+    recipe      TEXT NOT NULL,
+    cluster     TEXT NOT NULL,
+    keys        TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
 """
 
 
@@ -68,6 +76,17 @@ class RunRow:
     @property
     def job_ids(self) -> list[str]:
         return [job_id for _, job_id, _ in self.jobs]
+
+
+@dataclass
+class SweepRow:
+    """A sweep; its points are the runs whose parent is `sweep_id`. `keys`: the varied recipe keys."""
+
+    sweep_id: str
+    recipe: str
+    cluster: str
+    keys: list[str]
+    created_at: str
 
 
 class Registry:
@@ -214,6 +233,40 @@ class Registry:
 
     def all(self) -> list[RunRow]:
         return self._rows()
+
+    def children(self, parent: str) -> list[RunRow]:
+        """The runs whose parent is `parent` (a sweep's points, a training run's evaluations)."""
+        return self._rows("WHERE parent=?", (parent,))
+
+    def add_sweep(self, sweep_id: str, recipe: str, cluster: str, keys: list[str]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO sweeps VALUES (?,?,?,?,?)", (sweep_id, recipe, cluster, json.dumps(keys), _now())
+            )
+
+    def remove_sweep(self, sweep_id: str) -> None:
+        """Forget a sweep that was never submitted."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM sweeps WHERE sweep_id=?", (sweep_id,))
+
+    def _sweeps(self, where: str = "", args: tuple = ()) -> list[SweepRow]:
+        rows = self._conn.execute(f"SELECT * FROM sweeps {where} ORDER BY created_at, sweep_id", args)
+        return [SweepRow(**{**dict(r), "keys": json.loads(r["keys"])}) for r in rows.fetchall()]
+
+    def sweeps(self) -> list[SweepRow]:
+        return self._sweeps()
+
+    def sweep(self, sweep_id: str) -> SweepRow | None:
+        rows = self._sweeps("WHERE sweep_id=?", (sweep_id,))
+        return rows[0] if rows else None
+
+    def find_sweeps(self, prefix: str) -> list[SweepRow]:
+        """Sweeps whose id equals or starts with `prefix`."""
+        exact = self.sweep(prefix)
+        if exact:
+            return [exact]
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self._sweeps("WHERE sweep_id LIKE ? ESCAPE '\\'", (escaped + "%",))
 
 
 def _statements() -> list[str]:

@@ -64,6 +64,10 @@ class LaunchInfo:
     parent: str | None = None
     wandb: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)  # the `--set` strings as given, in order
+    recipe_hash_base: str | None = None  # recipe_hash of the recipe before the overrides
+    sweep: str | None = None  # the sweep id of a sweep point
+    sweep_point: dict[str, Any] | None = None  # a sweep point's varied keys: {"train.lr": 1e-05}
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class Run:
     recipe: Recipe
     profile: ClusterProfile
     parent: str | None = None
+    sweep: str | None = None
+    sweep_point: dict[str, Any] | None = None
 
     @classmethod
     def plan(
@@ -135,6 +141,10 @@ class Run:
             git_commit=commit,
             git_dirty=dirty,
             parent=self.parent,
+            overrides=self.recipe.overrides,
+            recipe_hash_base=self.recipe.base_digest(),
+            sweep=self.sweep,
+            sweep_point=self.sweep_point,
         )
 
     def create(self, script: str) -> LaunchInfo:

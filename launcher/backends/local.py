@@ -84,6 +84,15 @@ class LocalPayload:
     time_limit_s: int
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A run's place in an array that may run `cap` of its runs at once."""
+
+    group: str
+    index: int
+    cap: int
+
+
 class LocalBackend(Backend[LocalPayload]):
     name = "local"
 
@@ -110,7 +119,7 @@ class LocalBackend(Backend[LocalPayload]):
         )
         return script, LocalPayload(tuple(self._gpu_ids()), spec.time_s)
 
-    def submit(self, request: Request[LocalPayload]) -> str:
+    def submit(self, request: Request[LocalPayload], slot: Slot | None = None) -> str:
         run_dir = request.spec.run_dir
         gpu_ids = ",".join(str(i) for i in request.payload.gpu_ids)
         cmd = [
@@ -118,6 +127,8 @@ class LocalBackend(Backend[LocalPayload]):
             "--gpus", str(request.gpus), "--gpu-ids", gpu_ids,
             "--time-limit", str(request.payload.time_limit_s),
         ]  # fmt: skip
+        if slot is not None:
+            cmd += ["--slot-group", slot.group, "--slot-index", str(slot.index), "--slot-cap", str(slot.cap)]
         atomic_write_json(run_dir / STATE_FILE, {"state": "pending"})
         with open(run_dir / "logs" / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(
@@ -128,6 +139,14 @@ class LocalBackend(Backend[LocalPayload]):
         job_id = str(supervisor)
         atomic_write_json(_state_dir() / f"{job_id}.json", {"run_dir": str(run_dir), "boot": supervisor.boot})
         return job_id
+
+    def submit_array(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> list[str]:
+        """One supervisor per run; with fewer than N at once they share `max_parallel` slots (as
+        Slurm's `%P` throttles an array), taken in order before each one queues for its GPUs."""
+        if max_parallel >= len(requests):
+            return [self.submit(r) for r in requests]
+        group = requests[0].spec.run_id
+        return [self.submit(r, Slot(group, i, max(1, max_parallel))) for i, r in enumerate(requests)]
 
     def _record(self, job_id: str) -> tuple[Proc, Path | None, Proc | None]:
         """The supervisor, the run directory and the job's own process (once it started)."""
@@ -273,10 +292,45 @@ def _acquire(me: Proc, count: int, gpu_ids: list[int], run_dir: Path) -> list[in
         time.sleep(1.0)
 
 
+def _acquire_slot(me: Proc, slot: Slot, run_dir: Path) -> None:
+    """Block until fewer than `slot.cap` runs of the group hold a slot and no waiting run of the
+    group has a lower index; the slot is held like a GPU (while any process of the run lives)."""
+    entry = {"supervisor": me.to_json(), "index": slot.index}
+    while True:
+        with _gpu_table() as table:
+            groups = table.setdefault("groups", {})
+            group = groups.setdefault(slot.group, {"holders": [], "waiting": []})
+            group["holders"] = [h for h in group["holders"] if _holder_alive(h)]
+            group["waiting"] = [w for w in group["waiting"] if _holder_alive(w) and w != entry]
+            first = min((w["index"] for w in group["waiting"]), default=slot.index) >= slot.index
+            if len(group["holders"]) < slot.cap and first:
+                group["holders"].append({"supervisor": me.to_json(), "job": None})
+                return
+            group["waiting"].append(entry)
+            running = len(group["holders"])
+        _merge_state(run_dir, state="pending", reason=f"array limit: {running} of {slot.cap} runs at once")
+        time.sleep(1.0)
+
+
+def _slot_groups(table: dict) -> Iterator[dict]:
+    """Every slot holder entry of the table (for the job's process and the release)."""
+    for group in (table.get("groups") or {}).values():
+        yield from group.get("holders", [])
+
+
+def _release_slot(me: Proc, group: str) -> None:
+    with _gpu_table() as table:
+        entry = (table.get("groups") or {}).get(group)
+        if entry is not None:
+            entry["holders"] = [h for h in entry["holders"] if Proc.from_json(h.get("supervisor")) != me]
+            if not entry["holders"] and not entry["waiting"]:
+                del table["groups"][group]
+
+
 def _hold_by_job(me: Proc, job: Proc) -> None:
     """The job's process group holds this supervisor's GPUs too (the GPUs outlive a dead supervisor)."""
     with _gpu_table() as table:
-        for entry in table["holders"].values():
+        for entry in [*table["holders"].values(), *_slot_groups(table)]:
             if isinstance(entry, dict) and Proc.from_json(entry.get("supervisor")) == me:
                 entry["job"] = job.to_json()
 
@@ -305,7 +359,7 @@ def _die_with(parent: int) -> Callable[[], None]:
     return setup
 
 
-def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> int:
+def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int, slot: Slot | None = None) -> int:
     """Run submit.sh once its GPUs are free; record the outcome. Returns the job's exit code."""
     me = Proc.me()
     stop: dict[str, int | None] = {"signal": None}
@@ -319,6 +373,8 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> 
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    if slot is not None:
+        _acquire_slot(me, slot, run_dir)
     taken = _acquire(me, gpus, gpu_ids, run_dir) if gpus else []
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in taken)}
     logs = run_dir / "logs"
@@ -333,7 +389,7 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> 
             started = True
             with suppress(OSError):
                 atomic_write_json(_state_dir() / f"{me}.job.json", {"job": job.to_json()})
-            if taken:
+            if taken or slot is not None:
                 _hold_by_job(me, job)
             _merge_state(
                 run_dir, state="running", gpus=taken, reason=None, started=time.time(), job=job.to_json()
@@ -356,6 +412,8 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> 
     finally:
         if taken:
             _release(me)
+        if slot is not None:
+            _release_slot(me, slot.group)
     if stop["signal"] is not None:
         state = "cancelled"
     elif timed_out:
@@ -372,9 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=0)
     parser.add_argument("--gpu-ids", default="")
     parser.add_argument("--time-limit", type=int, default=0)
+    parser.add_argument("--slot-group", help="an array's name: at most --slot-cap of its runs at once")
+    parser.add_argument("--slot-index", type=int, default=0)
+    parser.add_argument("--slot-cap", type=int, default=1)
     args = parser.parse_args(argv)
     ids = [int(x) for x in args.gpu_ids.split(",") if x.strip()]
-    return supervise(args.run_dir, args.gpus, ids, args.time_limit)
+    slot = Slot(args.slot_group, args.slot_index, args.slot_cap) if args.slot_group else None
+    return supervise(args.run_dir, args.gpus, ids, args.time_limit, slot)
 
 
 if __name__ == "__main__":

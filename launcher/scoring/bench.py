@@ -27,7 +27,9 @@ from typing import Any
 import yaml
 
 from launcher.evaluation import training_run_of
+from launcher.runfiles import read_launch_info
 from launcher.scoring import tables
+from launcher.sweep_spec import short_overrides
 
 TOKEN_BIO = "token (BIO)"
 """The research's token level: one decision per word (first sub-token), the BIO tag compared exactly."""
@@ -36,7 +38,7 @@ BASELINES = {"spacy": "spaCy NER trained on GMB", "token_classification": "token
 
 COLUMNS = ("model", "size", "precision", "recall", "F1", "level", "notes")
 CSV_COLUMNS = ("model", "size", "precision", "recall", "f1", "level", "notes", "published", "run",
-               "checkpoint", "step")  # fmt: skip
+               "checkpoint", "step", "overrides")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Row:
     run: str | None = None
     checkpoint: str | None = None
     step: int | None = None
+    overrides: str | None = None  # the run's --set overrides, space-separated (launch.json)
 
 
 _SPACY_CLAIM = (
@@ -160,6 +163,12 @@ def _metrics(path: Path) -> dict[str, Any]:
     return data
 
 
+def run_overrides(run_dir: Path) -> list[str]:
+    """The --set overrides a run was launched with (launch.json; none for older runs)."""
+    overrides = read_launch_info(run_dir).get("overrides")
+    return [str(o) for o in overrides] if isinstance(overrides, list) else []
+
+
 def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Row]:
     """The row of one metrics.json, and for a baseline (tags per word) its token (BIO) row too."""
     name, how = _base_model(run_dir, metrics)
@@ -174,6 +183,8 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
         f"{metrics.get('split', 'test')} n={metrics.get('sentences')}",
         "" if baseline else f"{metrics.get('parse_failures')} unparsed",
     ]
+    overrides = run_overrides(run_dir)
+    notes.insert(1, short_overrides(overrides))
     numbers = {k: float(numbers[k]) for k in ("precision", "recall", "f1")}
     if step is not None and not isinstance(step, int):
         raise ValueError(f"step: {step!r} is not an integer")
@@ -190,6 +201,7 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
         run=run_dir.name,
         checkpoint=metrics_path.parent.name,
         step=step,
+        overrides=" ".join(overrides) or None,
     )
     bio = metrics.get("token_bio")
     if not (isinstance(bio, dict) and level == "entity"):
