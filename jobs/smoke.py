@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from jobs.entry import start_log_times
 from jobs.uploads import BackgroundUploader
 from launcher.checkpoints import checkpoint_dir, latest_complete, mark_complete, step_of
 from launcher.recipe import read_resolved
@@ -39,6 +40,7 @@ def save(run_dir: Path, step: int, uploader: BackgroundUploader) -> None:
 
 
 def main() -> int:
+    start_log_times()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     run_dir = parser.parse_args().run_dir
