@@ -2,8 +2,8 @@
 
 `logs/<stem>.times` holds one line `<unix time> <stdout bytes> <stderr bytes>` each time the
 sizes of `<stem>.out` / `<stem>.err` changed, sampled every SAMPLE_S seconds by a daemon thread
-of the process that owns the files (jobs/entry.py in the job itself when its stdout is a regular
-file: local and Slurm; the Ray job wrapper, which tees the job's pipes into the files).
+of the job itself (jobs/entry.py: local backend, Slurm) or of the Ray job wrapper, which tees the
+job's pipes into the files.
 
 Why a size sampler and not a timestamping pipe in front of the files: the log files stay exactly
 what the job wrote (no prefixes, nothing to strip), and nothing sits between the job and its files
@@ -68,19 +68,27 @@ def start(out: Path, err: Path, every: float = SAMPLE_S) -> threading.Thread:
 
 
 def start_for_this_process() -> threading.Thread | None:
-    """Index this process's own stdout/stderr when both are regular `<stem>.out`/`<stem>.err`
-    files (the local backend's and Slurm's layout); once per node (LOCAL_RANK 0); else nothing."""
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("LAUNCH_LOG_TIMES") == "0":
+    """Index this job's log files: its own stdout/stderr when both are regular `<stem>.out` /
+    `<stem>.err` files (the local backend), else, under Slurm (where srun hands the job pipes),
+    `$LAUNCH_RUN_DIR/logs/<job id>.out|err` as the batch script writes them. Once per job
+    (LOCAL_RANK 0 of node 0); nothing when neither applies (Ray: its job wrapper does it)."""
+    env = os.environ
+    if env.get("LOCAL_RANK", "0") != "0" or env.get("SLURM_NODEID", "0") != "0":
         return None
     try:
         paths = [Path(os.readlink(f"/proc/self/fd/{fd}")) for fd in (1, 2)]
         regular = all(stat.S_ISREG(os.fstat(fd).st_mode) for fd in (1, 2))
     except OSError:
-        return None
-    out, err = paths
-    if not regular or out.suffix != ".out" or err != out.with_suffix(".err"):
-        return None
-    return start(out, err)
+        paths, regular = [], False
+    if regular and paths[0].suffix == ".out" and paths[1] == paths[0].with_suffix(".err"):
+        return start(paths[0], paths[1])
+    if env.get("SLURM_JOB_ID") and env.get("LAUNCH_RUN_DIR"):
+        array = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+        stem = f"{array[0]}_{array[1]}" if all(array) else env["SLURM_JOB_ID"]
+        out = Path(env["LAUNCH_RUN_DIR"]) / "logs" / f"{stem}.out"
+        if out.exists():
+            return start(out, out.with_suffix(".err"))
+    return None
 
 
 def read(index: Path) -> list[tuple[float, int, int]]:
