@@ -6,6 +6,7 @@ shows every line as written (still labelled).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -206,13 +207,14 @@ def skip_read(lines: Iterable[tuple[Path, str]], read: dict[Path, int]) -> Itera
 
 
 class Printer:
-    """Labelled lines: `out| ` / `err| ` (in a terminal, err labels in red); stdout lines to our
-    stdout and stderr lines to our stderr, or all to stdout when `merged`."""
+    """Labelled lines: `out| ` / `err| ` (in a terminal, err labels in red, unless $NO_COLOR);
+    stdout lines to our stdout and stderr lines to our stderr, or all to stdout when `merged`."""
 
     def __init__(self, prefix: str = "", merged: bool = False) -> None:
         self.prefix = prefix
         self.merged = merged
-        self._color = {s: s.isatty() for s in (sys.stdout, sys.stderr)}
+        plain = bool(os.environ.get("NO_COLOR"))
+        self._color = {s: s.isatty() and not plain for s in (sys.stdout, sys.stderr)}
 
     def print(self, line: Line) -> None:
         stream = sys.stdout if self.merged or line.stream == OUT else sys.stderr
