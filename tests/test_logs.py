@@ -246,3 +246,17 @@ def test_labels_and_merged_on_slurm(launch: Launch, tmp_path: Path) -> None:
     merged = launch("logs", run_id, "--merged", check=True).stdout.splitlines()
     steps = [line for line in merged if "step" in line and "smoke job" not in line]
     assert steps == [line for line in EXPECTED_MERGED if "step" in line and "smoke job" not in line]
+
+
+def test_interrupted_names_every_run_with_its_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from launcher.logview import interrupted
+
+    assert interrupted(["ev-1", "ev-2"], "evaluation") == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "",
+        "interrupted: stopped following; the 2 evaluations go on (Ctrl-C does not cancel)",
+        "  follow again: launch logs ev-1 -f",
+        "  cancel:       launch cancel ev-1",
+        "  follow again: launch logs ev-2 -f",
+        "  cancel:       launch cancel ev-2",
+    ]
