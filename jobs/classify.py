@@ -34,6 +34,7 @@ from jobs.classify_cache import ResponseCache
 from jobs.classify_engines import HFEngine, OpenAIEngine, Query, Reply, Stats, softmax
 from jobs.classify_prompt import load_template, render
 from jobs.data.classification import Dataset, Item, load_dataset, sample_items, support_examples
+from jobs.entry import start_log_times
 from launcher.checks import check_inputs
 from launcher.classify import ClassifySpec, is_loopback
 from launcher.errors import UserError
@@ -313,6 +314,7 @@ def log_wandb(recipe: Recipe, run_dir: Path, metrics: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    start_log_times()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     run_dir = parser.parse_args(argv).run_dir

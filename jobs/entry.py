@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from launcher import logtimes
 from launcher.checks import check_inputs
 from launcher.errors import UserError
 from launcher.recipe import Recipe, read_resolved
@@ -19,9 +20,17 @@ def bad_input(err: Exception | str) -> int:
     return BAD_INPUT
 
 
+def start_log_times() -> None:
+    """Index when each line of this job's stdout/stderr files was written (launcher/logtimes.py),
+    for `launch logs --merged`; a no-op where the files are not ours (Ray: its wrapper does it)."""
+    logtimes.start_for_this_process()
+
+
 def read_run(argv: list[str] | None, description: str) -> tuple[Recipe, Path] | None:
     """The run directory from `--run-dir` and its resolved recipe, with its local inputs checked;
-    None (after one line on stderr) when the recipe does not validate or names missing files."""
+    None (after one line on stderr) when the recipe does not validate or names missing files.
+    Starts the log-time index first."""
+    start_log_times()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run-dir", type=Path, required=True)
     run_dir = parser.parse_args(argv).run_dir

@@ -5,7 +5,9 @@
 Reads `train.max_steps` and `train.save_steps` from the run's recipe. Recipe `env` entries:
 SMOKE_STEP_SECONDS sets the time per step, SMOKE_FAIL_AT=N makes it fail at step N,
 SMOKE_IGNORE_TERM=1 makes it ignore SIGTERM (a job that will not stop), SMOKE_CHILD=1 makes it start
-a child process that outlives it (a stand-in for a data-loader worker). On SIGUSR2
+a child process that outlives it (a stand-in for a data-loader worker), SMOKE_STDERR=1 makes it
+write a line to stderr half a step after each step's stdout line and half a step before what
+follows (for `launch logs --merged`). On SIGUSR2
 (Slurm's warning before preemption or the time limit) it saves a checkpoint and exits with
 code 3, so the backend can requeue it. Like jobs.train, it uploads each checkpoint to the
 recipe's artifact store (artifacts.uri) in the background.
@@ -22,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from jobs.entry import start_log_times
 from jobs.uploads import BackgroundUploader
 from launcher.checkpoints import checkpoint_dir, latest_complete, mark_complete, step_of
 from launcher.recipe import read_resolved
@@ -39,6 +42,7 @@ def save(run_dir: Path, step: int, uploader: BackgroundUploader) -> None:
 
 
 def main() -> int:
+    start_log_times()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     run_dir = parser.parse_args().run_dir
@@ -66,6 +70,10 @@ def main() -> int:
         time.sleep(pause)
         step += 1
         print(f"step {step}/{total}", flush=True)
+        if os.environ.get("SMOKE_STDERR") == "1":
+            time.sleep(pause / 2)
+            print(f"stderr after step {step}", file=sys.stderr, flush=True)
+            time.sleep(pause / 2)
         if step == fail_at:
             print(f"failing at step {step} as SMOKE_FAIL_AT asks", file=sys.stderr, flush=True)
             return 1

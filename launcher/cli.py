@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -20,7 +19,7 @@ app = typer.Typer(
     name="launch",
     help="Launch LLM fine-tuning and evaluation recipes on Slurm, Ray or this machine.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -28,8 +27,28 @@ app = typer.Typer(
 ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="cluster profile: name or YAML path")]
 SetOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional here
-    typer.Option("--set", help="override a recipe key, value read as YAML: --set train.lr=1e-5"),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a recipe key, value read as YAML: --set train.lr=1e-5"
+    ),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from launcher.logview import version
+
+        print(f"launch (recipe-launcher) {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Launch LLM fine-tuning and evaluation recipes on Slurm, Ray or this machine."""
 
 
 def _console(stderr: bool = False) -> Console:
@@ -76,23 +95,18 @@ def recipe_cmd(
         raise typer.Exit(_follow(registry, run.run_id))
 
 
-def _print_log(lines: Iterable[tuple[Path, str]], prefix: str = "") -> None:
-    """Job stdout to our stdout, job stderr (`*.err`) to our stderr."""
-    for path, line in lines:
-        stream = sys.stderr if path.suffix == ".err" else sys.stdout
-        stream.write(f"{prefix}{line}\n")
-        stream.flush()
-
-
 def _follow(registry: Registry, run_id: str) -> int:
-    """Stream a run's logs until it ends; 0 only when it completed."""
-    from launcher import launching
+    """Stream a run's logs until it ends; 0 only when it completed. Ctrl-C: the run goes on, 130."""
+    from launcher import launching, logview
     from launcher.backends.base import JobState
 
     row = launching.find_run(registry, run_id)
     backend = launching.backend_of(row)
-    for job_id in row.job_ids:
-        _print_log(backend.logs(Path(row.run_dir), job_id, follow=True))
+    try:
+        for job_id in row.job_ids:
+            logview.show(backend, Path(row.run_dir), job_id, follow=True)
+    except KeyboardInterrupt:
+        return logview.interrupted([run_id])
     state = JobState(launching.refresh(registry, [row])[0].state)
     _console(stderr=True).print(f"{run_id}: {state.value}")
     return 0 if state is JobState.COMPLETED else 1
@@ -194,18 +208,30 @@ def logs_cmd(
     run: Annotated[str, typer.Argument(help="run id (or a unique prefix)")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
     task: Annotated[Optional[int], typer.Option("--task", help="only this array task")] = None,  # noqa: UP045
+    merged: Annotated[
+        bool, typer.Option("--merged", "-m", help="stdout and stderr interleaved by time, all on stdout")
+    ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="every line as written (no library noise filtered out)")
+    ] = False,
 ) -> None:
-    """Print a run's logs (stdout and stderr of each task)."""
-    from launcher import launching
+    """Print a run's logs: stdout lines labelled `out|`, stderr lines `err|`; known library noise
+    (FutureWarnings, W&B banners, ...) is left out of the view, never out of the files."""
+    from launcher import launching, logview
     from launcher.registry import Registry
 
     registry = Registry()
     row = launching.find_run(registry, run)
     backend = launching.backend_of(row)
-    for index, job_id, _ in row.jobs:
-        if task is None or task == index:
-            prefix = f"[{index}] " if len(row.jobs) > 1 and task is None else ""
-            _print_log(backend.logs(Path(row.run_dir), job_id, follow=follow), prefix)
+    try:
+        for index, job_id, _ in row.jobs:
+            if task is None or task == index:
+                prefix = f"[{index}] " if len(row.jobs) > 1 and task is None else ""
+                logview.show(backend, Path(row.run_dir), job_id, follow, prefix, merged=merged, raw=raw)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        raise typer.Exit(logview.interrupted([row.run_id])) from None
 
 
 @app.command("cancel")
@@ -225,10 +251,22 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
 
 @app.command("sync")
 def sync_cmd(
-    run: Annotated[str, typer.Argument(help="run id (or a unique prefix) or run directory")],
+    run: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="run id (or a unique prefix) or run directory; with --wandb also a sweep id"),
+    ] = None,
+    wandb: Annotated[
+        bool, typer.Option("--wandb", help="upload the offline W&B runs instead (wandb sync)")
+    ] = False,
+    all_: Annotated[bool, typer.Option("--all", help="with --wandb: every registered run")] = False,
 ) -> None:
     """Upload whatever of a run is not in its artifact store yet (idempotent); exit 1 if the
-    store cannot be reached."""
+    store cannot be reached. With --wandb: sync the offline W&B runs of RUN (and its evaluations),
+    of every point of SWEEP, or of --all runs."""
+    if wandb or all_:
+        raise typer.Exit(_sync_wandb(run, all_, wandb))
+    if run is None:
+        raise UserError("launch sync: missing argument RUN (a run id, prefix or run directory)")
     from launcher import uploads
     from launcher.reeval import resolve_run
     from launcher.registry import Registry
@@ -246,6 +284,30 @@ def sync_cmd(
     sent = sum(1 for o in outcomes if o.sent)
     where = uploads.upload_state(run_dir).uri
     print(f"{run_id}: {sent} unit(s) uploaded, {len(outcomes) - sent} already there; all in {where}")
+
+
+def _sync_wandb(ref: str | None, all_: bool, wandb: bool) -> int:
+    """`launch sync ... --wandb`: what was synced, one line each; 0, or 1 after one error line."""
+    from launcher import wandb_sync
+    from launcher.registry import Registry
+
+    if not wandb:
+        raise UserError("launch sync: --all goes with --wandb (the artifact-store sync takes one RUN)")
+    offline = wandb_sync.offline_runs(wandb_sync.select(Registry(), ref, all_))
+    err = _console(stderr=True)
+    done = [o for o in offline if o.synced]
+    for o in done:
+        err.print(f"already synced: {o.run_id} (W&B run {o.wandb_id}) {o.path}", soft_wrap=True)
+
+    def report(o: wandb_sync.OfflineRun) -> None:
+        print(f"synced {o.run_id} (W&B run {o.wandb_id}) {o.path}", flush=True)
+
+    todo = [o for o in offline if not o.synced]
+    with err.status(f"wandb sync of {len(todo)} run(s) ..."):
+        wandb_sync.sync(todo, report)
+    what = ref if ref else "all runs"
+    err.print(f"{what}: {len(todo)} W&B run(s) synced, {len(done)} already synced", soft_wrap=True)
+    return 0
 
 
 @app.command("score")
@@ -348,7 +410,14 @@ def reeval_cmd(
         markup=False, soft_wrap=True,
     )  # fmt: skip
     if follow:
-        raise typer.Exit(_follow_evals(registry, [p.run.run_id for p in prepared]))
+        run_ids = [p.run.run_id for p in prepared]
+        try:
+            code = _follow_evals(registry, run_ids)
+        except KeyboardInterrupt:
+            from launcher.logview import interrupted
+
+            code = interrupted(run_ids, "evaluation")
+        raise typer.Exit(code)
 
 
 def _follow_evals(registry: Registry, run_ids: list[str]) -> int:

@@ -69,7 +69,8 @@ def test_tiny_job_completes_and_submit_sh_is_what_slurm_ran(launch: Launch, tmp_
     assert "step 6/6" in proc.stdout and "done" in proc.stdout
     run_dir = tmp_path / "runs" / run_id
     job_id = _job_id(tmp_path / "runs", run_id)
-    assert sorted(p.name for p in (run_dir / "logs").iterdir()) == [f"{job_id}.err", f"{job_id}.out"]
+    names = sorted(p.name for p in (run_dir / "logs").iterdir())
+    assert names == [f"{job_id}.err", f"{job_id}.out", f"{job_id}.times"]  # .times: when lines were written
     assert _slurm("scontrol", "write", "batch_script", job_id, "-") == (run_dir / "submit.sh").read_text()
     assert run_state(launch, run_id) == "completed"
     assert "step 1/6" in launch("logs", run_id, check=True).stdout
@@ -111,7 +112,7 @@ def test_two_gpu_task_sees_two_distinct_devices(launch: Launch) -> None:
     require_slurm()
     args = ["--follow", "--set", "resources.gpus_per_node=2", "--set", "train.max_steps=2"]
     proc = launch("recipe", "tiny_smoke", "--cluster", "dev-slurm", *args, check=True, timeout=120)
-    devices = re.search(r"^CUDA_VISIBLE_DEVICES=(\S*)$", proc.stdout, re.M)
+    devices = re.search(r"^out\| CUDA_VISIBLE_DEVICES=(\S*)$", proc.stdout, re.M)  # stdout is labelled
     assert devices, proc.stdout
     ids = devices.group(1).split(",")
     assert len(ids) == 2 and len(set(ids)) == 2, ids

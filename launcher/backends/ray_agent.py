@@ -39,6 +39,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
+from launcher import logtimes
 from launcher.runfiles import atomic_write_json
 
 TIMEOUT_EXIT = 124
@@ -126,6 +127,7 @@ def run_job(run_dir: Path, time_limit: int, command: list[str]) -> int:
     atomic_write_json(
         run_dir / EXIT_FILE, {"state": "running", "started": started, "host": socket.gethostname()}
     )
+    logtimes.start(logs / "task0.out", logs / "task0.err")  # for `launch logs --merged`
     with open(logs / "task0.out", "ab") as out, open(logs / "task0.err", "ab") as err:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
