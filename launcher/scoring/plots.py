@@ -44,7 +44,7 @@ def draw_f1(ax: Axes, curves: Mapping[str, Curve]) -> None:
     """One line per curve, F1 axis 0..1, steps from 0, legend `<name> (n=...)`."""
     for name, points in curves.items():
         points = sorted(points)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", clip_on=False,  # F1 0 shows
                 label=f"{name} ({sample_label([p[2] for p in points])})")  # fmt: skip
     ax.set_ylim(0.0, 1.0)
     ax.set_xlim(left=0)
