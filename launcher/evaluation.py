@@ -81,8 +81,9 @@ def fingerprint(name_or_path: str, recipe: Recipe) -> str:
 
 def results_name(recipe: Recipe, overrides: Sequence[str] | None = None) -> str:
     """The directory an eval recipe's results get under `results/<checkpoint>/`: its name, with
-    `@<eval digest, 8 hex>` when `--set` overrides changed it (so a variant never overwrites it)."""
-    return f"{recipe.name}@{eval_digest(recipe)[:8]}" if overrides else recipe.name
+    `-<eval digest, 8 hex>` when `--set` overrides changed it (so a variant never overwrites it).
+    Only characters safe in S3 keys and shells: an `@` broke S3 request signing."""
+    return f"{recipe.name}-{eval_digest(recipe)[:8]}" if overrides else recipe.name
 
 
 def checkpoint_results(

@@ -2,7 +2,7 @@
 checkpoint both kept, reeval's skip per eval recipe, and the old layout still read.
 
 One tiny_ner run (10 steps, one checkpoint) on the local backend, evaluated by tiny_ner_eval with
-`--set` (a variant: `tiny_ner_eval@<digest>`) and by a second eval recipe file (`tiny_ner_eval_short`).
+`--set` (a variant: `tiny_ner_eval-<digest>`) and by a second eval recipe file (`tiny_ner_eval_short`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_results_name_is_the_recipe_name_and_a_digest_for_a_set_variant() -> Non
     assert results_name(base) == "tiny_ner_eval"
     variant = load_recipe("tiny_ner_eval", ["eval.max_samples=6"])
     name = results_name(variant, ["eval.max_samples=6"])
-    assert name == f"tiny_ner_eval@{eval_digest(variant)[:8]}" and name != results_name(base, ["x=1"])
+    assert name == f"tiny_ner_eval-{eval_digest(variant)[:8]}" and name != results_name(base, ["x=1"])
     run_dir = Path("/runs/r")
     assert (
         checkpoint_results(run_dir, "checkpoint-10", base) == run_dir / "results/checkpoint-10/tiny_ner_eval"
@@ -112,7 +112,7 @@ def test_two_eval_recipes_on_one_checkpoint_both_survive(evaluated: Path) -> Non
     )
     variant = load_recipe("tiny_ner_eval", VARIANT[1::2])
     assert found == [
-        f"checkpoint-10/tiny_ner_eval@{eval_digest(variant)[:8]}/metrics.json",
+        f"checkpoint-10/tiny_ner_eval-{eval_digest(variant)[:8]}/metrics.json",
         f"checkpoint-10/{SHORT}/metrics.json",
     ]
     by_name = {p.parent.name: json.loads(p.read_text()) for p in evaluated.glob("results/*/*/metrics.json")}
@@ -141,7 +141,7 @@ def test_bench_shows_a_row_per_checkpoint_and_eval_recipe_with_its_sample_size(
     proc = run("bench", evaluated.name, "--out", str(out), "--no-wandb")
     assert proc.returncode == 0, proc.stderr
     rows = [r for r in csv.DictReader((out / "benchmark.csv").open()) if r["run"] == evaluated.name]
-    assert [(r["checkpoint"], r["eval"].split("@")[0], r["n"]) for r in rows] == [
+    assert [(r["checkpoint"], r["eval"].rsplit("-", 1)[0], r["n"]) for r in rows] == [
         ("checkpoint-10", "tiny_ner_eval", "6"), ("checkpoint-10", SHORT, "4")]  # fmt: skip
     md = (out / "benchmark.md").read_text()
     assert md.count("| ran here |") == 2 and "| published |" in md and "source: 'ran here'" in md

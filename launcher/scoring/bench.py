@@ -64,7 +64,7 @@ class Row:
     checkpoint: str | None = None
     step: int | None = None
     eval: str | None = None
-    """The eval recipe (its results directory's name: `<name>` or `<name>@<digest>` for a --set variant)."""
+    """The eval recipe (its results directory's name: `<name>` or `<name>-<digest>` for a --set variant)."""
     n: int | None = None
     """Sentences the evaluation scored (metrics.json `sentences`)."""
 
