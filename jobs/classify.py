@@ -11,7 +11,7 @@ parsed with the research's matcher into up to `classify.n_predictions` ranked ca
 with the confidence the model wrote and, where the engine gives token log-probabilities, the
 probability of the label renormalised over the candidates found.
 
-Writes into DIR/results/<model name>/: predictions.jsonl (one row per item and level) and
+Writes into DIR/results/<model name>/<recipe name>/: predictions.jsonl (one row per item and level) and
 metrics.json (launcher.scoring.classification, plus the cell's dataset, level, shots, mode, model,
 engine, requests_sent, cached), metrics.json last. Answers are cached under $LAUNCH_HOME (see
 jobs.classify_cache): a rerun or a requeued job sends no request for what was answered.

@@ -7,7 +7,8 @@ directory of a training run, a LoRA adapter directory, a hub name or `tiny://...
 (`eval.engine`: hf, or vllm for full checkpoints; jobs.engines) generates greedily for the GMB
 test (or validation) split, each row stopping at eos or once it has written a complete JSON
 object; only that engine's model is loaded. Writes, into `eval.results_dir` (default
-DIR/results/<basename of the model>):
+DIR/results/<basename of the model>/<eval recipe name>; reeval sets the training run's
+results/<checkpoint>/<eval recipe name>):
 
     predictions.jsonl   one row per sentence (what scoring.metrics.predictions_jsonl_examples reads)
     metrics.json        scoring.metrics.score(...) plus checkpoint, step, fingerprint, recipe, throughput

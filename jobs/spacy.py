@@ -18,7 +18,7 @@ epoch's shuffled sentences were used), the job exits 3, and the requeued job fin
 way after that many updates.
 
 At the end the last checkpoint is scored on the test split (`eval.max_samples`) into
-DIR/results/checkpoint-<N>/ (metrics.json, predictions.jsonl; the layout of jobs.evaluate).
+DIR/results/checkpoint-<N>/<recipe>_eval/ (metrics.json, predictions.jsonl; the layout of jobs.evaluate).
 With `eval.only: true` nothing is trained: the pipeline at `model.name_or_path` is scored into
 `eval.results_dir` (how `launch reeval` scores a checkpoint). Exit codes: 0 done, 2 bad input,
 3 stopped by SIGUSR2 after checkpointing (requeue me).
@@ -45,7 +45,15 @@ from launcher.checkpoints import (
     latest_complete,
     mark_complete,
 )
-from launcher.evaluation import checkpoint_step, eval_digest, fingerprint, results_dir, training_run_of
+from launcher.evaluation import (
+    checkpoint_results,
+    checkpoint_step,
+    eval_digest,
+    fingerprint,
+    results_dir,
+    self_eval_recipe,
+    training_run_of,
+)
 from launcher.recipe import Recipe
 from launcher.runfiles import atomic_write_json
 from launcher.scoring.metrics import Example, _prf, score, strict_spans
@@ -361,7 +369,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         print(f"stopped by signal {stop.received} after {updates} updates; requeue", flush=True)
         return REQUEUE_EXIT
     if last is not None:
-        out = run_dir / "results" / last.name
+        out = checkpoint_results(run_dir, last.name, self_eval_recipe(recipe))
         scored = eval_recipe_for(recipe, last, out)
         final = spacy.load(str(last))
         metrics = write_results(scored, run_dir, final, str(last.resolve()), out, test_sents)

@@ -10,7 +10,7 @@ special tokens get -100. HF Trainer, with jobs.train's machinery: checkpoints
 SIGUSR2 -> checkpoint and exit 3, W&B (loss while training, F1 at the end), background uploads.
 
 After training, rank 0 scores the final checkpoint on the test split (`eval.max_samples`) into
-`DIR/results/checkpoint-<step>/`. With `eval.only: true` it trains nothing and scores
+`DIR/results/checkpoint-<step>/<recipe>_eval/`. With `eval.only: true` it trains nothing and scores
 `model.name_or_path` (a checkpoint directory) into `eval.results_dir` (how `launch reeval` runs
 it). Results: `predictions.jsonl` (one row per sentence: id, tokens, gold_tags, pred_tags) and
 `metrics.json` (launcher.scoring.token_level.score_tagged plus checkpoint, step, fingerprint,
@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.entry import BAD_INPUT, bad_input, read_run
 from launcher.errors import UserError
-from launcher.evaluation import MARKER, checkpoint_step, fingerprint, results_dir, self_eval_recipe
+from launcher.evaluation import (
+    MARKER,
+    checkpoint_results,
+    checkpoint_step,
+    fingerprint,
+    results_dir,
+    self_eval_recipe,
+)
 from launcher.recipe import Recipe
 from launcher.runfiles import atomic_write_json
 from launcher.scoring.entities import ENTITY_TYPES
@@ -274,7 +281,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     if trainer.is_world_process_zero():
         final = latest_complete(run_dir)
         assert final is not None, "SaveAtEnd writes the last step's checkpoint"
-        out = run_dir / "results" / final.name
+        out = checkpoint_results(run_dir, final.name, self_eval_recipe(recipe))
         metrics = score_checkpoint(
             recipe, run_dir, trainer.model, tokenizer, final, out, self_eval_recipe(recipe)
         )

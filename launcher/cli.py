@@ -431,7 +431,8 @@ def _follow_evals(registry: Registry, run_ids: list[str]) -> int:
 
     def changed(row: RunRow) -> None:
         results = reeval.results_of(row)
-        line = f"{row.run_id} ({results.name if results else '?'}): {row.state}"
+        where = f"{results.parent.name}/{results.name}" if results else "?"
+        line = f"{row.run_id} ({where}): {row.state}"
         metrics = read_metrics(results) if results and row.state == "completed" else None
         if metrics:
             s = metrics["strict"]
@@ -465,7 +466,7 @@ def bench_cmd(
     ] = None,
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log the W&B table")] = False,
 ) -> None:
-    """The benchmark table beside the research's published numbers: .md, .csv, F1-by-step plot."""
+    """The benchmark table beside the research's published numbers: .md, .csv, F1 and loss plots."""
     from launcher import paths, reeval
     from launcher.registry import Registry
     from launcher.scoring import bench, bench_cls
@@ -486,7 +487,7 @@ def bench_cmd(
     for line in skipped:
         _console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
     target = out or paths.runs_root() / "bench"
-    files = bench.write(rows, target)
+    files = bench.write(rows, target, run_dirs)
     cls_rows = bench_cls.collect(run_dirs)
     files.update(bench_cls.write(cls_rows, target))
     console = _console()
@@ -576,6 +577,29 @@ def _sweep_cancel(registry: Registry, ref: str) -> bool:
     for run_id, state in states.items():
         print(f"{run_id}: {state}")
     return True
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[str], typer.Argument(help="two or more run ids, prefixes or directories")],
+    png: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--png", help="also write loss and F1 curves of all of them to this PNG"),
+    ] = None,
+) -> None:
+    """Runs side by side: the recipe keys that differ, best F1, final loss, tokens/s, time."""
+    from launcher import compare
+    from launcher.registry import Registry
+
+    summaries = compare.load(Registry(), runs)
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    for table in compare.tables(summaries):
+        console.print(table)
+    if png is not None:
+        written = compare.write_png(summaries, png)
+        _console(stderr=True).print(f"wrote {written}", markup=False, soft_wrap=True)
 
 
 def _fail(message: object, code: int) -> None:

@@ -2,7 +2,9 @@
 which eval recipe, where results go, and the fingerprint that says a result is current.
 
 No torch here: the launcher imports it. A checkpoint is scored by an eval recipe when
-`<results_dir>/metrics.json` holds the same `fingerprint`:
+`<results_dir>/metrics.json` holds the same `fingerprint`. Results live at
+`results/<checkpoint>/<eval recipe name>/` (`results_name`); runs from before that layout have
+`results/<checkpoint>/metrics.json`, still read everywhere (`result_files`):
 
     fingerprint = sha256(checkpoint's COMPLETE marker bytes | step | eval_digest(recipe))[:16]
 
@@ -77,17 +79,50 @@ def fingerprint(name_or_path: str, recipe: Recipe) -> str:
     return h.hexdigest()[:16]
 
 
-def default_results_dir(run_dir: Path, name_or_path: str) -> Path:
-    """`<run_dir>/results/<basename of the checkpoint or model name>`."""
+def results_name(recipe: Recipe, overrides: Sequence[str] | None = None) -> str:
+    """The directory an eval recipe's results get under `results/<checkpoint>/`: its name, with
+    `-<eval digest, 8 hex>` when `--set` overrides changed it (so a variant never overwrites it).
+    Only characters safe in S3 keys and shells: an `@` broke S3 request signing."""
+    return f"{recipe.name}-{eval_digest(recipe)[:8]}" if overrides else recipe.name
+
+
+def checkpoint_results(
+    run_dir: Path, checkpoint: str, recipe: Recipe, overrides: Sequence[str] | None = None
+) -> Path:
+    """`<run_dir>/results/<checkpoint name>/<results_name>`: where `recipe` scores that checkpoint."""
+    return run_dir / "results" / checkpoint / results_name(recipe, overrides)
+
+
+def default_results_dir(run_dir: Path, name_or_path: str, recipe: Recipe) -> Path:
+    """`<run_dir>/results/<basename of the checkpoint or model name>/<eval recipe name>`."""
     base = name_or_path.rstrip("/").replace("tiny://", "").rsplit("/", 1)[-1] or "model"
-    return run_dir / "results" / base
+    return checkpoint_results(run_dir, base, recipe)
 
 
 def results_dir(recipe: Recipe, run_dir: Path) -> Path:
     """Where an eval run writes: `eval.results_dir` when set, else the default."""
     if recipe.eval.results_dir:
         return Path(recipe.eval.results_dir)
-    return default_results_dir(run_dir, recipe.model.name_or_path)
+    return default_results_dir(run_dir, recipe.model.name_or_path, recipe)
+
+
+def legacy_results(results: Path) -> Path:
+    """The layout before results per eval recipe: `results/<checkpoint>/` itself held metrics.json."""
+    return results.parent
+
+
+def result_files(run_dir: Path) -> list[Path]:
+    """Every evaluation's metrics.json of a run, both layouts (`results/<ckpt>/metrics.json` and
+    `results/<ckpt>/<eval recipe>/metrics.json`), sorted."""
+    return sorted((run_dir / "results").glob("**/metrics.json"))
+
+
+def result_label(metrics_path: Path, run_dir: Path, metrics: dict[str, Any]) -> tuple[str, str]:
+    """(checkpoint, eval recipe) of a metrics.json: from its path under results/; an old-layout
+    file names no eval recipe in its path, so its `recipe` key does."""
+    parts = metrics_path.parent.relative_to(run_dir / "results").parts
+    eval_name = "/".join(parts[1:]) or str(metrics.get("recipe") or "?")
+    return (parts[0] if parts else "?"), eval_name
 
 
 def read_metrics(results: Path) -> dict[str, Any] | None:
@@ -99,10 +134,22 @@ def read_metrics(results: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def scored_by(checkpoint: Path, results: Path, recipe: Recipe) -> dict[str, Any] | None:
+    """The metrics of this checkpoint by this eval recipe (same fingerprint): in `results`, else in
+    any other results directory of that checkpoint (the old layout's `results/<checkpoint>/`, or
+    a `--set` variant that resolved to the same recipe); None when none holds them."""
+    fp = fingerprint(str(checkpoint), recipe)
+    others = sorted(legacy_results(results).glob("**/metrics.json"))
+    for where in (results, *(m.parent for m in others if m.parent != results)):
+        metrics = read_metrics(where)
+        if metrics is not None and metrics.get("fingerprint") == fp:
+            return metrics
+    return None
+
+
 def is_scored(checkpoint: Path, results: Path, recipe: Recipe) -> bool:
-    """True when `results` already holds this checkpoint's metrics from this eval recipe."""
-    metrics = read_metrics(results)
-    return metrics is not None and metrics.get("fingerprint") == fingerprint(str(checkpoint), recipe)
+    """True when `results` (or the old layout) holds this checkpoint's metrics from this eval recipe."""
+    return scored_by(checkpoint, results, recipe) is not None
 
 
 def training_run_of(checkpoint: Path) -> Path | None:

@@ -190,7 +190,8 @@ class EvalSpec(Strict):
     results_dir: str | None = Field(
         None,
         description="where jobs.evaluate writes metrics.json and predictions.jsonl; default "
-        "<run_dir>/results/<basename of model.name_or_path>; reeval points it at the training run",
+        "<run_dir>/results/<basename of model.name_or_path>/<recipe name>; reeval points it at the training "
+        "run's results/<checkpoint>/<eval recipe name>",
     )
 
 

@@ -3,7 +3,8 @@
 Planning reads only files (the run directory, results/*/metrics.json) and the registry; the
 submit goes through `launching.submit_many`: one job array on Slurm, parallel jobs on the local
 backend. Every eval run is registered with parent = the training run and writes into the
-training run's `results/<checkpoint>/`.
+training run's `results/<checkpoint>/<eval recipe>/` (evaluation.results_name), so two eval
+recipes on one checkpoint both keep their results.
 """
 
 from __future__ import annotations
@@ -165,12 +166,12 @@ def plan(
     running = _running(registry, run_id, evaluator)
     checkpoints = []
     for path in chosen:
-        results = run_dir / "results" / path.name
+        results = evaluation.checkpoint_results(run_dir, path.name, eval_recipe, overrides)
         fp = evaluation.fingerprint(str(path), eval_recipe)
         step = evaluation.checkpoint_step(path) or 0
         ckpt = Checkpoint(path, step, results, fp)
-        metrics = evaluation.read_metrics(results)
-        if metrics is not None and metrics.get("fingerprint") == fp:
+        metrics = evaluation.scored_by(path, results, eval_recipe)
+        if metrics is not None:
             ckpt.status, ckpt.run_id = "scored", metrics.get("run_id")
         elif (str(results.resolve()), fp) in running:
             ckpt.status, ckpt.run_id = "running", running[(str(results.resolve()), fp)]

@@ -7,7 +7,8 @@ Units, each a path relative to the run directory:
     checkpoints/checkpoint-<N>        complete checkpoints (with their COMPLETE marker) when
                                       artifacts.upload_checkpoints
     results/train.json                the training summary
-    results/<name>/                   an evaluation's results, once its metrics.json is written
+    results/<ckpt>/<eval recipe>/     an evaluation's results, once its metrics.json is written
+                                      (results/<ckpt>/ itself in runs from before that layout)
 
 The ledger `<run_dir>/uploads.json` records each unit's state, written under a file lock (an eval
 job of another run may record its results in a training run's ledger at the same time):
@@ -89,10 +90,10 @@ def units(run_dir: Path, recipe: Recipe) -> list[Unit]:
     results = run_dir / "results"
     if (results / "train.json").is_file():
         found.append(Unit("results/train.json", False))
-    if results.is_dir():
-        for path in sorted(results.iterdir()):
-            if path.is_dir() and (path / "metrics.json").is_file():
-                found.append(Unit(f"results/{path.name}", True))
+    for metrics in sorted(
+        results.glob("**/metrics.json")
+    ):  # results/<ckpt>/<eval>/ or the old results/<ckpt>/
+        found.append(Unit(metrics.parent.relative_to(run_dir).as_posix(), True))
     return found
 
 
@@ -277,9 +278,8 @@ def upload_results(recipe: Recipe, run_dir: Path, results_dir: Path) -> Outcome 
     pointed the eval there), under the eval recipe's artifacts.uri or else that run's own. None
     when no store is configured. Never raises for a store failure: it is recorded as pending.
     """
-    owner = results_dir.resolve().parent.parent
-    if results_dir.resolve().parent.name != "results" or not (owner / "recipe.yaml").is_file():
-        owner = run_dir
+    above = [p for p in results_dir.resolve().parents if p.name == "results"]
+    owner = above[0].parent if above and (above[0].parent / "recipe.yaml").is_file() else run_dir
     store = store_for(recipe, owner)
     if store is None and owner != run_dir:
         try:

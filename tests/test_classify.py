@@ -47,7 +47,7 @@ def run_job(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = run_dir_of(proc.stdout)
     log = "".join(p.read_text() for p in sorted((run_dir / "logs").glob("*")))
-    results = next((run_dir / "results").iterdir())
+    results = next((run_dir / "results").glob("*/*/metrics.json")).parent
     rows = [json.loads(line) for line in (results / "predictions.jsonl").read_text().splitlines()]
     return results, json.loads((results / "metrics.json").read_text()), rows, log
 

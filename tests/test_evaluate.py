@@ -56,7 +56,7 @@ def evaluated(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_predictions_and_metrics_layout(evaluated: Path, checkpoint: Path) -> None:
-    results = evaluated / "results" / checkpoint.name
+    results = evaluated / "results" / checkpoint.name / "tiny_ner_eval"
     assert sorted(p.name for p in results.iterdir()) == ["metrics.json", "predictions.jsonl"]
     rows = [json.loads(line) for line in (results / "predictions.jsonl").read_text().splitlines()]
     recipe = read_resolved(evaluated)
@@ -91,7 +91,7 @@ def test_predictions_and_metrics_layout(evaluated: Path, checkpoint: Path) -> No
 def test_metrics_equal_a_rescore_of_the_predictions(
     evaluated: Path, checkpoint: Path, launch: Launch
 ) -> None:
-    results = evaluated / "results" / checkpoint.name
+    results = evaluated / "results" / checkpoint.name / "tiny_ner_eval"
     metrics = json.loads((results / "metrics.json").read_text())
     rescored = json.loads(launch("score", str(results / "predictions.jsonl"), "--json", check=True).stdout)
     assert set(rescored) <= set(metrics)
@@ -107,7 +107,7 @@ def test_wandb_logs_the_metrics_at_the_training_step(evaluated: Path) -> None:
     logged = [h for h in run.history if "eval/f1" in h]
     assert len(logged) == 1
     assert logged[0]["train/global_step"] == STEP
-    metrics = json.loads(next((evaluated / "results").glob("*/metrics.json")).read_text())
+    metrics = json.loads(next((evaluated / "results").glob("*/*/metrics.json")).read_text())
     assert logged[0]["eval/f1"] == metrics["strict"]["f1"]
 
 

@@ -101,7 +101,7 @@ def reevaluated(run: Run, trained: Path) -> subprocess.CompletedProcess:
 
 
 def _metrics(run_dir: Path, step: int) -> dict:
-    return json.loads((run_dir / "results" / f"checkpoint-{step}" / "metrics.json").read_text())
+    return json.loads(next((run_dir / "results" / f"checkpoint-{step}").glob("*/metrics.json")).read_text())
 
 
 def _eval_runs(run_dir: Path) -> list[Path]:
@@ -173,7 +173,7 @@ def test_bench_has_one_row_per_checkpoint_with_its_f1(
     proc = run("bench", trained.name, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     names = ["benchmark.csv", "benchmark.md", "benchmark_classification.csv", "benchmark_classification.md"]
-    assert sorted(p.name for p in out.iterdir()) == [*names, "f1_by_step.png"]
+    assert sorted(p.name for p in out.iterdir()) == [*names, "f1_by_step.png", "loss_by_step.png"]
     assert (out / "f1_by_step.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((out / "benchmark.csv").open()))
     mine = [r for r in rows if r["run"] == trained.name]
@@ -186,8 +186,9 @@ def test_bench_has_one_row_per_checkpoint_with_its_f1(
     published = [r for r in rows if r["published"] == "True"]
     assert {r["f1"] for r in published} >= {"0.8711", "0.8611", "0.8483", "0.8524", "0.8"}
     md = (out / "benchmark.md").read_text()
-    assert md.startswith("| model | size | precision | recall | F1 | level | notes |")
-    assert md.count("published") == len(published) and md.count("checkpoint-") == 3
+    assert md.startswith("| model | size | precision | recall | F1 | level | n | source | notes |")
+    assert md.count("| published |") == len(published) and md.count("checkpoint-") == 3
+    assert md.count("| 16 | ran here |") == 3
     assert "0.8711" in proc.stdout and "checkpoint-30" in proc.stdout
 
 

@@ -145,7 +145,7 @@ def test_spacy_sm_trains_checkpoints_per_epoch_and_scores_the_test_split(trained
     nlp = spacy.load(trained / "checkpoints" / "checkpoint-2")
     assert {"per", "geo", "org", "tim"} <= set(nlp.get_pipe("ner").labels)
 
-    results = trained / "results" / "checkpoint-2"
+    results = trained / "results" / "checkpoint-2" / "spacy_sm_eval"
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["sentences"] == 100 and metrics["split"] == "test" and metrics["step"] == 2
     assert metrics["strict"]["f1"] > 0.3, metrics["strict"]  # the untrained pipeline scores 0: no GMB types
@@ -170,7 +170,7 @@ def _test_split(recipe: object) -> list[Sentence]:
 
 def test_launch_score_reads_the_predictions(trained: Path, world: tuple[Path, Launch]) -> None:
     _, launch = world
-    results = trained / "results" / "checkpoint-2"
+    results = trained / "results" / "checkpoint-2" / "spacy_sm_eval"
     proc = launch("score", str(results / "predictions.jsonl"), "--json")
     assert proc.returncode == 0, proc.stderr
     scored = json.loads(proc.stdout)
@@ -186,7 +186,9 @@ def test_bench_has_an_entity_and_a_token_row_for_the_baseline(
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader((tmp_path / "benchmark.csv").open()))
     ours = [r for r in rows if r["published"] == "False"]
-    metrics = json.loads((trained / "results" / "checkpoint-2" / "metrics.json").read_text())
+    metrics = json.loads(
+        (trained / "results" / "checkpoint-2" / "spacy_sm_eval" / "metrics.json").read_text()
+    )
     assert [r["level"] for r in ours] == ["entity", "token (BIO)"]
     assert {r["model"] for r in ours} == {"en_core_web_sm"}
     assert float(ours[0]["f1"]) == metrics["strict"]["f1"]
@@ -205,7 +207,9 @@ def test_reeval_scores_the_unscored_checkpoint_and_skips_the_scored_one(
     proc = launch("reeval", trained.name, "--cluster", "local", "--follow", timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1/1 evaluation(s) completed" in proc.stderr, proc.stderr
-    metrics = json.loads((trained / "results" / "checkpoint-1" / "metrics.json").read_text())
+    metrics = json.loads(
+        (trained / "results" / "checkpoint-1" / "spacy_sm_eval" / "metrics.json").read_text()
+    )
     assert metrics["step"] == 1 and metrics["sentences"] == 100 and "token_bio" in metrics
     again = launch("reeval", trained.name, "--cluster", "local")
     assert again.returncode == 0 and "nothing to do" in (again.stdout + again.stderr).lower()
@@ -215,7 +219,7 @@ def test_eval_only_scores_a_checkpoint_without_training(trained: Path, world: tu
     """What `launch reeval` submits for a spacy run: the job on one checkpoint with eval.only."""
     _, launch = world
     ckpt = trained / "checkpoints" / "checkpoint-1"
-    out = trained / "results" / "checkpoint-1"
+    out = trained / "results" / "checkpoint-1" / "by_hand"
     sets = ["eval.only=true", f"model.name_or_path={ckpt}", f"eval.results_dir={out}", "eval.max_samples=60"]
     proc = launch("recipe", "spacy_sm", "--cluster", "local", "--follow",
                   *[a for s in sets for a in ("--set", s)], timeout=600)  # fmt: skip
@@ -255,7 +259,7 @@ def test_sigusr2_saves_the_epoch_in_progress_and_the_requeued_job_finishes(tmp_p
     for step in (1, 2):
         done = json.loads((run_dir / "checkpoints" / f"checkpoint-{step}" / MARKER).read_text())
         assert done["partial"] is None
-    assert (run_dir / "results" / "checkpoint-2" / "metrics.json").is_file()
+    assert (run_dir / "results" / "checkpoint-2" / "spacy_sm_eval" / "metrics.json").is_file()
 
 
 # ----------------------------------------------------------------------- dev Slurm
@@ -271,5 +275,7 @@ def test_spacy_sm_on_dev_slurm(launch: Launch, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = tmp_path / "runs" / proc.stdout.split()[0]
     assert [p.name for p in complete_checkpoints(run_dir)] == ["checkpoint-1", "checkpoint-2"]
-    metrics = json.loads((run_dir / "results" / "checkpoint-2" / "metrics.json").read_text())
+    metrics = json.loads(
+        (run_dir / "results" / "checkpoint-2" / "spacy_sm_eval" / "metrics.json").read_text()
+    )
     assert metrics["sentences"] == 100 and metrics["strict"]["f1"] > 0.3

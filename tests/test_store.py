@@ -370,7 +370,8 @@ def test_reeval_evaluates_checkpoints_straight_from_the_store(
     )  # fmt: skip
     local = runs / stored_run.run_id
     assert [p.name for p in complete_checkpoints(local)] == ["checkpoint-20"]
-    metrics = json.loads((local / "results" / "checkpoint-20" / "metrics.json").read_text())
+    (found,) = (local / "results" / "checkpoint-20").glob("*/metrics.json")
+    metrics = json.loads(found.read_text())
     assert metrics["sentences"] == 8
-    key = f"trained/{stored_run.run_id}/results/checkpoint-20/metrics.json"
+    key = f"trained/{stored_run.run_id}/{found.relative_to(local).as_posix()}"
     assert key in s3.keys(f"trained/{stored_run.run_id}/results/"), "results did not go back to the store"

@@ -156,7 +156,7 @@ def electra(run: Run, env: dict[str, str]) -> Path:
 
 
 def _metrics(run_dir: Path, step: int) -> dict:
-    return json.loads((run_dir / "results" / f"checkpoint-{step}" / "metrics.json").read_text())
+    return json.loads(next((run_dir / "results" / f"checkpoint-{step}").glob("*/metrics.json")).read_text())
 
 
 def _checkpoints(run_dir: Path) -> list[str]:
@@ -176,12 +176,15 @@ def test_minilm_trains_checkpoints_and_scores_the_last(minilm: Path, run: Run) -
     assert metrics["checkpoint"] == str(minilm / "checkpoints" / "checkpoint-12")
     assert set(metrics) >= {"strict", "token", "token_bio", "sentence", "seed", "fingerprint", "recipe"}
     assert metrics["strict"]["tp"] + metrics["strict"]["fn"] > 0
-    rows = [json.loads(line) for line in (minilm / "results" / "checkpoint-12" / "predictions.jsonl").open()]
+    rows = [
+        json.loads(line)
+        for line in (minilm / "results" / "checkpoint-12" / "minilm_ner_eval" / "predictions.jsonl").open()
+    ]
     assert len(rows) == 48 and all(
         len(r["pred_tags"]) == len(r["tokens"]) == len(r["gold_tags"]) for r in rows
     )
     scored = json.loads(
-        run("score", str(minilm / "results/checkpoint-12/predictions.jsonl"), "--json").stdout
+        run("score", str(minilm / "results/checkpoint-12/minilm_ner_eval/predictions.jsonl"), "--json").stdout
     )
     for key in ("strict", "token", "token_bio", "sentence"):
         assert scored[key] == metrics[key], key
@@ -283,7 +286,7 @@ def test_on_slurm_train_then_reeval_as_one_array(run: Run, env: dict[str, str]) 
 
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not all(
-        (electra / "results" / f"checkpoint-{s}" / "metrics.json").is_file()
+        any((electra / "results" / f"checkpoint-{s}").glob("*/metrics.json"))
         and _metrics(electra, s)["sentences"] == 12
         for s in (4, 8)
     ):

@@ -128,7 +128,7 @@ def test_evaluate_job_with_vllm_writes_what_the_hf_engine_writes(
     assert "engine vllm" in done.stdout
 
     def results(run_dir: Path) -> tuple[list[dict], dict]:
-        out = run_dir / "results" / "model"
+        (out,) = (run_dir / "results" / "model").iterdir()
         rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
         return rows, json.loads((out / "metrics.json").read_text())
 

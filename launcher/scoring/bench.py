@@ -2,14 +2,17 @@
 
     python -m jobs.bench (or launch bench) RUN_DIR [RUN_DIR ...] [--out DIR] [--no-wandb]
 
-One row per evaluated checkpoint (every `<run_dir>/results/*/metrics.json`; F1 is the strict
-entity F1, or the token F1 for an eval recipe with `eval.level: token`); a baseline's checkpoint
+One row per (checkpoint, eval recipe) (every `<run_dir>/results/<checkpoint>/<eval recipe>/metrics.json`,
+and the old layout's `results/<checkpoint>/metrics.json`; F1 is the strict entity F1, or the token
+F1 for an eval recipe with `eval.level: token`), with its sample size `n`; a baseline's checkpoint
 (spaCy, token classification: a tag per word) gets a second row at the research's token level
 (`token (BIO)`), so the research's ELECTRA and NuNER numbers have a like-for-like neighbour. Then
-the research's published rows, marked as published, with what is known about each. Writes
-`benchmark.md`, `benchmark.csv` (full-precision numbers plus run, checkpoint and step columns)
-and `f1_by_step.png` (F1 by checkpoint step, one line per run) into the output directory, and a
-W&B Table (job_type bench) unless W&B is disabled. No torch: `launch bench` imports this module
+the research's published rows; the `source` column says which rows ran here and which are
+published (LEGEND). Writes `benchmark.md`, `benchmark.csv` (full-precision numbers plus run,
+checkpoint, eval and step columns), `f1_by_step.png` (F1 by checkpoint step on a 0..1 axis, one
+line per run and eval recipe, its sample size in the legend) and `loss_by_step.png` (training
+loss, one line per run; launcher.history says where it is read) into the output directory, and
+a W&B Table (job_type bench) unless W&B is disabled. No torch: `launch bench` imports this module
 in the launcher process.
 """
 
@@ -26,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from launcher.evaluation import training_run_of
+from launcher.evaluation import result_files, result_label, training_run_of
 from launcher.runfiles import read_launch_info
-from launcher.scoring import tables
+from launcher.scoring import plots, tables
 from launcher.sweep_spec import short_overrides
 
 TOKEN_BIO = "token (BIO)"
@@ -36,9 +39,15 @@ TOKEN_BIO = "token (BIO)"
 BASELINES = {"spacy": "spaCy NER trained on GMB", "token_classification": "token classification"}
 """Job kinds whose results are tags per word; their rows say so and get a token (BIO) row too."""
 
-COLUMNS = ("model", "size", "precision", "recall", "F1", "level", "notes")
-CSV_COLUMNS = ("model", "size", "precision", "recall", "f1", "level", "notes", "published", "run",
-               "checkpoint", "step", "overrides")  # fmt: skip
+COLUMNS = ("model", "size", "precision", "recall", "F1", "level", "n", "source", "notes")
+CSV_COLUMNS = ("model", "size", "precision", "recall", "f1", "level", "n", "notes", "published", "run",
+               "checkpoint", "eval", "step", "overrides")  # fmt: skip
+RAN_HERE, PUBLISHED_SOURCE = "ran here", "published"
+LEGEND = (
+    f"source: '{RAN_HERE}' = scored from this launcher's runs (results/<checkpoint>/<eval recipe>/"
+    f"metrics.json); '{PUBLISHED_SOURCE}' = the research's reported number, not re-run here. "
+    "n = sentences evaluated."
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,14 @@ class Row:
     checkpoint: str | None = None
     step: int | None = None
     overrides: str | None = None  # the run's --set overrides, space-separated (launch.json)
+    eval: str | None = None
+    """The eval recipe (its results directory's name: `<name>` or `<name>-<digest>` for a --set variant)."""
+    n: int | None = None
+    """Sentences the evaluation scored (metrics.json `sentences`)."""
+
+    @property
+    def source(self) -> str:
+        return PUBLISHED_SOURCE if self.published else RAN_HERE
 
 
 _SPACY_CLAIM = (
@@ -69,7 +86,7 @@ PUBLISHED: tuple[Row, ...] = (
     Row("DeepSeek-R1-Distill-Qwen-7B", "7B", None, None, 0.8611, "entity",
         "published: full fine-tune, DeepSpeed ZeRO-3 with CPU offload; Int8 eval", True),
     Row("DeepSeek-R1-Distill-Qwen-7B", "7B", 0.8638, 0.8585, 0.8611, "entity",
-        "published: the research's own (seed) metric on its 1,000 outputs", True),
+        "published: the research's own (seed) metric on its 1,000 outputs", True, n=1000),
     Row("spaCy md", "", 0.8512, 0.8454, 0.8483, "entity",
         f"published: fine-tuned 50 epochs, 80/20 split; {_SPACY_CLAIM}", True),
     Row("spaCy lg", "", 0.8529, 0.8518, 0.8524, "entity",
@@ -169,18 +186,24 @@ def run_overrides(run_dir: Path) -> list[str]:
     return [str(o) for o in overrides] if isinstance(overrides, list) else []
 
 
+def _sample_size(metrics: dict[str, Any]) -> int | None:
+    n = metrics.get("sentences")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
 def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Row]:
     """The row of one metrics.json, and for a baseline (tags per word) its token (BIO) row too."""
     name, how = _base_model(run_dir, metrics)
+    checkpoint, eval_name = result_label(metrics_path, run_dir, metrics)
     level = metrics.get("level") or "entity"
     numbers = metrics["token"] if level == "token" else metrics["strict"]
     step = metrics.get("step")
     baseline = "token_bio" in metrics
     notes = [
         how,
-        f"{run_dir.name} {metrics_path.parent.name}" + (f" (step {step})" if step is not None else ""),
-        f"eval {metrics.get('recipe', '?')} {metrics.get('dtype') or ''}".rstrip(),
-        f"{metrics.get('split', 'test')} n={metrics.get('sentences')}",
+        f"{run_dir.name} {checkpoint}" + (f" (step {step})" if step is not None else ""),
+        f"eval {eval_name} {metrics.get('dtype') or ''}".rstrip(),
+        f"{metrics.get('split', 'test')} split",
         "" if baseline else f"{metrics.get('parse_failures')} unparsed",
     ]
     overrides = run_overrides(run_dir)
@@ -199,9 +222,11 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
         level=level,
         notes=", ".join(n for n in notes if n),
         run=run_dir.name,
-        checkpoint=metrics_path.parent.name,
+        checkpoint=checkpoint,
         step=step,
         overrides=" ".join(overrides) or None,
+        eval=eval_name,
+        n=_sample_size(metrics),
     )
     bio = metrics.get("token_bio")
     if not (isinstance(bio, dict) and level == "entity"):
@@ -211,10 +236,11 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
 
 
 def run_rows(run_dir: Path, skipped: list[str] | None = None) -> list[Row]:
-    """One row per `results/*/metrics.json` of a run directory, by step. A file that cannot be
-    read or lacks the numbers is left out, and `<path>: <why>` appended to `skipped`."""
+    """One row per metrics.json under a run's results/ (both layouts), by step, checkpoint and eval
+    recipe. A file that cannot be read or lacks the numbers is left out, and `<path>: <why>`
+    appended to `skipped`."""
     rows = []
-    for metrics_path in sorted((run_dir / "results").glob("*/metrics.json")):
+    for metrics_path in result_files(run_dir):
         try:
             metrics = _metrics(metrics_path)
             if "strict" not in metrics:
@@ -224,11 +250,13 @@ def run_rows(run_dir: Path, skipped: list[str] | None = None) -> list[Row]:
             why = f"missing key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
             if skipped is not None:
                 skipped.append(f"{metrics_path}: {why}")
-    return sorted(rows, key=lambda r: (r.step is None, r.step or 0, r.checkpoint or "", r.level))
+    return sorted(
+        rows, key=lambda r: (r.step is None, r.step or 0, r.checkpoint or "", r.eval or "", r.level)
+    )
 
 
 def has_results(run_dir: Path) -> bool:
-    return any((run_dir / "results").glob("*/metrics.json"))
+    return bool(result_files(run_dir))
 
 
 def collect(run_dirs: Sequence[Path], published: bool = True, skipped: list[str] | None = None) -> list[Row]:
@@ -243,52 +271,53 @@ def _num(x: float | None) -> str:
 
 def _cells(row: Row) -> list[str]:
     return [row.model, row.size or "—", _num(row.precision), _num(row.recall), _num(row.f1), row.level,
-            row.notes]  # fmt: skip
+            "—" if row.n is None else str(row.n), row.source, row.notes]  # fmt: skip
 
 
 def markdown(rows: Sequence[Row]) -> str:
-    return tables.markdown(COLUMNS, [_cells(row) for row in rows])
+    """The table, then the LEGEND line."""
+    return tables.markdown(COLUMNS, [_cells(row) for row in rows]) + f"\n{LEGEND}\n"
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
     tables.write_csv(rows, CSV_COLUMNS, path)
 
 
-def plot(rows: Sequence[Row], path: Path) -> None:
-    """F1 by checkpoint step, one line per run (rows without a step are left out)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_run: dict[str, list[Row]] = {}
+def f1_curves(rows: Sequence[Row]) -> dict[str, plots.Curve]:
+    """{`<run> <eval recipe>`: [(step, F1, n)]} of the rows that ran here and have a step; a
+    checkpoint-0 result is the step-0 point."""
+    curves: dict[str, list[tuple[int, float, int | None]]] = {}
     for row in rows:
         if not row.published and row.step is not None and row.run and row.level != TOKEN_BIO:
-            by_run.setdefault(row.run, []).append(row)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for run, points in by_run.items():
-        points = sorted(points, key=lambda r: r.step or 0)
-        ax.plot([p.step for p in points], [p.f1 for p in points], marker="o", label=run)
-    ax.set_xlabel("checkpoint step")
-    ax.set_ylabel("strict entity F1")
-    ax.set_title("F1 by checkpoint step")
-    ax.grid(alpha=0.3)
-    if by_run:
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no evaluated checkpoints", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+            curves.setdefault(f"{row.run} {row.eval or ''}".rstrip(), []).append(
+                (row.step, row.f1 or 0.0, row.n)
+            )
+    return dict(curves)
 
 
-def write(rows: Sequence[Row], out: Path) -> dict[str, Path]:
-    """benchmark.md, benchmark.csv and f1_by_step.png in `out` (created)."""
+def plot(rows: Sequence[Row], path: Path) -> None:
+    """F1 by checkpoint step on a 0..1 axis, one line per (run, eval recipe) (rows without a step
+    are left out), each legend entry with its sample size."""
+    plots.save(plots.f1_figure(f1_curves(rows)), path)
+
+
+def plot_loss(run_dirs: Sequence[Path], path: Path) -> None:
+    """Training loss by step, one line per training run among `run_dirs` (launcher.history)."""
+    from launcher.history import training_history
+
+    plots.save(plots.loss_figure({d.name: training_history(d) for d in run_dirs}), path)
+
+
+def write(rows: Sequence[Row], out: Path, run_dirs: Sequence[Path] = ()) -> dict[str, Path]:
+    """benchmark.md, benchmark.csv, f1_by_step.png and loss_by_step.png (the loss of `run_dirs`)
+    in `out` (created)."""
     out.mkdir(parents=True, exist_ok=True)
-    files = {"md": out / "benchmark.md", "csv": out / "benchmark.csv", "png": out / "f1_by_step.png"}
+    files = {"md": out / "benchmark.md", "csv": out / "benchmark.csv", "png": out / "f1_by_step.png",
+             "loss_png": out / "loss_by_step.png"}  # fmt: skip
     files["md"].write_text(markdown(rows))
     write_csv(rows, files["csv"])
     plot(rows, files["png"])
+    plot_loss(run_dirs, files["loss_png"])
     return files
 
 
@@ -308,8 +337,9 @@ def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: str = "auto") 
         data = asdict(row)
         table.add_data(*[data[k] for k in CSV_COLUMNS])
     payload: dict[str, Any] = {"benchmark": table}
-    if (out / "f1_by_step.png").is_file():
-        payload["f1_by_step"] = wandb.Image(str(out / "f1_by_step.png"))
+    for name in ("f1_by_step", "loss_by_step"):
+        if (out / f"{name}.png").is_file():
+            payload[name] = wandb.Image(str(out / f"{name}.png"))
     run.log(payload)
     where = run.url if mode == "online" else str(Path(run.dir).parent)
     run.finish()
@@ -329,9 +359,9 @@ def table(rows: Sequence[Row]) -> Any:
     """A rich Table of the rows (published ones dimmed)."""
     from rich.table import Table
 
-    t = Table(title="benchmark (GMB NER)", title_justify="left")
+    t = Table(title="benchmark (GMB NER)", title_justify="left", caption=LEGEND, caption_justify="left")
     for col in COLUMNS:
-        numeric = col in ("precision", "recall", "F1")
+        numeric = col in ("precision", "recall", "F1", "n")
         t.add_column(col, justify="right" if numeric else "left", no_wrap=col != "notes", overflow="fold")
     for row in rows:
         t.add_row(*_cells(row), style="dim" if row.published else None)
@@ -348,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = collect(args.run_dirs, skipped=skipped)
     for line in skipped:
         print(f"warning: skipped {line}", file=sys.stderr)
-    files = write(rows, args.out)
+    files = write(rows, args.out, args.run_dirs)
     if not args.no_wandb:
         log_wandb(rows, args.out, wandb_project(args.run_dirs))
     sys.stdout.write(markdown(rows))

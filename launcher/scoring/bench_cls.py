@@ -1,6 +1,7 @@
 """The classification benchmark table: dataset, level, shots, mode, model, top-1/3/5, ECE, p50 latency.
 
-One row per ``results/*/metrics.json`` of a ``classify`` run (the run's recipe says ``job:
+One row per ``results/<model>/<recipe>/metrics.json`` (or the old layout's
+``results/<model>/metrics.json``) of a ``classify`` run (the run's recipe says ``job:
 classify``; the metrics carry ``dataset``, ``level``, ``shots``, ``mode``, ``model``, read with
 defaults from the recipe), one per level when the metrics hold ``levels`` (a hierarchical run),
 plus a ``joint`` row for the per-item joint top-1. Then the research's published cells (its own
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.evaluation import read_metrics
+from launcher.evaluation import read_metrics, result_files
 from launcher.jobkinds import KINDS
 from launcher.scoring import tables
 
@@ -132,7 +133,7 @@ def run_rows(run_dir: Path) -> list[ClsRow]:
     data = recipe.get("data") or {}
     ev = recipe.get("eval") or {}
     rows: list[ClsRow] = []
-    for path in sorted((run_dir / "results").glob("*/metrics.json")):
+    for path in result_files(run_dir):
         metrics = read_metrics(path.parent)
         if metrics is None:
             continue
@@ -147,7 +148,7 @@ def run_rows(run_dir: Path) -> list[ClsRow]:
         }
         hier = metrics.get("hierarchy") if isinstance(metrics.get("hierarchy"), Mapping) else metrics
         levels = hier.get("levels")
-        result = path.parent.name
+        result = path.parent.relative_to(run_dir / "results").as_posix()
         if isinstance(levels, Mapping) and levels:
             rows += [_row(block, meta, str(lv), run_dir.name, result) for lv, block in levels.items()]
             joint = hier.get("joint_top1")

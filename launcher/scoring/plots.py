@@ -1,0 +1,104 @@
+"""The pictures `launch bench` and `launch compare` draw: F1 by checkpoint step, loss by step.
+
+F1 is drawn on a fixed 0..1 axis from step 0, so one more true positive on 60 sentences does not
+look like learning; each curve's legend entry gives its evaluation's sample size. A step-0 point
+is drawn when a checkpoint-0 result exists (the untrained model's score). matplotlib (Agg) only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from launcher.history import History
+
+
+Curve = Sequence[tuple[int, float, int | None]]
+"""(step, F1, sample size) points of one curve."""
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot, imported late, headless (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sample_label(sizes: Sequence[int | None]) -> str:
+    """`n=60`; `n=16-60` when the points differ; `n=?` when no point says."""
+    known = sorted({s for s in sizes if s is not None})
+    if not known:
+        return "n=?"
+    return f"n={known[0]}" if len(known) == 1 else f"n={known[0]}-{known[-1]}"
+
+
+def draw_f1(ax: Axes, curves: Mapping[str, Curve]) -> None:
+    """One line per curve, F1 axis 0..1, steps from 0, legend `<name> (n=...)`."""
+    for name, points in curves.items():
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", clip_on=False,  # F1 0 shows
+                label=f"{name} ({sample_label([p[2] for p in points])})")  # fmt: skip
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("checkpoint step")
+    ax.set_ylabel("strict entity F1")
+    ax.set_title("F1 by checkpoint step")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no evaluated checkpoints", ha="center", va="center", transform=ax.transAxes)
+
+
+def draw_loss(ax: Axes, histories: Mapping[str, History]) -> None:
+    """Training loss by step, one line per run (runs without a logged loss are left out)."""
+    drawn = {name: h for name, h in histories.items() if h.points}
+    for name, h in drawn.items():
+        ax.plot([p.step for p in h.points], [p.loss for p in h.points], label=name)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss")
+    ax.set_title("training loss by step")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no training loss logged", ha="center", va="center", transform=ax.transAxes)
+
+
+def f1_figure(curves: Mapping[str, Curve]) -> Figure:
+    fig, ax = _pyplot().subplots(figsize=(8, 4.5), dpi=100)
+    draw_f1(ax, curves)
+    fig.tight_layout()
+    return fig
+
+
+def loss_figure(histories: Mapping[str, History]) -> Figure:
+    fig, ax = _pyplot().subplots(figsize=(8, 4.5), dpi=100)
+    draw_loss(ax, histories)
+    fig.tight_layout()
+    return fig
+
+
+def both_figure(curves: Mapping[str, Curve], histories: Mapping[str, History]) -> Figure:
+    """Loss (left) and F1 (right) side by side: `launch compare --png`."""
+    fig, (loss_ax, f1_ax) = _pyplot().subplots(1, 2, figsize=(13, 4.5), dpi=100)
+    draw_loss(loss_ax, histories)
+    draw_f1(f1_ax, curves)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path

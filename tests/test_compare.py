@@ -1,0 +1,91 @@
+"""`launch compare RUN RUN ...`: the recipe keys that differ, metrics side by side, --png.
+
+Two tiny_ner runs (6 steps each, learning rates apart) on the local backend; the first one's
+checkpoint is evaluated on 4 sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from launcher.compare import differing, flatten
+from tests.conftest import cli_runner, isolated_env
+
+Run = Callable[..., subprocess.CompletedProcess]
+TRAIN = ["--set", "train.max_steps=6", "--set", "train.save_steps=6", "--set", "data.max_train_samples=24",
+         "--set", "train.logging_steps=2"]  # fmt: skip
+
+
+def test_flatten_and_differing_keys() -> None:
+    a = {"name": "x", "train": {"lr": 1e-3, "epochs": 2, "extra": {}}, "tags": [1, 2]}
+    b = {"name": "x", "train": {"lr": 3e-3, "epochs": 2}, "tags": [1, 2], "new": None}
+    assert flatten(a) == {"name": "x", "train.lr": 1e-3, "train.epochs": 2, "train.extra": {}, "tags": [1, 2]}
+    assert differing([a, b]) == ["new", "train.extra", "train.lr"]  # absent differs from null and {}
+    assert differing([a, a]) == []
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return isolated_env(tmp_path_factory.mktemp("compare"))
+
+
+@pytest.fixture(scope="module")
+def run(env: dict[str, str]) -> Run:
+    return cli_runner(env)
+
+
+@pytest.fixture(scope="module")
+def runs(run: Run) -> list[str]:
+    ids = []
+    for lr in ("3.0e-3", "1.0e-3"):
+        proc = run("recipe", "tiny_ner", "--cluster", "local", "--follow", *TRAIN, "--set", f"train.lr={lr}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        ids.append(proc.stdout.split()[0])
+    done = run("reeval", ids[0], "--cluster", "local", "--follow", "--set", "eval.max_samples=4",
+               "--set", "eval.max_new_tokens=16")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return ids
+
+
+@pytest.mark.slow
+def test_compare_shows_the_differing_keys_and_the_metrics(
+    runs: list[str], run: Run, env: dict[str, str]
+) -> None:
+    proc = run("compare", *runs)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    keys = [line.split()[1] for line in lines if line.startswith("│ ") and "." in line.split()[1]]
+    assert "train.lr" in keys and "train.max_steps" not in keys  # the same in both: not shown
+    lr_row = next(line for line in lines if "train.lr" in line)
+    assert "0.003" in lr_row and "0.001" in lr_row
+    best = next(line for line in lines if "best strict F1" in line).split("│")
+    first = json.loads(next(Path(env["LAUNCH_RUNS"], runs[0]).glob("results/*/*/metrics.json")).read_text())
+    assert best[2].strip() == f"{first['strict']['f1']:.4f}" and best[3].strip() == "—"  # not evaluated
+    assert "6" in next(line for line in lines if "at step" in line)
+    summary = json.loads(Path(env["LAUNCH_RUNS"], runs[1], "results", "train.json").read_text())
+    loss = next(line for line in lines if "final loss" in line).split("│")
+    assert loss[3].strip() == f"{summary['history'][-1]['loss']:.4f}"
+    for metric in ("tokens/s", "train time", "wall time"):
+        cells = next(line for line in lines if metric in line).split("│")[2:4]
+        assert all(c.strip() not in ("", "—") for c in cells), (metric, cells)
+
+
+@pytest.mark.slow
+def test_compare_png_has_loss_and_f1(runs: list[str], run: Run, tmp_path: Path) -> None:
+    png = tmp_path / "out" / "compare.png"
+    proc = run("compare", *runs, "--png", str(png))
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in proc.stderr
+
+
+@pytest.mark.slow
+def test_bad_run_ids_are_one_line_exit_2(runs: list[str], run: Run) -> None:
+    for args, needle in (([runs[0], "nope-run"], "unknown run 'nope-run'"), ([runs[0]], "two or more runs")):
+        proc = run("compare", *args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
