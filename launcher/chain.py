@@ -234,7 +234,7 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     run_dir = Path(row.run_dir)
     profile = launching.profile_of(row)
     chain_dir(run_dir).mkdir(exist_ok=True)
-    write_state(run_dir, "waiting", reason=f"for training job {row.job_ids[0]}")
+    write_state(run_dir, "waiting", reason="for training to end")
     steps = [asdict(s) for s in spec.steps]
     update_launch_info(
         run_dir, then=spec.then, chain={"backend": profile.backend, "job_id": None, "steps": steps}
@@ -366,7 +366,7 @@ def cancel(registry: Registry, row: RunRow) -> str | None:
     from launcher import launching
 
     run_dir = Path(row.run_dir)
-    found = status(run_dir, row.state)
+    found = status(run_dir)  # as the chain last said: a chain waiting for a cancelled run is stopped
     if found is None or found.ended:
         return found.state if found else None
     if found.job_id and found.backend == "slurm":
