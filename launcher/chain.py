@@ -336,6 +336,8 @@ def status(run_dir: Path, training_state: str | None = None) -> ChainStatus | No
     failed_training = training_state in ("failed", "cancelled", "timeout")
     if found.state == "waiting" and failed_training:
         found.state, found.reason = "not started", f"training {training_state}"
+    elif found.state == "waiting" and training_state == "completed":
+        found.reason = "training completed; the chain is starting"
     elif not found.ended and found.job_id and found.backend:
         gone = _job_state(found.backend, found.job_id, run_dir)
         if gone is not None:
@@ -500,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         write_state(args.run_dir.resolve(), "failed", reason=str(err).splitlines()[0])
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
+    except Exception as err:  # the traceback goes to chain.err; status says the one line
+        write_state(args.run_dir.resolve(), "failed", reason=f"{type(err).__name__}: {err}".splitlines()[0])
+        raise
 
 
 if __name__ == "__main__":
