@@ -5,9 +5,10 @@ starts the chain of one submitted training run, on the training run's own backen
 
 - Slurm: a 1-CPU job on the profile's partition with `--dependency=afterok:<train job>` and
   `--kill-on-invalid-dep=yes` (a failed or cancelled training run makes Slurm cancel it);
-- local: a detached process (its own session, like the local supervisor) that waits for the run.
+- local: a detached process (its own session, like the local supervisor) that waits for the run;
+- Ray: a follow-on Ray job (0 CPUs) on the training run's cluster that waits for the run.
 
-Either one runs `python -m launcher.chain --run-dir DIR`: it waits for training to end, submits the
+Each one runs `python -m launcher.chain --run-dir DIR`: it waits for training to end, submits the
 evaluations exactly as `launch reeval RUN --cluster C [--recipe E]` does (reeval.plan/prepare,
 launching.submit_many), waits for them, then runs `launch bench RUN_DIR --out RUN_DIR/bench`.
 
@@ -41,8 +42,8 @@ from launcher.runfiles import atomic_write_json, read_launch_info, update_launch
 from launcher.shell import export_line
 
 VALID = "reeval[=EVAL_RECIPE][@CLUSTER], bench (after a reeval)"
-HOSTS = ("slurm", "local")
-"""The backends that can run a chain (Ray: not yet)."""
+HOSTS = ("slurm", "local", "ray")
+"""The backends that can run a chain."""
 MAX_PARALLEL = 8
 """Evaluations at once, as `launch reeval` defaults to."""
 DEFAULT_MINUTES = 24 * 60
@@ -143,7 +144,16 @@ def validate(then: list[str], train: Recipe, profile: ClusterProfile) -> ChainSp
             check_fit(recipe, where)
         except UserError as err:
             raise _refuse(step.text, str(err)) from None
+        step.recipe = _ref(step.recipe, recipe.source)
+        step.cluster = _ref(step.cluster or where.name, where.source, "clusters")
     return ChainSpec(list(then), steps)
+
+
+def _ref(ref: str | None, source: str, kind: str = "recipes") -> str | None:
+    """What the chain process loads: a catalogue name as it is, else the file's absolute path."""
+    if ref is None or (not paths.looks_like_path(ref) and ref in paths.catalog(kind)):
+        return ref
+    return str(Path(source).resolve()) if Path(source).is_file() else ref
 
 
 def describe(spec: ChainSpec) -> str:
@@ -223,6 +233,37 @@ def _start_local(row: RunRow) -> str:
     return str(Proc.of(proc.pid))
 
 
+def _start_ray(row: RunRow, profile: ClusterProfile) -> str:
+    """A follow-on Ray job (0 CPUs: it only waits and submits) on the training run's cluster; the
+    submitting shell's tracking/credential variables reach it through a 0600 file, as for any job."""
+    from launcher import launching
+    from launcher.backends import ray_agent
+    from launcher.backends.base import passthrough_env
+
+    backend: Any = launching.backend_of(row)
+    run_dir, folder = Path(row.run_dir), chain_dir(Path(row.run_dir))
+    secrets = ray_agent.secrets_file(Path(f"{run_dir}-chain"))
+    words = _command(run_dir)
+    words[0] = backend.python()
+    out, err = shlex.quote(str(folder / "chain.out")), shlex.quote(str(folder / "chain.err"))
+    spec = {
+        "submission_id": f"{row.run_id}-chain",
+        "entrypoint": f"{backend.entrypoint(words)} >>{out} 2>>{err}",
+        "entrypoint_num_cpus": 0,
+        "runtime_env": backend.runtime_env({**_env(), ray_agent.SECRETS_ENV: str(secrets)}),
+        "metadata": {"launch_chain_of": row.run_id, "launch_run_dir": str(folder)},
+    }
+    (folder / "chain.yaml").write_text(backend.spec_text(spec, f"recipe-launcher chain of run {row.run_id}"))
+    client = backend._client()
+    ray_agent.write_secrets(secrets, passthrough_env())
+    try:
+        job_id: str = backend.submit_spec(client, spec)
+    except BaseException:
+        secrets.unlink(missing_ok=True)
+        raise
+    return job_id
+
+
 def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     """Start the chain of a submitted training run (job ids recorded); returns the chain's job id.
     A sweep calls this once per point, after its submit."""
@@ -240,7 +281,8 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
         run_dir, then=spec.then, chain={"backend": profile.backend, "job_id": None, "steps": steps}
     )
     try:
-        job_id = _start_slurm(row, profile) if profile.backend == "slurm" else _start_local(row)
+        start = {"slurm": _start_slurm, "ray": _start_ray}.get(profile.backend)
+        job_id = start(row, profile) if start else _start_local(row)
     except UserError as err:
         write_state(run_dir, "not started", reason=str(err))
         raise SetupError(
@@ -371,14 +413,12 @@ def cancel(registry: Registry, row: RunRow) -> str | None:
     found = status(run_dir)  # as the chain last said: a chain waiting for a cancelled run is stopped
     if found is None or found.ended:
         return found.state if found else None
-    if found.job_id and found.backend == "slurm":
-        from launcher.backends.slurm_cmd import SUBMIT_TIMEOUT, call
-
-        call(["scancel", found.job_id], "scancel", timeout=SUBMIT_TIMEOUT)
-    elif found.job_id:
+    if found.job_id and found.backend == "local":
         from launcher.backends.procs import Proc, kill_groups
 
         kill_groups([Proc.parse(found.job_id)], grace=5)
+    elif found.job_id:
+        launching.backend_of(row).cancel(found.job_id)  # scancel / stop_job, waits until it ended
     for eval_id in found.evals:
         child = registry.get(eval_id)
         if child is not None and not launching.finished(child.state):
@@ -496,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--run-dir", type=Path, required=True)
     args = parser.parse_args(argv)
+    from launcher.backends.ray_agent import take_secrets
+
+    take_secrets()  # a Ray follow-on job: the submitting shell's W&B/AWS/... variables
     try:
         return run(args.run_dir.resolve(), lambda line: print(line, flush=True))
     except (UserError, SetupError) as err:

@@ -17,6 +17,7 @@ import pytest
 from launcher.chain import Step, chain_lines, parse_step, write_state
 from launcher.errors import UserError
 from tests.conftest import Launch, run_state, wait_for
+from tests.test_ray_backend import Head, head  # noqa: F401  (session fixture: a Ray head on loopback)
 
 TRAIN = ["--set", "train.max_steps=4", "--set", "train.save_steps=2", "--set", "data.max_train_samples=40"]
 THEN = ["--then", "reeval=chain_eval", "--then", "bench"]
@@ -134,11 +135,6 @@ def test_bad_then_values_exit_2_with_nothing_submitted(
     assert "runs (0)" in launch("status", check=True).stdout
 
 
-def test_a_ray_cluster_is_refused(launch: Launch, world: Path) -> None:
-    proc = launch("recipe", "tiny_ner", "--cluster", "ray", "--then", "reeval", "--dry-run")
-    assert proc.returncode == 2 and "valid: a cluster with backend slurm or local" in proc.stderr
-
-
 def test_dry_run_says_what_follows(launch: Launch, world: Path) -> None:
     proc = launch("recipe", "tiny_ner", "--cluster", "local", *THEN, "--dry-run", check=True)
     assert "# then: reeval=chain_eval, bench" in proc.stdout
@@ -232,3 +228,19 @@ def test_slurm_failed_training_starts_no_evaluation(launch: Launch, world: Path,
     chain_job = json.loads((world / run_id / "launch.json").read_text())["chain"]["job_id"]
     wait_for(lambda: _squeue(chain_job) == "", 60, 1)  # Slurm cancelled it: it does not pend forever
     assert _eval_runs(world) == [] and not (world / run_id / "bench").exists()
+
+
+# ----------------------------------------------------------------------- Ray
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_chain_is_a_follow_on_job(launch: Launch, world: Path, head: Head) -> None:  # noqa: F811
+    one_cpu = ["--set", "resources.cpus_per_gpu=1"]
+    proc = launch("recipe", "tiny_ner", "--cluster", str(head.profile), *TRAIN, *one_cpu, *THEN, check=True)
+    run_id = proc.stdout.split()[0]
+    assert json.loads((world / run_id / "launch.json").read_text())["chain"]["job_id"] == f"{run_id}-chain"
+    assert "entrypoint_num_cpus: 0" in (world / run_id / "chain" / "chain.yaml").read_text()
+    wait_for(lambda: _chain(launch, run_id).startswith(("chain: completed", "chain: failed")), 300, 3)
+    assert _chain(launch, run_id) == "chain: completed (2 evaluation(s) completed)"
+    _check_results(world, run_id)
