@@ -363,9 +363,9 @@ def _job_state(backend: str, job_id: str, run_dir: Path) -> str | None:
 
 
 def status(run_dir: Path, training_state: str | None = None) -> ChainStatus | None:
-    """The chain of a training run, None when it has none. A chain whose job ended without saying
-    (Slurm cancelled it for its failed dependency; its process was killed) is `not started` when
-    training did not complete, else `failed`."""
+    """The chain of a training run, None when it has none. A chain still waiting for a training run
+    that failed is `not started` (Slurm cancels its job); one whose job ended without saying how
+    (killed, a crash before it wrote its state) is `failed`."""
     info = read_launch_info(run_dir)
     if not info.get("then"):
         return None
@@ -383,10 +383,7 @@ def status(run_dir: Path, training_state: str | None = None) -> ChainStatus | No
     elif not found.ended and found.job_id and found.backend:
         gone = _job_state(found.backend, found.job_id, run_dir)
         if gone is not None:
-            if found.state == "waiting" and training_state != "completed":
-                found.state, found.reason = "not started", f"training {training_state or 'did not complete'}"
-            else:
-                found.state, found.reason = "failed", f"the chain's job {found.job_id} ended: {gone}"
+            found.state, found.reason = "failed", f"the chain's job {found.job_id} ended ({gone}) unfinished"
     return found
 
 
