@@ -116,10 +116,12 @@ def _follow_chain(registry: Registry, run_id: str) -> int:
             time.sleep(1.0)
     if not trained or found.state == "not started":
         return 1
-    evals_ok = _follow_evals(registry, found.evals) == 0 if found.evals else True
-    while not found.ended:
-        time.sleep(1.0)
-        found = chain.status(Path(row.run_dir), row.state) or found
+    with err.status(f"Evaluating {len(found.evals)} checkpoint(s) ..."):
+        evals_ok = _follow_evals(registry, found.evals) == 0 if found.evals else True
+    with err.status("Building the bench table ..."):
+        while not found.ended:
+            time.sleep(1.0)
+            found = chain.status(Path(row.run_dir), row.state) or found
     table = Path(row.run_dir, "chain", "bench.txt")
     if table.is_file():
         sys.stdout.write(table.read_text())
