@@ -25,6 +25,12 @@ app = typer.Typer(
 )
 
 ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="cluster profile: name or YAML path")]
+ThenOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer needs Optional here
+    typer.Option(
+        "--then", metavar="STEP", help="after training completed: reeval[=EVAL_RECIPE][@CLUSTER], then bench"
+    ),
+]
 SetOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional here
     typer.Option(
@@ -68,31 +74,80 @@ def recipe_cmd(
         bool, typer.Option("--follow", "-f", help="stream logs; exit with the outcome")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    then: ThenOpt = None,
 ) -> None:
     """Validate a recipe, check it fits the cluster, and submit it."""
-    from launcher import launching
+    from launcher import chain, launching
     from launcher.registry import Registry
 
     prepared = launching.prepare(recipe, cluster, set_ or [], force=force)
     if prepared.run.recipe.sweep is not None:
         _console(stderr=True).print(f"note: one plain run; `launch sweep {recipe}` runs its sweep: section")
+    chained = chain.validate(then, prepared.run.recipe, prepared.run.profile) if then else None
     if dry_run:
         from launcher.run import files_text
 
         sys.stdout.write(prepared.request.describe())
         sys.stdout.write("\n" + files_text(prepared.run, prepared.request.materialize()))
+        if chained:
+            sys.stdout.write(f"# {chain.describe(chained)} (a chain job once training completed)\n")
         return
     registry = Registry()
     with _console(stderr=True).status(f"Submitting to {prepared.run.profile.name} ..."):
         job_id = launching.submit(prepared, registry)
+        chain_job = chain.attach(registry, prepared.run.run_id, chained) if chained else None
     run = prepared.run
     print(run.run_id, flush=True)
     err = _console(stderr=True)
     err.print(f"submitted: job {job_id} on {run.profile.name} ({run.profile.backend})", soft_wrap=True)
     err.print(f"run directory: {run.run_dir}", soft_wrap=True)  # never wrapped: it can be copied
     err.print(f"follow: launch logs {run.run_id} -f", soft_wrap=True)
+    if chained:
+        err.print(
+            f"{chain.describe(chained)}: chain job {chain_job}; launch status {run.run_id}", soft_wrap=True
+        )
     if follow:
-        raise typer.Exit(_follow(registry, run.run_id))
+        raise typer.Exit(_follow_chain(registry, run.run_id) if chained else _follow(registry, run.run_id))
+
+
+def _follow_chain(registry: Registry, run_id: str) -> int:
+    """Follow training, then the chain's evaluations (state and F1 of each), then print the bench
+    table; 0 only when all of it succeeded."""
+    import time
+
+    from launcher import chain
+
+    trained = _follow(registry, run_id) == 0
+    row = registry.get(run_id)
+    assert row is not None
+    err = _console(stderr=True)
+    seen: tuple[str, str | None] | None = None
+    with err.status("Waiting for the chain ...") as spinner:
+        while True:
+            found = chain.status(Path(row.run_dir), row.state)
+            if found is None:
+                return 1
+            if (found.state, found.reason) != seen:
+                seen = (found.state, found.reason)
+                line = chain.chain_lines(Path(row.run_dir), row.state)[0]
+                err.print(line, markup=False, soft_wrap=True)
+                spinner.update(line)
+            if found.ended or found.submitted:
+                break
+            time.sleep(1.0)
+    if not trained or found.state == "not started":
+        return 1
+    with err.status(f"Evaluating {len(found.evals)} checkpoint(s) ..."):
+        evals_ok = _follow_evals(registry, found.evals) == 0 if found.evals else True
+    with err.status("Building the bench table ..."):
+        while not found.ended:
+            time.sleep(1.0)
+            found = chain.status(Path(row.run_dir), row.state) or found
+    table = Path(row.run_dir, "chain", "bench.txt")
+    if table.is_file():
+        sys.stdout.write(table.read_text())
+    err.print(chain.chain_lines(Path(row.run_dir), row.state)[0], markup=False, soft_wrap=True)
+    return 0 if evals_ok and found.state == "completed" else 1
 
 
 def _follow(registry: Registry, run_id: str) -> int:
@@ -236,8 +291,8 @@ def logs_cmd(
 
 @app.command("cancel")
 def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique prefix)")]) -> None:
-    """Cancel a run: every job and task of it, and every process they started."""
-    from launcher import launching
+    """Cancel a run: every job and task of it, and every process they started; its chain too."""
+    from launcher import chain, launching
     from launcher.registry import Registry
 
     registry = Registry()
@@ -246,7 +301,8 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
     row = launching.find_run(registry, run)
     with _console(stderr=True).status(f"Cancelling {row.run_id} ..."):
         state = launching.cancel(registry, row)
-    print(f"{row.run_id}: {state.value}")
+        chained = chain.cancel(registry, registry.get(row.run_id) or row)
+    print(f"{row.run_id}: {state.value}" + (f" (chain: {chained})" if chained else ""))
 
 
 @app.command("sync")

@@ -238,6 +238,10 @@ def run_detail(row: RunRow) -> Group:
         line.append(value, style=STATE_STYLE.get(value, "") if key == "state" else "")
         line.no_wrap, line.overflow = True, "ignore"
         parts.append(line)
+    from launcher.chain import chain_lines  # the run's --then chain, when it has one
+
+    chained = chain_lines(Path(row.run_dir), row.state)
+    parts += [Text(line, no_wrap=True, overflow="ignore") for line in chained]
     tasks = Table(title="tasks", title_justify="left")
     for col in ("task", "job id", "state"):
         tasks.add_column(col)
