@@ -577,13 +577,19 @@ def sweep_cmd(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the points and the submission")] = False,
     force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    then: ThenOpt = None,
 ) -> None:
-    """One run per point of a grid (or the recipe's sweep: section), all validated first."""
-    from launcher import sweep
+    """One run per point of a grid (or the recipe's sweep: section), all validated first; with
+    --then, each point's checkpoints are evaluated (and benched) when that point completed."""
+    from launcher import chain, sweep
     from launcher.registry import Registry
 
     plan = sweep.plan(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
+    first = plan.prepared[0].run
+    chained = chain.validate(then, first.recipe, first.profile) if then else None
     if dry_run:
+        if chained:
+            sys.stdout.write(f"# {chain.describe(chained)} (one chain per point, once it completed)\n")
         console = _console()
         if not console.is_terminal:
             console.width = max(console.width, 160)
@@ -594,6 +600,8 @@ def sweep_cmd(
     err = _console(stderr=True)
     with err.status(f"Submitting {len(plan.points)} point(s) ..."):
         job_ids = sweep.submit(plan, registry)
+        if chained:
+            chain.attach_many(registry, [p.run.run_id for p in plan.prepared], chained)
     print(plan.sweep_id, flush=True)
     for p, point in zip(plan.prepared, plan.points, strict=True):
         err.print(f"  {p.run.run_id}  {sweep.point_text(point)}", soft_wrap=True)
@@ -602,6 +610,8 @@ def sweep_cmd(
         f"submitted {len(job_ids)} point(s) on {profile.name} ({profile.backend}), at most "
         f"{plan.max_parallel} at once: job(s) {', '.join(job_ids)}", soft_wrap=True,
     )  # fmt: skip
+    if chained:
+        err.print(f"{chain.describe(chained)}: one chain per point", soft_wrap=True)
     err.print(f"status: launch status {plan.sweep_id}", soft_wrap=True)
 
 

@@ -189,8 +189,8 @@ def sweep_summary(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -
 
 
 def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
-    """Cancel every unfinished point of a sweep; {run id: state after}."""
-    from launcher import launching
+    """Cancel every unfinished point of a sweep and every point's chain; {run id: state after}."""
+    from launcher import chain, launching
 
     states = {}
     for row in launching.refresh(registry, registry.children(sweep_row.sweep_id)):
@@ -198,6 +198,7 @@ def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
             states[row.run_id] = row.state
         else:
             states[row.run_id] = launching.cancel(registry, row).value
+        chain.cancel(registry, registry.get(row.run_id) or row)
     return states
 
 

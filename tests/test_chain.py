@@ -59,9 +59,8 @@ def _check_results(runs: Path, run_id: str) -> None:
     metrics = [json.loads(p.read_text()) for p in run_dir.glob("results/**/metrics.json")]
     assert sorted(m["step"] for m in metrics) == [2, 4]
     assert {m["training_run"] for m in metrics} == {run_id}
-    evals = _eval_runs(runs)
+    evals = [e for e in _eval_runs(runs) if json.loads((e / "launch.json").read_text())["parent"] == run_id]
     assert len(evals) == 2
-    assert {json.loads((e / "launch.json").read_text())["parent"] for e in evals} == {run_id}
     rows = list(csv.DictReader((run_dir / "bench" / "benchmark.csv").open()))
     assert sorted(int(r["step"]) for r in rows if r["run"] == run_id) == [2, 4]
     assert "checkpoint-4" in (run_dir / "bench" / "benchmark.md").read_text()
@@ -244,3 +243,22 @@ def test_ray_chain_is_a_follow_on_job(launch: Launch, world: Path, head: Head) -
     wait_for(lambda: _chain(launch, run_id).startswith(("chain: completed", "chain: failed")), 300, 3)
     assert _chain(launch, run_id) == "chain: completed (2 evaluation(s) completed)"
     _check_results(world, run_id)
+
+
+def test_a_sweep_with_then_evaluates_every_point(launch: Launch, world: Path) -> None:
+    """`launch sweep ... --then`: one chain per point; each point's checkpoints scored and benched."""
+    proc = launch(
+        "sweep", "tiny_ner", "--cluster", "local", "--grid", "train.lr=1e-4,2e-4", "--max-parallel", "2",
+        *TRAIN, *THEN, check=True,
+    )  # fmt: skip
+    assert "then: reeval=chain_eval, bench: one chain per point" in proc.stderr
+    sweep_id = proc.stdout.split()[0]
+    points = [p for p in world.iterdir() if p.name.startswith("tiny_ner-")]
+    assert len(points) == 2
+    for point in points:
+        assert json.loads((point / "launch.json").read_text())["sweep"] == sweep_id
+        wait_for(
+            lambda p=point: _chain(launch, p.name).startswith(("chain: completed", "chain: failed")), 360, 2
+        )
+        assert _chain(launch, point.name) == "chain: completed (2 evaluation(s) completed)"
+        _check_results(world, point.name)
