@@ -8,6 +8,7 @@ whose parent is not a run id (a sweep's points) collapse into one line for that 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ from rich.console import Group
 from rich.text import Text
 
 from launcher.errors import UserError
-from launcher.evaluation import read_metrics
 from launcher.progress import Progress, format_duration, read_progress
 from launcher.registry import SUBMITTING, RunRow
+from launcher.runfiles import read_launch_info
 
 if TYPE_CHECKING:
     from launcher.registry import Registry
@@ -227,6 +228,81 @@ def refresh_entries(registry: Registry, chosen: list[Entry]) -> list[Entry]:
 # ---------------------------------------------------------------------------- facts of one run
 
 
+STATE_STYLE = {
+    "submitting": "yellow", "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
+    "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
+}  # fmt: skip
+
+
+def age(iso: str, suffix: str = " ago") -> str:
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}{suffix}"
+    return f"{seconds}s{suffix}"
+
+
+def wandb_text(run_dir: Path, short: bool = False) -> str:
+    """The run's W&B URL, or for an offline run the `wandb sync` command (`offline` if short)."""
+    wandb = read_launch_info(run_dir).get("wandb") or {}
+    if wandb.get("url"):
+        return str(wandb["url"])
+    if wandb.get("offline_dir"):
+        return "offline" if short else f"offline: wandb sync {wandb['offline_dir']}"
+    return ""
+
+
+_ERROR_LINE = re.compile(
+    r"^([\w.]+\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)\b"  # a Python exception: `OSError: ...`
+    r"|^(\S+: )?(error|fatal)\b",  # `error: ...`, `slurmstepd: error: ...`
+    re.IGNORECASE,
+)
+
+
+_SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|sbatch|\[launch\])\S*:? ")
+
+
+_NOISE = re.compile(
+    r"^(Traceback \(most recent call last\)|During handling of the above|The above exception"
+    r"|File \"|[\^~\s]+$|warnings\.warn\()"
+)
+"""A traceback's frames and carets, and the source line a warning quotes: never the reason."""
+
+TAIL_BYTES = 64 * 1024
+"""Only the end of a log is read: a long run's stderr can be large, `launch status` stays cheap."""
+
+
+def _tail_lines(log: Path) -> list[str]:
+    with open(log, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(size - TAIL_BYTES, 0))
+        text = fh.read().decode("utf-8", errors="replace")
+    lines = text.splitlines()[1:] if size > TAIL_BYTES else text.splitlines()  # the first is cut
+    return [line.strip() for line in lines if line.strip() and not _NOISE.match(line.strip())]
+
+
+def last_error_line(run_dir: Path) -> str | None:
+    """Why a run failed, from its newest `logs/*.err` (every backend writes its stderr there): the
+    job's last line that reads as an error (`ValueError: ...`, `error: ...`), else its last line
+    that is not a traceback's frame; the scheduler's own lines (`srun: error: task 0: Exited ...`)
+    only when the job wrote none. Reads the last TAIL_BYTES of the log."""
+    logs = sorted(Path(run_dir, "logs").glob("*.err"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for log in logs:
+        try:
+            lines = _tail_lines(log)
+        except OSError:
+            continue
+        for candidates in ([line for line in lines if not _SCHEDULER_LINE.match(line)], lines):
+            if candidates:
+                errors = [line for line in candidates if _ERROR_LINE.match(line)]
+                return (errors or candidates)[-1]
+    return None
+
+
 def best_result(run_dir: Path) -> Best | None:
     """The best strict F1 over `results/**/metrics.json` (old `results/<ckpt>/metrics.json` and
     new `results/<ckpt>/<eval recipe>/metrics.json`)."""
@@ -235,7 +311,7 @@ def best_result(run_dir: Path) -> Best | None:
     if not results.is_dir():
         return None
     for path in results.glob("**/metrics.json"):
-        metrics = read_metrics(path.parent)
+        metrics = _read_json(path)
         strict = (metrics or {}).get("strict")
         f1 = strict.get("f1") if isinstance(strict, dict) else None
         if not isinstance(f1, (int, float)) or isinstance(f1, bool):
@@ -251,6 +327,15 @@ def best_result(run_dir: Path) -> Best | None:
         if best is None or candidate.f1 > best.f1:
             best = candidate
     return best
+
+
+def _read_json(path: Path) -> dict | None:
+    """A small JSON object (launcher/evaluation.read_metrics, without importing the recipe schema)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def counts_text(states: dict[str, int]) -> str:
@@ -278,7 +363,6 @@ def best_text(best: Best) -> str:
 
 def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
     """What the table and --json say about one run; reads only small files of its directory."""
-    from launcher.listing import last_error_line, wandb_text
     from launcher.uploads import LEDGER, upload_state
 
     run_dir = Path(row.run_dir)
@@ -355,7 +439,6 @@ def table(status: StatusReport, width: int) -> Group:
     """`runs (N)`, then one line per run (run, state, cluster, age, job, W&B: the W&B column is
     cut first, so the state always shows at 80 columns) with its summary indented under it, and
     one line per group. Plain fixed-width text, so nothing is wrapped."""
-    from launcher.listing import STATE_STYLE, _age
 
     runs = [e for e in status.entries if isinstance(e, RunStatus)]
     header = ["run", "state", "cluster", "age", "job", "W&B"]
@@ -363,7 +446,7 @@ def table(status: StatusReport, width: int) -> Group:
     for r in runs:
         job = ",".join(j.split("@", 1)[0] for j in r.job_ids)  # a local PID@START: the PID
         job = job if len(r.job_ids) <= 1 else f"{len(r.job_ids)} tasks"
-        cells.append([r.run_id, r.state, r.cluster, _age(r.created_at, suffix=""), job, r.wandb or ""])
+        cells.append([r.run_id, r.state, r.cluster, age(r.created_at, suffix=""), job, r.wandb or ""])
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1])]
     room = width - sum(w + 2 for w in widths)
     parts: list[Text] = [Text(f"runs ({len(status.entries)} of {status.registered})", style="bold")]
