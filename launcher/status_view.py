@@ -79,7 +79,7 @@ class RunStatus(BaseModel):
     best: Best | None = None
     error: str | None = Field(None, description="last error line of a failed run's stderr")
     evals: Evals | None = Field(None, description="its evaluation runs (listed as runs too with --all)")
-    summary: str = Field(description="the one-line text the table shows under the run")
+    summary: list[str] = Field(description="the lines the table shows under the run")
 
 
 class GroupStatus(BaseModel):
@@ -390,7 +390,7 @@ def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
         run_id=row.run_id, recipe=row.recipe, cluster=row.cluster, backend=row.backend, job=row.job,
         state=row.state, parent=row.parent, created_at=row.created_at, job_ids=row.job_ids,
         run_dir=row.run_dir, wandb=wandb, uploads_pending=pending, progress=progress, best=best,
-        error=error, evals=counted, summary="; ".join(lines),
+        error=error, evals=counted, summary=lines,
     )  # fmt: skip
 
 
@@ -469,9 +469,9 @@ def table(status: StatusReport, width: int) -> Group:
             continue
         styles = ["", STATE_STYLE.get(entry.state, ""), "", "", "", "dim"]
         parts.append(line(cells_of[entry.run_id], styles))
-        if entry.summary:
-            style = "red" if entry.error else "dim"
-            parts.append(Text(_fit("  " + entry.summary, width), style=style, no_wrap=True, overflow="crop"))
+        for i, text in enumerate(entry.summary):
+            style = "red" if entry.error and i == 0 else "dim"
+            parts.append(Text(_fit("  " + text, width), style=style, no_wrap=True, overflow="crop"))
     return Group(*parts)
 
 
