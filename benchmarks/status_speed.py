@@ -55,7 +55,7 @@ def fabricate(root: Path, runs: int) -> tuple[dict[str, str], list[subprocess.Po
 
     def progress(run_dir: Path, step: int) -> None:
         data = {"step": step, "total_steps": 600, "epoch": step / 300, "loss": 1.5, "lr": 2e-5,
-                "tokens_per_s": 410.0, "eta_s": 600 - step, "updated_at": "2026-12-01T00:00:00+00:00"}  # fmt: skip
+                "tokens_per_s": 410.0, "eta_s": 600 - step, "updated_at": "2026-12-01T00:00"}  # fmt: skip
         (run_dir / "progress.json").write_text(json.dumps(data))
 
     trainings = max(1, runs // 50)
