@@ -243,3 +243,27 @@ def test_a_failed_run_shows_its_error_line_in_the_table(launch: Launch) -> None:
     assert proc.returncode == 1, proc.stderr
     table = launch("status", check=True).stdout
     assert "failed" in table and "failing at step 2" in table, table
+
+
+def test_watch_refreshes_in_place_and_ctrl_c_exits_0(launch_env: dict[str, str], tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ids = _fabricate(tmp_path / "runs")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launcher.cli", "status", "--watch", "0.2"], env=launch_env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(4)
+        (tmp_path / "runs" / ids["failed"] / "logs" / "123.err").write_text("RuntimeError: changed\n")
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    # not a terminal: rich's Live prints the last refresh only, which saw the new error line
+    assert "error: RuntimeError: changed" in out and "3 evals: 2 completed, 1 failed" in out, out
