@@ -435,6 +435,12 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else (text[: max(width - 1, 0)] + "…" if width > 0 else "")
 
 
+def _runs_in(entry: RunStatus | GroupStatus) -> int:
+    if isinstance(entry, GroupStatus):
+        return entry.total
+    return 1 + (entry.evals.total if entry.evals else 0)
+
+
 def table(status: StatusReport, width: int) -> Group:
     """`runs (N)`, then one line per run (run, state, cluster, age, job, W&B: the W&B column is
     cut first, so the state always shows at 80 columns) with its summary indented under it, and
@@ -449,7 +455,9 @@ def table(status: StatusReport, width: int) -> Group:
         cells.append([r.run_id, r.state, r.cluster, age(r.created_at, suffix=""), job, r.wandb or ""])
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1])]
     room = width - sum(w + 2 for w in widths)
-    parts: list[Text] = [Text(f"runs ({len(status.entries)} of {status.registered})", style="bold")]
+    shown = sum(_runs_in(e) for e in status.entries)
+    count = str(shown) if shown == status.registered else f"{shown} of {status.registered}"
+    parts: list[Text] = [Text(f"runs ({count})", style="bold")]
 
     def line(values: list[str], styles: list[str]) -> Text:
         text = Text(no_wrap=True, overflow="crop")

@@ -168,6 +168,7 @@ def test_status_table_json_and_filters(launch: Launch, launch_env: dict[str, str
     table = launch("status", check=True).stdout
     lines = table.splitlines()
     assert all(len(line) <= 80 for line in lines), table
+    assert lines[0] == "runs (10)", table
     for name in ("train", "failed", "old"):
         (line,) = [x for x in lines if x.startswith(ids[name])]
         assert line.split()[1] in ("completed", "failed", "cancelled"), line  # W&B never hides the state
