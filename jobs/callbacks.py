@@ -121,16 +121,15 @@ class ProgressFile(TrainerCallback):
         if logs is None or not state.is_world_process_zero:
             return
         elapsed = time.perf_counter() - self.t0
-        if "train_runtime" in logs:  # the Trainer's end-of-training summary
-            loss = logs.get("train_loss")
-            print(
-                f"trained to step {state.global_step}/{state.max_steps} in {format_duration(elapsed)}"
-                + (f", mean loss {loss:.3f}" if isinstance(loss, float) else ""),
-                flush=True,
-            )
-            return
         if "loss" not in logs:
-            print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items()))
+            if "train_loss" in logs:  # the Trainer's end-of-training summary
+                print(
+                    f"trained to step {state.global_step}/{state.max_steps} in {format_duration(elapsed)}, "
+                    f"mean loss {float(logs['train_loss']):.3f}",
+                    flush=True,
+                )
+            else:
+                print(_pairs(logs))
             return
         total = state.max_steps or None
         progress = Progress(
@@ -157,6 +156,11 @@ class ProgressFile(TrainerCallback):
         if last is not None and last.step != state.global_step:
             last.step, last.eta_s, last.updated_at = state.global_step, 0.0, now_iso()
             write_progress(self.run_dir, last)
+
+
+def _pairs(logs: dict) -> str:
+    """Any other log (an evaluation's): `key value` pairs on one line."""
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
 
 
 def _round(value: float | None) -> float | None:

@@ -268,3 +268,35 @@ def test_watch_refreshes_in_place_and_ctrl_c_exits_0(launch_env: dict[str, str],
     assert proc.returncode == 0, err
     # not a terminal: rich's Live prints the last refresh only, which saw the new error line
     assert "error: RuntimeError: changed" in out and "3 evals: 2 completed, 1 failed" in out, out
+
+
+def test_a_token_classification_run_shows_progress_then_its_best_f1(launch: Launch, tmp_path: Path) -> None:
+    sets = ["data.max_train_samples=64", "train.max_steps=6", "train.save_steps=6", "train.logging_steps=2",
+            "eval.max_samples=16", "tracking.wandb.mode=disabled"]  # fmt: skip
+    args = [a for s in sets for a in ("--set", s)]
+    proc = launch("recipe", "minilm_ner", "--cluster", "local", *args, "--follow", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run_id = proc.stdout.split()[0]
+    doc = StatusReport.model_validate_json(launch("status", "--json", check=True).stdout)
+    (entry,) = doc.entries
+    assert entry.kind == "run" and entry.progress is not None and entry.progress.step == 6
+    assert entry.progress.total_steps == 6 and entry.progress.tokens_per_s  # num_input_tokens_seen
+    assert entry.best is not None and entry.best.checkpoint == "checkpoint-6"
+    results = tmp_path / "runs" / run_id / "results"
+    metrics = json.loads((results / "checkpoint-6" / "metrics.json").read_text())
+    assert entry.best.f1 == metrics["strict"]["f1"]
+    assert f"best F1 {entry.best.f1:.4f} at checkpoint-6" in launch("status", check=True).stdout
+    assert "step 2/6  loss " in _out(tmp_path / "runs" / run_id)
+
+
+def test_a_spacy_run_writes_progress_each_epoch(launch: Launch, tmp_path: Path) -> None:
+    sets = ["data.max_train_samples=60", "train.epochs=2", "eval.max_samples=20", "data.max_eval_samples=20",
+            "tracking.wandb.mode=disabled"]  # fmt: skip
+    args = [a for s in sets for a in ("--set", s)]
+    proc = launch("recipe", "spacy_sm", "--cluster", "local", "--follow", *args, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = StatusReport.model_validate_json(launch("status", "--json", check=True).stdout)
+    (entry,) = doc.entries
+    assert entry.kind == "run" and entry.progress is not None
+    assert entry.progress.epoch == 2 and entry.progress.eta_s == 0 and entry.progress.tokens_per_s
+    assert entry.best is not None and entry.best.checkpoint == "checkpoint-2"
