@@ -193,12 +193,10 @@ def entries(rows: list[RunRow], expand: bool = False) -> list[Entry]:
             groups.setdefault(row.parent, Entry(None, group=row.parent)).members.append(row)
         else:
             heads.setdefault(row.run_id, Entry(row))
-    for run_id, entry in list(heads.items()):
+    for run_id in list(heads):
         parent = ids[run_id].parent
         if parent and parent not in ids and parent in groups:
-            # a sweep point with evaluations: its line stays inside the sweep's group
-            groups[parent].members.extend(entry.members)
-            del heads[run_id]
+            del heads[run_id]  # a sweep point with evaluations: the point is a line of its sweep
     out = list(heads.values()) + list(groups.values()) + loose
     return sorted(out, key=lambda e: (e.latest, e.row.run_id if e.row else e.group or ""))
 
@@ -398,9 +396,9 @@ def group_summary(registry: Registry | None, group: str, rows: list[RunRow]) -> 
     """One line for the runs under `group`: the sweep's own summary when `group` is a sweep the
     registry knows (launcher.sweep), else `<group>: N runs: 2 running, 2 completed`."""
     try:
-        from launcher import sweep  # type: ignore[attr-defined]
+        from launcher import sweep
 
-        sweep_row = registry.sweep(group) if registry is not None else None  # type: ignore[attr-defined]
+        sweep_row = registry.sweep(group) if registry is not None else None
         if sweep_row is not None:
             return str(sweep.sweep_summary(registry, sweep_row, rows))
     except (ImportError, AttributeError):

@@ -76,6 +76,7 @@ def test_evaluations_collapse_under_their_run_and_sweep_points_into_one_line() -
         *[_row(f"eval-{i}", s, "train-a", minute=i + 1) for i, s in enumerate(EVAL_STATES)],
         *[_row(f"pt-{i}", s, "sweep-x", minute=10 + i) for i, s in enumerate(["running", "completed"] * 2)],
         _row("lone", "failed", minute=20),
+        _row("pt-0-eval", "completed", "pt-0", minute=5),  # a sweep point's eval: not a point
     ]  # fmt: skip
     got = report(None, entries(rows), len(rows))
     assert [e.kind for e in got.entries] == ["run", "group", "run"]
@@ -85,7 +86,7 @@ def test_evaluations_collapse_under_their_run_and_sweep_points_into_one_line() -
     assert lone.summary == []
     expanded = report(None, entries(rows, expand=True), len(rows))
     assert [e.run_id for e in expanded.entries if e.kind == "run"] == [
-        "train-a", "eval-0", "eval-1", "eval-2", "lone"
+        "train-a", "eval-0", "eval-1", "eval-2", "pt-0-eval", "lone"
     ]  # fmt: skip
 
 
