@@ -279,6 +279,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     from jobs.data.gmb import recipe_split
     from jobs.evaluate import log_wandb, upload
     from jobs.uploads import BackgroundUploader
+    from launcher.progress import Progress, eta_seconds, now_iso, write_progress
 
     t, d = recipe.train, recipe.data
     spec = recipe.spacy or SpacySpec()
@@ -318,7 +319,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         wandb.define_metric("train/epoch")
         wandb.define_metric("*", step_metric="train/epoch")
     sizes = batch_sizes(spec, updates)
-    started = time.time()
+    started, first_updates, first_epoch = time.time(), updates, done
     history: list[dict[str, Any]] = []
     last = latest
     stopped = False
@@ -327,11 +328,12 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         order = list(range(len(examples)))
         random.Random(t.seed * 100_003 + epoch).shuffle(order)
         losses: dict[str, float] = {}
-        epoch_start = time.time()
+        epoch_start, words = time.time(), 0
         with nlp.select_pipes(enable=active):
             for batch in minibatch([examples[i] for i in order[offset:]], size=sizes):
                 nlp.update(batch, drop=spec.dropout, sgd=optimizer, losses=losses)
                 offset += len(batch)
+                words += sum(len(ex.reference) for ex in batch)
                 updates += 1
                 if stop.received is not None or (t.max_steps and updates >= t.max_steps):
                     stopped = offset < len(examples)
@@ -351,6 +353,16 @@ def train(recipe: Recipe, run_dir: Path) -> int:
             f"{entry['seconds']}s; saved {last.name}",
             flush=True,
         )
+        elapsed = time.time() - started
+        if t.max_steps:
+            eta = eta_seconds(elapsed, updates - first_updates, t.max_steps - updates)
+        else:
+            eta = eta_seconds(elapsed, epoch - first_epoch, epochs - epoch)
+        write_progress(run_dir, Progress(
+            step=updates, total_steps=t.max_steps or None, epoch=float(epoch), loss=entry["loss"], lr=t.lr,
+            tokens_per_s=round(words / max(time.time() - epoch_start, 1e-9), 1),
+            eta_s=None if eta is None else round(eta, 1), updated_at=now_iso(),
+        ))  # fmt: skip
         if wandb is not None:
             values = {"train/epoch": epoch, "train/loss": entry["loss"], "train/updates": updates}
             if dev:

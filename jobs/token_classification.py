@@ -213,7 +213,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     )
 
     from jobs import wandb_run
-    from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal
+    from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal, compact_logging
     from jobs.data.gmb import recipe_split
     from jobs.evaluate import upload
     from jobs.modeling import resolve_dtype
@@ -227,6 +227,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     args = training_arguments(
         recipe, run_dir, resolve_dtype(recipe.model.dtype), report_wandb=wandb is not None
     )
+    args.include_num_input_tokens_seen = "non_padding"  # the tokens/s of the progress line
     path = model_source(recipe.model.name_or_path)
     tokenizer = load_tokenizer(recipe, path)
     model = AutoModelForTokenClassification.from_pretrained(
@@ -267,6 +268,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         processing_class=tokenizer,
         callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), upload_callback(uploader), stop],
     )
+    compact_logging(trainer, run_dir)
     result, seconds = resume_and_train(trainer, run_dir, uploader)
     if trainer.is_world_process_zero():
         write_summary(run_dir, trainer, result, seconds, len(rows), tokens, truncated)

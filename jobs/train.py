@@ -93,7 +93,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     from transformers import Trainer, set_seed
 
     from jobs import wandb_run
-    from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal, Throughput
+    from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal, Throughput, compact_logging
     from jobs.data.ner import ner_examples
     from jobs.modeling import load_model, load_tokenizer, resolve_dtype
     from jobs.sft import (
@@ -149,6 +149,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), upload_callback(uploader), stop],
     )  # fmt: skip
     trainer.callback_handler.callbacks.insert(0, Throughput(stats, world))
+    compact_logging(trainer, run_dir)
     result, seconds = resume_and_train(trainer, run_dir, uploader)
     if trainer.is_world_process_zero():
         write_summary(run_dir, trainer, result, seconds, len(samples), tokens, truncated)

@@ -235,27 +235,84 @@ def show_cmd(
 @app.command("status")
 def status_cmd(
     run: Annotated[Optional[str], typer.Argument(help="run id (or a unique prefix)")] = None,  # noqa: UP045
-    all_: Annotated[bool, typer.Option("--all", "-a", help="show every run, not the last 50")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", "-a", help="every run, evaluations listed, not the last 50")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="print the status as JSON (shape: README)")] = False,
+    watch: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--watch",
+            "-w",
+            metavar="[SECONDS]",
+            is_flag=False,
+            flag_value=2.0,
+            help="refresh in place every SECONDS (default 2); Ctrl-C stops",
+        ),
+    ] = None,
+    state: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--state", help="only runs in this state (repeatable or comma-separated)"),
+    ] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="only runs of this recipe")] = None,  # noqa: UP045
+    since: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--since", help="only runs created since: 2h, 3d, 1w or an ISO date"),
+    ] = None,
 ) -> None:
-    """Every run with its state; one run in detail."""
+    """Every run with its state, progress, best F1 or error; one run in detail."""
     from launcher import launching
-    from launcher.listing import run_detail, runs_table
     from launcher.registry import Registry
 
     registry = Registry()
     if run and _sweep_status(registry, run):
         return
     if run:
+        from launcher.listing import run_detail
+
         row = launching.find_run(registry, run)
         with _console(stderr=True).status("Asking the scheduler ..."):
             row = launching.refresh(registry, [row])[0]
         _console().print(run_detail(row), crop=False, soft_wrap=True)
         return
-    rows = registry.all()
-    rows = rows if all_ else rows[-50:]
-    with _console(stderr=True).status("Asking the schedulers ..."):
-        rows = launching.refresh(registry, rows)
-    _console().print(runs_table(rows))
+    _status_table(registry, all_, json_, watch, state or [], recipe, since)
+
+
+def _status_table(
+    registry: Registry, all_: bool, json_: bool, watch: float | None, state: list[str],
+    recipe: str | None, since: str | None,
+) -> None:  # fmt: skip
+    from launcher import status_view
+
+    if watch is not None and not watch > 0:
+        raise UserError(f"--watch: SECONDS must be a positive number, got {watch:g}")
+    filters = status_view.Filters(
+        states=status_view.parse_states(state),
+        recipe=recipe,
+        since=status_view.parse_since(since) if since is not None else None,
+    )
+    out = _console()
+    if json_:
+        report = status_view.collect(registry, filters, all_)
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        return
+    if watch is None:
+        with _console(stderr=True).status("Asking the schedulers ..."):
+            report = status_view.collect(registry, filters, all_)
+        out.print(status_view.table(report, out.width), crop=False)
+        return
+    import time
+
+    from rich.live import Live
+
+    try:
+        with Live(console=out, auto_refresh=False, transient=False) as live:
+            while True:
+                report = status_view.collect(registry, filters, all_)
+                live.update(status_view.table(report, out.width), refresh=True)
+                time.sleep(watch)
+    except KeyboardInterrupt:
+        return
 
 
 @app.command("logs")

@@ -1,9 +1,8 @@
-"""Rich tables for `launch recipes`, `launch clusters` and `launch status`."""
+"""Rich tables for `launch recipes` and `launch clusters`, and `launch status RUN` (the run table
+of `launch status` is launcher/status_view.py)."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,11 @@ from rich.text import Text
 from launcher import paths
 from launcher.jobkinds import KINDS
 from launcher.registry import RunRow
-from launcher.runfiles import read_launch_info
+from launcher.status_view import STATE_STYLE, last_error_line, wandb_text
+from launcher.status_view import age as _age
 from launcher.sweep_spec import overrides_facts
-from launcher.uploads import UploadState, upload_state
+from launcher.uploads import upload_state
 from launcher.yamlio import Loader
-
-STATE_STYLE = {
-    "submitting": "yellow", "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
-    "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
-}  # fmt: skip
 
 
 def header_comment(path: Path) -> str:
@@ -105,71 +100,8 @@ def cluster_table() -> Table:
     return _table("clusters", ["name", "backend", "GPUs per node", "what"], rows)
 
 
-def _age(iso: str, suffix: str = " ago") -> str:
-    try:
-        then = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}{suffix}"
-    return f"{seconds}s{suffix}"
-
-
 def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
-
-
-def wandb_text(run_dir: Path, short: bool = False) -> str:
-    """The run's W&B URL, or for an offline run the `wandb sync` command (`offline` if short)."""
-    wandb = read_launch_info(run_dir).get("wandb") or {}
-    if wandb.get("url"):
-        return str(wandb["url"])
-    if wandb.get("offline_dir"):
-        return "offline" if short else f"offline: wandb sync {wandb['offline_dir']}"
-    return ""
-
-
-def _uploads_short(state: UploadState) -> Text:
-    if not state.uri:
-        return Text("")
-    return Text(f"{len(state.pending)} pending", style="yellow") if state.pending else Text("ok")
-
-
-def runs_table(rows: list[RunRow]) -> Table:
-    """One line per run, laid out for 80 columns: no vertical rules, run ids never cut, the job id
-    (or `done/total` tasks), W&B last since it is what a narrow terminal may cut."""
-    table = Table(
-        title=f"runs ({len(rows)})",
-        title_justify="left",
-        box=None,
-        header_style="bold underline",
-        padding=(0, 2, 0, 0),
-        pad_edge=False,
-    )
-    uploads = [upload_state(Path(row.run_dir)) for row in rows]
-    with_store = any(u.uri for u in uploads)
-    columns = ["run", "state", "cluster", "age", *(["uploads"] * with_store), "job", "W&B"]
-    lines = []
-    for row, up in zip(rows, uploads, strict=True):
-        done = sum(1 for _, _, s in row.jobs if s == "completed")
-        # a local id is PID@START; the table shows the PID (`launch status RUN` shows the whole id)
-        shown = [j.split("@", 1)[0] for j in row.job_ids]
-        job = f"{done}/{len(row.jobs)}" if len(row.jobs) > 1 else ",".join(shown)
-        cells = [row.run_id, row.state, row.cluster, _age(row.created_at, suffix="")]
-        cells += [_uploads_short(up)] * with_store + [job, wandb_text(Path(row.run_dir), short=True)]
-        lines.append(cells)
-    for i, col in enumerate(columns):
-        if col == "W&B":
-            table.add_column(col, no_wrap=True, overflow="ellipsis")
-        else:
-            width = max([len(col)] + [len(cells[i]) for cells in lines])
-            table.add_column(col, no_wrap=True, min_width=width)
-    for cells in lines:
-        cells[1] = _state(cells[1])
-        table.add_row(*cells)
-    return table
 
 
 def _tail(path: Path, lines: int = 15) -> list[str]:
@@ -179,31 +111,19 @@ def _tail(path: Path, lines: int = 15) -> list[str]:
         return []
 
 
-_ERROR_LINE = re.compile(
-    r"^([\w.]+\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)\b"  # a Python exception: `OSError: ...`
-    r"|^(\S+: )?(error|fatal)\b",  # `error: ...`, `slurmstepd: error: ...`
-    re.IGNORECASE,
-)
+def status_facts(row: RunRow) -> list[tuple[str, str]]:
+    """`progress` (from progress.json) and `best F1` (from results/**/metrics.json), when there."""
+    from launcher.progress import read_progress
+    from launcher.status_view import best_result, best_text, progress_text
 
-
-_SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|sbatch|\[launch\])\S*:? ")
-
-
-def last_error_line(run_dir: Path) -> str | None:
-    """Why a run failed, from its newest `logs/*.err` (every backend writes its stderr there): the
-    job's last line that reads as an error (`ValueError: ...`, `error: ...`), else its last line;
-    the scheduler's own lines (`srun: error: task 0: Exited ...`) only when the job wrote none."""
-    logs = sorted(Path(run_dir, "logs").glob("*.err"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for log in logs:
-        try:
-            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        except OSError:
-            continue
-        for candidates in ([line for line in lines if not _SCHEDULER_LINE.match(line)], lines):
-            if candidates:
-                errors = [line for line in candidates if _ERROR_LINE.match(line)]
-                return (errors or candidates)[-1]
-    return None
+    facts = []
+    progress = read_progress(Path(row.run_dir))
+    if progress is not None:
+        facts.append(("progress", f"{progress_text(progress, row.state)}  (at {progress.updated_at})"))
+    best = best_result(Path(row.run_dir))
+    if best is not None:
+        facts.append(("best F1", best_text(best).removeprefix("best F1 ")))
+    return facts
 
 
 def run_detail(row: RunRow) -> Group:
@@ -215,6 +135,7 @@ def run_detail(row: RunRow) -> Group:
     error = last_error_line(Path(row.run_dir)) if row.state in ("failed", "timeout") else None
     if error:
         facts.append(("error", error))
+    facts += status_facts(row)
     facts += [
         ("recipe", row.recipe),
         ("cluster", f"{row.cluster} ({row.backend})"),
