@@ -295,6 +295,9 @@ def test_cancel_a_sweep_cancels_every_point(launch: Launch, tmp_path: Path) -> N
     out = launch("cancel", sweep_id, check=True).stdout
     assert sorted(out.splitlines()) == sorted(f"{r}: cancelled" for r in runs)
     assert set(_states(launch, sweep_id).values()) == {"cancelled"}
+    listing = launch("status", check=True).stdout
+    assert f"{sweep_id}: 3 points: 3 cancelled" in listing
+    assert not any(line.startswith(runs[0]) for line in listing.splitlines())  # collapsed into its sweep
 
 
 # ------------------------------------------------------------------ the dev Slurm cluster
