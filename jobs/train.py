@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from jobs.entry import BAD_INPUT, read_run
-from launcher.checkpoints import complete_checkpoints, is_complete, latest_complete, step_of
+from launcher.checkpoints import (
+    checkpoint_dir,
+    complete_checkpoints,
+    is_complete,
+    latest_complete,
+    mark_complete,
+    step_of,
+)
 from launcher.recipe import Recipe
 
 REQUEUE_EXIT = 3
@@ -58,7 +65,7 @@ def training_arguments(recipe: Recipe, run_dir: Path, dtype: Any, report_wandb: 
         "save_strategy": "steps",
         "save_steps": t.save_steps,
         "save_total_limit": t.save_total_limit,
-        "bf16": on_gpu and dtype == torch.bfloat16,
+        "bf16": dtype == torch.bfloat16,  # on CPU too: autocast, 2.3x fp32 tokens/s (SmolLM2-135M)
         "fp16": on_gpu and dtype == torch.float16,
         "gradient_checkpointing": bool(t.gradient_checkpointing),  # "offload" is refused for this engine
         "gradient_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
@@ -114,7 +121,8 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     # TrainingArguments first: with ZeRO-3 the model must be partitioned while it loads
     args = training_arguments(recipe, run_dir, compute, report_wandb=wandb is not None)
     tokenizer = load_tokenizer(recipe)
-    load_dtype = torch.float32 if recipe.method == "fft" and torch.cuda.is_available() else compute
+    mixed = torch.cuda.is_available() or compute == torch.bfloat16  # fp32 weights under autocast
+    load_dtype = torch.float32 if recipe.method == "fft" and mixed else compute
     model = load_model(recipe, dtype=load_dtype)
     model.config.use_cache = False
     if hasattr(model, "print_trainable_parameters"):
@@ -150,7 +158,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     )  # fmt: skip
     trainer.callback_handler.callbacks.insert(0, Throughput(stats, world))
     compact_logging(trainer, run_dir)
-    result, seconds = resume_and_train(trainer, run_dir, uploader)
+    result, seconds = resume_and_train(trainer, run_dir, uploader, save_step0=t.save_step0)
     if trainer.is_world_process_zero():
         write_summary(run_dir, trainer, result, seconds, len(samples), tokens, truncated)
     if wandb is not None:
@@ -165,16 +173,36 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     return 0
 
 
-def resume_and_train(trainer: Any, run_dir: Path, uploader: Any) -> tuple[Any, float]:
-    """Drop checkpoints cut short, re-send uploads still pending, then train from the latest
-    complete checkpoint (or from scratch). Returns the Trainer's result and the seconds it took."""
+def resume_and_train(
+    trainer: Any, run_dir: Path, uploader: Any, save_step0: bool = False
+) -> tuple[Any, float]:
+    """Drop checkpoints cut short, re-send uploads still pending, save checkpoint-0 when asked and
+    not there yet, then train from the latest complete checkpoint after step 0 (or from scratch:
+    the same thing as from checkpoint-0, which holds no optimizer state). Returns the Trainer's
+    result and the seconds training took."""
     drop_incomplete_checkpoints(run_dir / "checkpoints")
     uploader.submit_pending()
+    if save_step0 and not is_complete(checkpoint_dir(run_dir, 0)):
+        save_initial(trainer, checkpoint_dir(run_dir, 0), uploader)
     resume = latest_complete(run_dir)
+    if resume is not None and step_of(resume) == 0:
+        resume = None
     print(f"resuming from {resume.name}" if resume else "starting from scratch", flush=True)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return result, time.time() - started
+
+
+def save_initial(trainer: Any, path: Path, uploader: Any) -> None:
+    """checkpoint-0: the model and tokenizer before any step (as `Trainer.save_model` writes them,
+    so every evaluator loads it like any other checkpoint) and the Trainer's state, marked COMPLETE
+    and queued for upload like the checkpoints the Trainer saves."""
+    trainer.save_model(str(path))
+    if trainer.is_world_process_zero():
+        trainer.state.save_to_json(str(path / "trainer_state.json"))
+        mark_complete(path, step=0, loss=None)
+        uploader.submit(f"checkpoints/{path.name}")
+        print(f"saved {path.name} (the model before training)", flush=True)
 
 
 def write_summary(

