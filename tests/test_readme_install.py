@@ -101,22 +101,27 @@ SMALL = ["--set", "data.max_train_samples=16", "--set", "train.max_steps=4", "--
 
 
 def test_the_readme_main_job_and_its_next_steps(venv_launch: VenvLaunch) -> None:
+    """The README's one main command (train, evaluate every checkpoint, bench), shrunk with --set;
+    the derived eval recipe takes the run's eval: section, so the shrinking reaches the evaluations."""
     launch, _, work = venv_launch
-    trained = launch("recipe", "smollm2_ner", "--cluster", "local", "--follow", *SMALL)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    run_id = trained.stdout.split()[0]
-    ckpts = work / "runs" / run_id / "checkpoints"
+    shrunk_eval = ["--set", "eval.max_samples=8", "--set", "eval.max_new_tokens=48"]
+    main = launch(
+        "recipe", "smollm2_ner", "--cluster", "local", *SMALL, *shrunk_eval,
+        "--then", "reeval", "--then", "bench", "--follow",
+    )  # fmt: skip
+    assert main.returncode == 0, main.stderr[-3000:]
+    run_id = main.stdout.split()[0]
+    run_dir = work / "runs" / run_id
+    ckpts = run_dir / "checkpoints"
     assert sorted(p.parent.name for p in ckpts.glob("checkpoint-*/COMPLETE")) == [
         "checkpoint-0", "checkpoint-2", "checkpoint-4",
     ]  # fmt: skip
-    reeval = launch(
-        "reeval", run_id, "--cluster", "local", "--follow",
-        "--set", "eval.max_samples=8", "--set", "eval.max_new_tokens=48",
-    )  # fmt: skip
-    assert reeval.returncode == 0, reeval.stderr[-3000:]
-    assert (work / "runs" / run_id / "results" / "checkpoint-0" / "metrics.json").is_file()
+    scored = sorted(p.parent.parent.name for p in run_dir.glob("results/*/*/metrics.json"))
+    assert scored == ["checkpoint-0", "checkpoint-2", "checkpoint-4"]
+    assert "ran here" in main.stdout and run_id in (run_dir / "bench" / "benchmark.csv").read_text()
     bench = launch("bench", "--no-wandb")
     assert bench.returncode == 0, bench.stderr[-3000:]
     assert "Traceback" not in bench.stderr
     assert run_id in (work / "runs" / "bench" / "benchmark.csv").read_text()
-    assert (work / "runs" / "bench" / "f1_by_step.png").stat().st_size > 0
+    for picture in ("f1_by_step.png", "loss_by_step.png"):
+        assert (work / "runs" / "bench" / picture).stat().st_size > 0
