@@ -188,3 +188,16 @@ def test_batched_left_padded_generation_equals_one_at_a_time(checkpoint: Path) -
     alone = [generate(model, tokenizer, [p], batch_size=1, max_new_tokens=12)[0] for p in prompts]
     assert [g.text for g in batched] == [g.text for g in alone]
     assert [g.new_tokens for g in batched] == [g.new_tokens for g in alone]
+
+
+def test_bf16_without_a_gpu_generates_under_autocast_over_fp32_weights(checkpoint: Path) -> None:
+    from jobs.engines.hf import HFEngine
+
+    recipe = load_recipe("tiny_ner_eval", [f"model.name_or_path={checkpoint}", "model.dtype=bf16"])
+    engine = HFEngine(recipe, max_new_tokens=8, batch_size=2)
+    gpu = torch.cuda.is_available()  # a GPU loads bf16 weights instead
+    assert engine.precision == ("bf16" if gpu else "bf16-autocast")
+    assert next(engine.model.parameters()).dtype == (torch.bfloat16 if gpu else torch.float32)
+    sentences = eval_sentences(load_recipe("tiny_ner_eval", ["eval.max_samples=3"]))
+    gens = engine.generate([render_prompt(engine.tokenizer, s.text) for s in sentences])
+    assert len(gens) == 3 and all(0 < g.new_tokens <= 8 for g in gens)

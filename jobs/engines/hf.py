@@ -98,6 +98,14 @@ def generate(
     return [g for g in out if g is not None]
 
 
+def cpu_autocast(recipe: Recipe) -> bool:
+    """bf16 on a machine without CUDA: fp32 weights under bf16 autocast, as the train job does
+    (16 SmolLM2 generations: 87 s against 133 s in fp32 on two loaded cores)."""
+    import torch
+
+    return recipe.model.dtype == "bf16" and not torch.cuda.is_available()
+
+
 def load(recipe: Recipe) -> tuple[Any, Any, str]:
     """(model in eval mode on its device, left-padding tokenizer, precision name)."""
     import torch
@@ -116,7 +124,8 @@ def load(recipe: Recipe) -> tuple[Any, Any, str]:
         model = model.to("cuda")
     model.eval()
     names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return model, tokenizer, quant if quant != "none" else names[dtype]
+    precision = "bf16-autocast" if quant == "none" and cpu_autocast(recipe) else names[dtype]
+    return model, tokenizer, quant if quant != "none" else precision
 
 
 class HFEngine:
@@ -138,10 +147,16 @@ class HFEngine:
         self.stop_at_json, self.progress = stop_at_json, progress
 
     def generate(self, prompts: Sequence[str]) -> list[Generation]:
-        return generate(
-            self.model, self.tokenizer, prompts, self.batch_size, self.max_new_tokens,
-            stop_at_json=self.stop_at_json, progress=self.progress,
-        )  # fmt: skip
+        import contextlib
+
+        import torch
+
+        autocast = self.precision == "bf16-autocast"
+        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+            return generate(
+                self.model, self.tokenizer, prompts, self.batch_size, self.max_new_tokens,
+                stop_at_json=self.stop_at_json, progress=self.progress,
+            )  # fmt: skip
 
     def close(self) -> None:
         import torch
