@@ -63,16 +63,17 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def progress_line(p: Progress) -> str:
-    """The job's log line: `step 120/318  loss 1.234  lr 1.9e-05  412 tok/s  ETA 1m12s`."""
+def progress_line(p: Progress, lr: bool = True, eta: bool = True) -> str:
+    """The job's log line: `step 120/318  loss 1.234  lr 1.9e-05  412 tok/s  ETA 1m12s`; `launch
+    status` leaves out the lr, and the ETA once the run ended."""
     parts = [f"step {p.step}/{p.total_steps}" if p.total_steps else f"step {p.step}"]
     if p.loss is not None:
         parts.append(f"loss {p.loss:.3f}")
-    if p.lr is not None:
+    if lr and p.lr is not None:
         parts.append(f"lr {p.lr:.1e}")
     if p.tokens_per_s is not None:
         parts.append(f"{p.tokens_per_s:.0f} tok/s")
-    if p.eta_s is not None:
+    if eta and p.eta_s is not None:
         parts.append(f"ETA {format_duration(p.eta_s)}")
     return "  ".join(parts)
 

@@ -21,7 +21,7 @@ from rich.console import Group
 from rich.text import Text
 
 from launcher.errors import UserError
-from launcher.progress import Progress, format_duration, read_progress
+from launcher.progress import Progress, progress_line, read_progress
 from launcher.registry import SUBMITTING, RunRow
 from launcher.runfiles import read_launch_info
 
@@ -343,15 +343,8 @@ def counts_text(states: dict[str, int]) -> str:
 
 
 def progress_text(p: Progress, state: str) -> str:
-    """`step 120/318  ETA 1m12s  loss 1.234  412 tok/s` (no ETA once the run ended)."""
-    parts = [f"step {p.step}/{p.total_steps}" if p.total_steps else f"step {p.step}"]
-    if state not in TERMINAL and p.eta_s is not None:
-        parts.append(f"ETA {format_duration(p.eta_s)}")
-    if p.loss is not None:
-        parts.append(f"loss {p.loss:.3f}")
-    if p.tokens_per_s is not None:
-        parts.append(f"{p.tokens_per_s:.0f} tok/s")
-    return "  ".join(parts)
+    """`step 120/318  loss 1.234  412 tok/s  ETA 1m12s` (no ETA once the run ended)."""
+    return progress_line(p, lr=False, eta=state not in TERMINAL)
 
 
 def best_text(best: Best) -> str:
