@@ -104,7 +104,8 @@ def test_checkpoint_0_is_complete_and_reeval_scores_it(step0_run: tuple[Path, di
         "--set", "eval.max_samples=8", "--set", "eval.max_new_tokens=16",
     )  # fmt: skip
     assert reeval.returncode == 0, reeval.stderr[-3000:]
-    metrics = json.loads((run_dir / "results" / "checkpoint-0" / "metrics.json").read_text())
+    (scored,) = (run_dir / "results" / "checkpoint-0").glob("*/metrics.json")  # <checkpoint>/<eval recipe>/
+    metrics = json.loads(scored.read_text())
     assert (metrics["step"], metrics["sentences"]) == (0, 8)
 
 
