@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.llm_server import llm_server  # noqa: F401  (session fixture: a real llama.cpp server on loopback)
+from tests.ray_head import head  # noqa: F401  (session fixture: the one Ray head on loopback)
 from tests.s3_server import s3, stored_run  # noqa: F401  (session fixtures: the S3 endpoint, a stored run)
 
 ROOT = Path(__file__).resolve().parent.parent

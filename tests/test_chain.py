@@ -17,7 +17,7 @@ import pytest
 from launcher.chain import Step, chain_lines, parse_step, write_state
 from launcher.errors import UserError
 from tests.conftest import Launch, run_state, wait_for
-from tests.test_ray_backend import Head, head  # noqa: F401  (session fixture: a Ray head on loopback)
+from tests.ray_head import Head
 
 TRAIN = ["--set", "train.max_steps=4", "--set", "train.save_steps=2", "--set", "data.max_train_samples=40"]
 THEN = ["--then", "reeval=chain_eval", "--then", "bench"]
@@ -234,7 +234,7 @@ def test_slurm_failed_training_starts_no_evaluation(launch: Launch, world: Path,
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_ray_chain_is_a_follow_on_job(launch: Launch, world: Path, head: Head) -> None:  # noqa: F811
+def test_ray_chain_is_a_follow_on_job(launch: Launch, world: Path, head: Head) -> None:
     one_cpu = ["--set", "resources.cpus_per_gpu=1"]
     proc = launch("recipe", "tiny_ner", "--cluster", str(head.profile), *TRAIN, *one_cpu, *THEN, check=True)
     run_id = proc.stdout.split()[0]

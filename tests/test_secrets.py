@@ -19,9 +19,8 @@ import pytest
 
 from launcher.tracking import REDACTED, redact_env, redact_text
 from tests.conftest import Launch, run_state, wait_for
+from tests.ray_head import Head
 from tests.s3_server import S3Server, StoredRun
-from tests.test_ray_backend import Head
-from tests.test_ray_backend import head as _ray_head  # noqa: F401  (the session fixture `head`)
 
 
 def _files(root: Path) -> list[Path]:
@@ -168,7 +167,7 @@ def test_no_secret_in_ray_session_logs_or_jobs_api(
     from launcher.backends.ray_agent import SECRETS_DIR
     from launcher.backends.ray_cluster import auth_headers
 
-    head: Head = request.getfixturevalue("_ray_head")
+    head: Head = request.getfixturevalue("head")
     launch_env.update(RAY_SECRETS)
     for name, value in RAY_SECRETS.items():
         monkeypatch.setenv(name, value)
