@@ -47,15 +47,8 @@ def draw_f1(ax: Axes, curves: Mapping[str, Curve]) -> None:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", clip_on=False,  # F1 0 shows
                 label=f"{name} ({sample_label([p[2] for p in points])})")  # fmt: skip
     ax.set_ylim(0.0, 1.0)
-    ax.set_xlim(left=0)
-    ax.set_xlabel("checkpoint step")
-    ax.set_ylabel("strict entity F1")
-    ax.set_title("F1 by checkpoint step")
-    ax.grid(alpha=0.3)
-    if curves:
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no evaluated checkpoints", ha="center", va="center", transform=ax.transAxes)
+    _finish(ax, ("checkpoint step", "strict entity F1", "F1 by checkpoint step"), bool(curves),
+            "no evaluated checkpoints")  # fmt: skip
 
 
 def draw_loss(ax: Axes, histories: Mapping[str, History]) -> None:
@@ -63,16 +56,23 @@ def draw_loss(ax: Axes, histories: Mapping[str, History]) -> None:
     drawn = {name: h for name, h in histories.items() if h.points}
     for name, h in drawn.items():
         ax.plot([p.step for p in h.points], [p.loss for p in h.points], label=name)
-    ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training loss")
-    ax.set_title("training loss by step")
+    _finish(ax, ("training step", "training loss", "training loss by step"), bool(drawn),
+            "no training loss logged")  # fmt: skip
+
+
+def _finish(ax: Axes, labels: tuple[str, str, str], drawn: bool, empty: str) -> None:
+    """x from step 0, the (x label, y label, title), a grid, and the legend or what is missing."""
+    ax.set_xlim(left=0)
+    xlabel, ylabel, title = labels
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no training loss logged", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
 
 
 def f1_figure(curves: Mapping[str, Curve]) -> Figure:
