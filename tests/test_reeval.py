@@ -100,8 +100,12 @@ def reevaluated(run: Run, trained: Path) -> subprocess.CompletedProcess:
     return run("reeval", trained.name, "--cluster", "local", "--follow", *EVAL)
 
 
-def _metrics(run_dir: Path, step: int) -> dict:
-    return json.loads(next((run_dir / "results" / f"checkpoint-{step}").glob("*/metrics.json")).read_text())
+def _metrics(run_dir: Path, step: int, run_ids: list[str] | None = None) -> dict:
+    """The checkpoint's metrics (one of `run_ids`' when given: each eval recipe has its own folder)."""
+    found = [
+        json.loads(p.read_text()) for p in (run_dir / "results" / f"checkpoint-{step}").glob("*/metrics.json")
+    ]
+    return next(m for m in found if run_ids is None or m["run_id"] in run_ids)
 
 
 def _eval_runs(run_dir: Path) -> list[Path]:
@@ -122,7 +126,8 @@ def test_reeval_evaluates_every_complete_checkpoint(
         assert metrics["run_id"] in run_ids and metrics["training_run"] == trained.name
     detail = run("status", run_ids[0]).stdout
     assert f"parent run     {trained.name}" in detail and "completed" in detail
-    listing = run("status").stdout
+    assert "3 evals: 3 completed" in run("status").stdout  # collapsed under the training run
+    listing = run("status", "--all").stdout
     assert all(r[:20] in listing for r in run_ids)
 
 
@@ -222,5 +227,5 @@ def test_reeval_on_slurm_is_one_array(
         time.sleep(2)
     assert states() == ["completed"] * 3
     for step in STEPS:
-        metrics = _metrics(trained, step)
+        metrics = _metrics(trained, step, run_ids)  # the --set variant's folder, beside the first one's
         assert metrics["sentences"] == 12 and metrics["run_id"] in run_ids
