@@ -153,6 +153,21 @@ def test_local_chain_evaluates_and_benches_after_the_cli_exited(launch: Launch, 
     assert f"chain bench: {world / run_id / 'bench' / 'benchmark.md'}" in status
 
 
+def test_no_table_when_every_evaluation_failed(launch: Launch, world: Path, launch_env: dict[str, str]) -> None:
+    """A tokenizer directory that holds none passes every launch-time check and fails in the job."""
+    recipes = Path(launch_env["LAUNCH_HOME"]) / "recipes"
+    broken = EVAL_RECIPE.replace("name: chain_eval", "name: broken_eval").replace(
+        'dtype: auto}', f'dtype: auto, tokenizer: "{recipes}"}}'
+    )
+    (recipes / "broken_eval.yaml").write_text(broken)
+    proc = launch("recipe", "tiny_ner", "--cluster", "local", *TRAIN, "--then", "reeval=broken_eval",
+                  "--then", "bench", check=True)  # fmt: skip
+    run_id = proc.stdout.split()[0]
+    wait_for(lambda: _chain(launch, run_id).startswith(("chain: completed", "chain: failed")), 240, 2)
+    assert _chain(launch, run_id) == "chain: failed (2 of 2 evaluation(s) did not complete)"
+    assert not (world / run_id / "bench").exists()
+
+
 @pytest.mark.slow
 def test_follow_follows_training_evaluations_and_bench(launch: Launch, world: Path) -> None:
     proc = launch("recipe", "tiny_ner", "--cluster", "local", *TRAIN, *THEN, "--follow", timeout=300)

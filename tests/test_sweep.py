@@ -4,8 +4,10 @@ local backend and the dev Slurm cluster with tiny_smoke (a model-free job of a f
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -298,6 +300,23 @@ def test_cancel_a_sweep_cancels_every_point(launch: Launch, tmp_path: Path) -> N
     listing = launch("status", check=True).stdout
     assert f"{sweep_id}: 3 points: 3 cancelled" in listing
     assert not any(line.startswith(runs[0]) for line in listing.splitlines())  # collapsed into its sweep
+
+
+def test_local_points_without_gpus_share_the_machines_cores(launch: Launch, tmp_path: Path) -> None:
+    """Two CPU jobs that each ask for every core run one after the other, not side by side."""
+    cores = len(os.sched_getaffinity(0))
+    sweep_id, runs = _sweep(
+        launch, "--grid", "train.max_steps=300,301", "--set", "env={SMOKE_STEP_SECONDS: '1'}",
+        "--set", f"resources.cpus_per_gpu={cores}", "--max-parallel", "2",
+    )  # fmt: skip
+    wait_for(lambda: "running" in _states(launch, sweep_id).values(), timeout=30, every=0.5)
+    time.sleep(3)
+    states = _states(launch, sweep_id)
+    assert sorted(states.values()) == ["pending", "running"]
+    waiting = next(r for r in runs if states[r] == "pending")
+    state = json.loads((tmp_path / "runs" / waiting / ".local_state.json").read_text())
+    assert state["reason"] == "array limit: 1 of 1 runs at once"
+    launch("cancel", sweep_id, check=True)
 
 
 # ------------------------------------------------------------------ the dev Slurm cluster
