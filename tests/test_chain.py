@@ -153,7 +153,9 @@ def test_local_chain_evaluates_and_benches_after_the_cli_exited(launch: Launch, 
     assert f"chain bench: {world / run_id / 'bench' / 'benchmark.md'}" in status
 
 
-def test_no_table_when_every_evaluation_failed(launch: Launch, world: Path, launch_env: dict[str, str]) -> None:
+def test_no_table_when_every_evaluation_failed(
+    launch: Launch, world: Path, launch_env: dict[str, str]
+) -> None:
     """A tokenizer directory that holds none passes every launch-time check and fails in the job."""
     recipes = Path(launch_env["LAUNCH_HOME"]) / "recipes"
     broken = EVAL_RECIPE.replace("name: chain_eval", "name: broken_eval").replace(
