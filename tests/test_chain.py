@@ -159,7 +159,7 @@ def test_no_table_when_every_evaluation_failed(
     """A tokenizer directory that holds none passes every launch-time check and fails in the job."""
     recipes = Path(launch_env["LAUNCH_HOME"]) / "recipes"
     broken = EVAL_RECIPE.replace("name: chain_eval", "name: broken_eval").replace(
-        'dtype: auto}', f'dtype: auto, tokenizer: "{recipes}"}}'
+        "dtype: auto}", f'dtype: auto, tokenizer: "{recipes}"}}'
     )
     (recipes / "broken_eval.yaml").write_text(broken)
     proc = launch("recipe", "tiny_ner", "--cluster", "local", *TRAIN, "--then", "reeval=broken_eval",
