@@ -38,6 +38,7 @@ from launcher.evaluation import (
     results_dir,
     training_run_of,
 )
+from launcher.progress import Progress, now_iso, write_progress
 from launcher.recipe import Recipe
 from launcher.runfiles import atomic_write_json, atomic_write_text
 
@@ -57,12 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     return evaluate(recipe, run_dir)
 
 
-def open_engine(recipe: Recipe) -> Engine:
-    """The recipe's engine with its model loaded (and no other model)."""
+def open_engine(recipe: Recipe, run_dir: Path | None = None) -> Engine:
+    """The recipe's engine with its model loaded (and no other model); with `run_dir`, each batch
+    done is also written to its progress.json (what `launch status` and `--follow` show)."""
     e = recipe.eval
 
     def progress(done: int, total: int, seconds: float) -> None:
-        print(f"  {done}/{total} sentences, {done / max(seconds, 1e-9):.2f} sentences/s", flush=True)
+        rate = done / max(seconds, 1e-9)
+        print(f"  {done}/{total} sentences, {rate:.2f} sentences/s", flush=True)
+        if run_dir is not None:
+            eta = (total - done) / rate if rate > 0 else None
+            write_progress(run_dir, Progress(step=done, total_steps=total, eta_s=eta, updated_at=now_iso(),
+                                             unit="sentence", items_per_s=rate))  # fmt: skip
 
     if e.engine == "vllm":
         from jobs.engines.vllm import VllmEngine
@@ -86,7 +93,7 @@ def evaluate(recipe: Recipe, run_dir: Path) -> int:
     out = results_dir(recipe, run_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    engine = open_engine(recipe)
+    engine = open_engine(recipe, run_dir)
     sentences = eval_sentences(recipe)
     prompts = [render_prompt(engine.tokenizer, s.text) for s in sentences]
     e = recipe.eval

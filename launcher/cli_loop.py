@@ -126,10 +126,12 @@ def reeval_cmd(
 
 
 def _follow_evals(registry: Registry, run_ids: list[str]) -> int:
-    """Wait for eval runs; print each state change and F1; 0 only when all completed."""
+    """Wait for eval runs; print each state change and F1, and each running one's progress (its
+    progress.json: sentences done, rate, ETA); 0 only when all completed."""
     from launcher import reeval
     from launcher.backends.base import JobState
     from launcher.evaluation import read_metrics
+    from launcher.progress import progress_line, read_progress
     from launcher.registry import RunRow
 
     err = _console(stderr=True)
@@ -144,7 +146,17 @@ def _follow_evals(registry: Registry, run_ids: list[str]) -> int:
             line += f"  F1 {s['f1']:.4f} (P {s['precision']:.4f} R {s['recall']:.4f})"
         err.print(line, markup=False, soft_wrap=True)
 
-    rows = reeval.wait(registry, run_ids, changed)
+    shown: dict[str, str] = {}
+
+    def progressed(row: RunRow) -> None:
+        p = read_progress(Path(row.run_dir))
+        if p is not None and p.updated_at != shown.get(row.run_id):
+            shown[row.run_id] = p.updated_at
+            results = reeval.results_of(row)
+            where = results.parent.name if results else row.run_id
+            err.print(f"  {where}: {progress_line(p)}", markup=False, soft_wrap=True)
+
+    rows = reeval.wait(registry, run_ids, changed, on_poll=progressed)
     failed = [r for r in rows if JobState(r.state) is not JobState.COMPLETED]
     for row in failed:
         logs = sorted(Path(row.run_dir, "logs").glob("*.err"))

@@ -1,7 +1,9 @@
-"""`<run_dir>/progress.json`: where a training job stands, written by the job every logging step
-and read by `launch status` (a small file, never the logs).
+"""`<run_dir>/progress.json`: where a job stands, written by the job (a training job every logging
+step, an evaluation after each batch) and read by `launch status` and `--follow` (a small file,
+never the logs).
 
-Shape (`Progress`): step, total_steps, epoch, loss, lr, tokens_per_s, eta_s, updated_at (ISO 8601).
+Shape (`Progress`): step, total_steps, epoch, loss, lr, tokens_per_s, eta_s, updated_at (ISO 8601);
+an evaluation counts sentences (`unit: sentence`, step = sentences done, `items_per_s`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -30,6 +33,8 @@ class Progress(BaseModel):
     tokens_per_s: float | None = None
     eta_s: float | None = None
     updated_at: str
+    unit: Literal["step", "sentence"] = "step"
+    items_per_s: float | None = None
 
 
 def write_progress(run_dir: Path, progress: Progress) -> None:
@@ -64,8 +69,16 @@ def format_duration(seconds: float | None) -> str:
 
 
 def progress_line(p: Progress, lr: bool = True, eta: bool = True) -> str:
-    """The job's log line: `step 120/318  loss 1.234  lr 1.9e-05  412 tok/s  ETA 1m12s`; `launch
-    status` leaves out the lr, and the ETA once the run ended."""
+    """The job's log line: `step 120/318  loss 1.234  lr 1.9e-05  412 tok/s  ETA 1m12s` (an
+    evaluation's: `64/200 sentences  1.42 sentences/s  ETA 1m36s`); `launch status` leaves out the
+    lr, and the ETA once the run ended."""
+    if p.unit == "sentence":
+        parts = [f"{p.step}/{p.total_steps} sentences" if p.total_steps else f"{p.step} sentences"]
+        if p.items_per_s is not None:
+            parts.append(f"{p.items_per_s:.2f} sentences/s")
+        if eta and p.eta_s is not None:
+            parts.append(f"ETA {format_duration(p.eta_s)}")
+        return "  ".join(parts)
     parts = [f"step {p.step}/{p.total_steps}" if p.total_steps else f"step {p.step}"]
     if p.loss is not None:
         parts.append(f"loss {p.loss:.3f}")

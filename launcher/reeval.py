@@ -222,8 +222,10 @@ def wait(
     run_ids: list[str],
     on_change: Callable[[RunRow], None],
     poll: float = 1.0,
+    on_poll: Callable[[RunRow], None] | None = None,
 ) -> list[RunRow]:
-    """Poll the runs until every one has ended; `on_change(row)` whenever a run's state changes."""
+    """Poll the runs until every one has ended; `on_change(row)` whenever a run's state changes,
+    `on_poll(row)` for each running run at every poll."""
     from launcher import launching
 
     rows = [r for r in (registry.get(i) for i in run_ids) if r is not None]
@@ -234,6 +236,8 @@ def wait(
             if seen.get(row.run_id) != row.state:
                 seen[row.run_id] = row.state
                 on_change(row)
+            elif on_poll is not None and row.state == "running":
+                on_poll(row)
         if all(launching.finished(r.state) for r in rows):
             return rows
         time.sleep(poll)

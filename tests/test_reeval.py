@@ -17,6 +17,7 @@ import pytest
 
 from launcher.checkpoints import mark_complete
 from launcher.evaluation import default_eval_recipe, fingerprint, select
+from launcher.progress import read_progress
 from launcher.recipe import load_recipe
 from tests.conftest import cli_runner, isolated_env
 
@@ -129,6 +130,10 @@ def test_reeval_evaluates_every_complete_checkpoint(
     assert "3 evals: 3 completed" in run("status").stdout  # collapsed under the training run
     listing = run("status", "--all").stdout
     assert all(r[:20] in listing for r in run_ids)
+    for run_id in run_ids:  # each evaluation counted its sentences in its progress.json
+        progress = read_progress(trained.parent / run_id)
+        assert progress is not None and progress.unit == "sentence"
+        assert progress.step == progress.total_steps == 16 and progress.items_per_s
 
 
 @pytest.mark.slow

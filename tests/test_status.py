@@ -46,6 +46,10 @@ def test_the_compact_log_line_and_its_eta() -> None:
     p = Progress(step=120, total_steps=318, loss=1.2341, lr=1.9e-5, tokens_per_s=412.4, eta_s=72,
                  updated_at="2026-12-01T12:00:00+00:00")  # fmt: skip
     assert progress_line(p) == "step 120/318  loss 1.234  lr 1.9e-05  412 tok/s  ETA 1m12s"
+    e = Progress(step=64, total_steps=200, eta_s=96.2, items_per_s=1.4166, unit="sentence",
+                 updated_at="2026-12-01T12:00:00+00:00")  # fmt: skip
+    assert progress_line(e) == "64/200 sentences  1.42 sentences/s  ETA 1m36s"
+    assert progress_line(e, eta=False) == "64/200 sentences  1.42 sentences/s"
 
 
 def test_since_reads_durations_and_iso_dates() -> None:

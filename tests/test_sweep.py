@@ -309,14 +309,16 @@ def test_local_points_without_gpus_share_the_machines_cores(launch: Launch, tmp_
         launch, "--grid", "train.max_steps=300,301", "--set", "env={SMOKE_STEP_SECONDS: '1'}",
         "--set", f"resources.cpus_per_gpu={cores}", "--max-parallel", "2",
     )  # fmt: skip
-    wait_for(lambda: "running" in _states(launch, sweep_id).values(), timeout=30, every=0.5)
-    time.sleep(3)
-    states = _states(launch, sweep_id)
-    assert sorted(states.values()) == ["pending", "running"]
-    waiting = next(r for r in runs if states[r] == "pending")
-    state = json.loads((tmp_path / "runs" / waiting / ".local_state.json").read_text())
-    assert state["reason"] == "array limit: 1 of 1 runs at once"
-    launch("cancel", sweep_id, check=True)
+    try:
+        wait_for(lambda: "running" in _states(launch, sweep_id).values(), timeout=30, every=0.5)
+        time.sleep(3)
+        states = _states(launch, sweep_id)
+        assert sorted(states.values()) == ["pending", "running"]
+        waiting = next(r for r in runs if states[r] == "pending")
+        state = json.loads((tmp_path / "runs" / waiting / ".local_state.json").read_text())
+        assert state["reason"] == "array limit: 1 of 1 runs at once"
+    finally:
+        launch("cancel", sweep_id)
 
 
 # ------------------------------------------------------------------ the dev Slurm cluster
