@@ -506,7 +506,7 @@ def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
     write_state(run_dir, "evaluating", reason=f"waiting for {len(evals)} evaluation(s)", submitted=True)
     rows = reeval.wait(registry, evals, lambda r: log(f"{r.run_id}: {r.state}"), poll=2.0)
     failed = [r.run_id for r in rows if r.state != JobState.COMPLETED.value]
-    if any(s.kind == "bench" for s in steps) and len(failed) < len(rows):  # a table of nothing: no
+    if any(s.kind == "bench" for s in steps) and len(failed) < len(rows):  # no table of nothing
         write_state(run_dir, "bench", reason="building the table")
         out = run_dir / "bench"
         proc = subprocess.run(

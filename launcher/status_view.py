@@ -75,7 +75,7 @@ class RunStatus(BaseModel):
     run_dir: str
     wandb: str | None = Field(None, description="W&B URL, or `offline` for an offline run")
     uploads_pending: int | None = Field(None, description="units not yet in the artifact store")
-    progress: Progress | None = Field(None, description="progress.json of a training run")
+    progress: Progress | None = Field(None, description="progress.json of a training or evaluation run")
     best: Best | None = None
     error: str | None = Field(None, description="last error line of a failed run's stderr")
     evals: Evals | None = Field(None, description="its evaluation runs (listed as runs too with --all)")
