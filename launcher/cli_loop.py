@@ -269,7 +269,7 @@ def sweep_cmd(
     profile = plan.prepared[0].run.profile
     err.print(
         f"submitted {len(job_ids)} point(s) on {profile.name} ({profile.backend}), at most "
-        f"{plan.max_parallel} at once: job(s) {', '.join(job_ids)}", soft_wrap=True,
+        f"{sweep.at_once(plan)} at once: job(s) {', '.join(job_ids)}", soft_wrap=True,
     )  # fmt: skip
     if chained:
         err.print(f"{chain.describe(chained)}: one chain per point", soft_wrap=True)

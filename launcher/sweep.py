@@ -119,6 +119,13 @@ def points_table(keys: list[str], rows: list[list[Any]], head: list[str], title:
     return table
 
 
+def at_once(p: SweepPlan) -> int:
+    """Points that will run at once: `max_parallel` as the backend applies it (the local cluster
+    runs CPU-only points no more than its cores allow)."""
+    requests = [x.request for x in p.prepared]
+    return min(p.prepared[0].backend.array_limit(requests, p.max_parallel), len(p.points))
+
+
 def dry_run_text(p: SweepPlan) -> str:
     """What `launch sweep` would submit: where the backend makes one job of all points (Slurm
     array, Ray supervisor) that job's script, else the first point's script (the others differ
@@ -128,7 +135,7 @@ def dry_run_text(p: SweepPlan) -> str:
     requests = [x.request for x in p.prepared]
     head = [
         f"# sweep {p.sweep_id}: {len(p.points)} point(s) of {p.recipe.name} on {first.run.profile.name} "
-        f"({first.run.profile.backend}), at most {min(p.max_parallel, len(p.points))} at once"
+        f"({first.run.profile.backend}), at most {at_once(p)} at once"
     ]
     array_script = getattr(backend, "array_script", None)
     if array_script is not None and len(requests) > 1:

@@ -305,10 +305,11 @@ def test_cancel_a_sweep_cancels_every_point(launch: Launch, tmp_path: Path) -> N
 def test_local_points_without_gpus_share_the_machines_cores(launch: Launch, tmp_path: Path) -> None:
     """Two CPU jobs that each ask for every core run one after the other, not side by side."""
     cores = len(os.sched_getaffinity(0))
-    sweep_id, runs = _sweep(
-        launch, "--grid", "train.max_steps=300,301", "--set", "env={SMOKE_STEP_SECONDS: '1'}",
-        "--set", f"resources.cpus_per_gpu={cores}", "--max-parallel", "2",
-    )  # fmt: skip
+    args = ["--grid", "train.max_steps=300,301", "--set", "env={SMOKE_STEP_SECONDS: '1'}",
+            "--set", f"resources.cpus_per_gpu={cores}", "--max-parallel", "2"]  # fmt: skip
+    dry = launch("sweep", "tiny_smoke", "--cluster", "local", *args, "--dry-run", check=True)
+    assert "2 point(s) of tiny_smoke on local (local), at most 1 at once" in dry.stdout
+    sweep_id, runs = _sweep(launch, *args)
     try:
         wait_for(lambda: "running" in _states(launch, sweep_id).values(), timeout=30, every=0.5)
         time.sleep(3)

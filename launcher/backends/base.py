@@ -130,6 +130,10 @@ class Backend(ABC, Generic[P]):
         """Checks only the scheduler can answer, before anything is created; raise UserError."""
         return None
 
+    def array_limit(self, requests: Sequence[Request[P]], max_parallel: int) -> int:
+        """How many of `requests` `submit_array` lets run at once (the backend may lower it)."""
+        return max_parallel
+
     def submit_array(self, requests: Sequence[Request[P]], max_parallel: int) -> list[str]:
         """Submit N requests, at most `max_parallel` running at once; default: one by one.
 

@@ -140,14 +140,18 @@ class LocalBackend(Backend[LocalPayload]):
         atomic_write_json(_state_dir() / f"{job_id}.json", {"run_dir": str(run_dir), "boot": supervisor.boot})
         return job_id
 
-    def submit_array(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> list[str]:
-        """One supervisor per run; with fewer than N at once they share `max_parallel` slots (as
-        Slurm's `%P` throttles an array), taken in order before each one queues for its GPUs.
-        Runs without GPUs share this machine's cores instead: at most cores // CPUs per task of
-        them at once (two 2-CPU evaluations on two cores took longer together than one by one)."""
+    def array_limit(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> int:
+        """Runs without GPUs share this machine's cores: at most cores // CPUs per task of them at
+        once (two 2-CPU evaluations side by side on two cores ran 4x slower than one by one)."""
         if requests and not requests[0].gpus:
             cores = len(os.sched_getaffinity(0))
-            max_parallel = min(max_parallel, max(1, cores // max(1, requests[0].spec.cpus_per_task)))
+            return min(max_parallel, max(1, cores // max(1, requests[0].spec.cpus_per_task)))
+        return max_parallel
+
+    def submit_array(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> list[str]:
+        """One supervisor per run; with fewer than N at once they share the `array_limit` slots (as
+        Slurm's `%P` throttles an array), taken in order before each one queues for its GPUs."""
+        max_parallel = self.array_limit(requests, max_parallel)
         if max_parallel >= len(requests):
             return [self.submit(r) for r in requests]
         group = requests[0].spec.run_id
