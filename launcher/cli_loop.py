@@ -210,9 +210,17 @@ def bench_cmd(
     console = _console()
     if not console.is_terminal:
         console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
-    console.print(bench.table(rows))
-    console.print(bench_cls.table(cls_rows))
     err = _console(stderr=True)
+    # named runs: only the tables they have rows in (the other's published rows are in its files)
+    for name, table_rows, table, file in (
+        ("GMB NER", rows, bench.table, "benchmark.md"),
+        ("text classification", cls_rows, bench_cls.table, "benchmark_classification.md"),
+    ):
+        if not runs or any(not r.published for r in table_rows):
+            console.print(table(table_rows))
+        else:
+            err.print(f"{name}: no rows from these runs; published rows in {target / file}",
+                      markup=False, soft_wrap=True)  # fmt: skip
     if not run_dirs:
         err.print("no run has results yet: only the published rows (launch reeval RUN to add some)")
     if not no_wandb:

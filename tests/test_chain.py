@@ -179,6 +179,7 @@ def test_follow_follows_training_evaluations_and_bench(launch: Launch, world: Pa
     assert proc.stderr.count(": completed  F1 ") == 2  # each evaluation's state and F1
     assert "2/2 evaluation(s) completed" in proc.stderr
     assert "benchmark (GMB NER)" in proc.stdout and "checkpoint-4" in proc.stdout
+    assert "benchmark (text classification)" not in proc.stdout  # no classification run here
     assert "chain: completed" in proc.stderr
     _check_results(world, run_id)
 

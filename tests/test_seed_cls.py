@@ -215,3 +215,5 @@ def test_launch_bench_writes_the_classification_table(launch: Launch, tmp_path: 
     assert md.startswith("| dataset | level | shots | mode | model | top-1 | top-3 | top-5 | ECE |")
     assert md.count("published:") == 3 and "not-cls" not in md
     assert "benchmark (text classification)" in proc.stdout and "0.6400" in proc.stdout
+    assert "benchmark (GMB NER)" not in proc.stdout  # these runs have no NER rows: its file only
+    assert f"GMB NER: no rows from these runs; published rows in {out / 'benchmark.md'}" in proc.stderr
