@@ -1,6 +1,6 @@
 """Sentences per second of jobs.evaluate's batched generation against one sentence at a time.
 
-Same model, same prompts (GMB test sentences through jobs.prompts), same `jobs.evaluate.generate`
+Same model, same prompts (GMB test sentences through jobs.prompts), same `jobs.evaluate.job.generate`
 in one process: once with `--batch-size` prompts per batch (left padding, length bucketing, JSON
 stop), once with batch size 1 (the research's way), alternating, best of `--repeat` each. Prints
 both rates and their ratio.
@@ -10,7 +10,7 @@ both rates and their ratio.
     python benchmarks/eval_throughput.py --arch 1.5b --sentences 1024 --batch-size 256   # GPU
 
 `--arch 1.5b` (or 7b) writes the DeepSeek-R1-Distill-Qwen architecture with random weights and the
-tiny tokenizer to a temporary directory (`jobs.tiny.random_like`: nothing is downloaded) and loads
+tiny tokenizer to a temporary directory (`jobs.tiny.models.random_like`: nothing is downloaded) and loads
 it the way jobs.evaluate loads a checkpoint; random weights
 never stop early, so every sentence generates exactly `--max-new-tokens` (64, as in
 calibration/h200_throughput.json: 0.63 sentences/s one at a time, 79.9 at batch 256 on an H200).
@@ -41,7 +41,7 @@ ARCHS = {"1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "7b": "deepseek-ai
 
 
 def eval_recipe(ref: str, dtype: str, engine: str = "hf") -> Any:
-    from launcher.recipe import load_recipe
+    from launcher.config.recipe import load_recipe
 
     overrides = [f"model.name_or_path={ref}", f"model.dtype={dtype}", f"eval.engine={engine}"]
     return load_recipe("tiny_ner_eval", overrides)
@@ -57,14 +57,14 @@ def checkpoint_model(ref: str, dtype: str) -> tuple[Any, Any, str]:
 def prompts_for(tokenizer: Any, n: int) -> list[str]:
     from jobs.data.gmb import recipe_split
     from jobs.prompts import render_prompt
-    from launcher.recipe import load_recipe
+    from launcher.config.recipe import load_recipe
 
     test = recipe_split(load_recipe("tiny_ner_eval").data).test
     return [render_prompt(tokenizer, s.text) for s in test[:n]]
 
 
 def rate(model: Any, tokenizer: Any, prompts: list[str], batch_size: int, max_new: int) -> dict[str, float]:
-    """sentences/s and new tokens/s of jobs.evaluate.generate over `prompts`."""
+    """sentences/s and new tokens/s of jobs.evaluate.job.generate over `prompts`."""
     import torch
 
     from jobs.engines.hf import generate
@@ -114,7 +114,7 @@ def main() -> None:
     path, what = args.model, args.model
     if args.arch:
         from jobs.modeling import resolve_dtype
-        from jobs.tiny import random_like
+        from jobs.tiny.models import random_like
 
         names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
         saved = names[resolve_dtype(args.dtype)]

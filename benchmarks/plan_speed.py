@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from launcher.cluster import load_cluster  # noqa: E402
+from launcher.config.cluster import load_cluster  # noqa: E402
+from launcher.config.recipe import load_recipe  # noqa: E402
 from launcher.plan import plan  # noqa: E402
-from launcher.recipe import load_recipe  # noqa: E402
 
 NO_ZERO = [
     "distributed.strategy=none",

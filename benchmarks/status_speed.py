@@ -28,7 +28,7 @@ def fabricate(root: Path, runs: int) -> tuple[dict[str, str], list[subprocess.Po
     env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs")}
     env["WANDB_MODE"] = "disabled"
     os.environ.update(LAUNCH_HOME=env["LAUNCH_HOME"], LAUNCH_RUNS=env["LAUNCH_RUNS"])
-    from launcher.registry import Registry
+    from launcher.runs.registry import Registry
 
     registry = Registry()
     live: list[subprocess.Popen] = []

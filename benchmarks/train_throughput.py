@@ -58,7 +58,7 @@ def build_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     if arch == "tiny":
-        from jobs.tiny import resolve
+        from jobs.tiny.models import resolve
 
         path = resolve("tiny://qwen2-gmb")
         model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attn, dtype=torch.float32)

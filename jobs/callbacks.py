@@ -12,8 +12,15 @@ import torch
 from transformers import TrainerCallback
 
 from jobs.sft import TokenStats
-from launcher.checkpoints import checkpoint_name, mark_complete
-from launcher.progress import Progress, eta_seconds, format_duration, now_iso, progress_line, write_progress
+from launcher.runs.checkpoints import checkpoint_name, mark_complete
+from launcher.runs.progress import (
+    Progress,
+    eta_seconds,
+    format_duration,
+    now_iso,
+    progress_line,
+    write_progress,
+)
 
 
 class MarkComplete(TrainerCallback):
@@ -94,7 +101,7 @@ class SaveAtEnd(TrainerCallback):
 
 
 class ProgressFile(TrainerCallback):
-    """Every logging step: `<run_dir>/progress.json` (launcher/progress.py) and one compact line
+    """Every logging step: `<run_dir>/progress.json` (launcher/runs/progress.py) and one compact line
     (`step 120/318  loss 1.234  lr 1.9e-05  412 tok/s  ETA 1m12s`) instead of the Trainer's dicts.
 
     tokens/s is Throughput's `useful_tokens_per_s` when it ran before this callback, else it is
@@ -150,7 +157,7 @@ class ProgressFile(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
-        from launcher.progress import read_progress
+        from launcher.runs.progress import read_progress
 
         last = read_progress(self.run_dir)
         if last is not None and last.step != state.global_step:

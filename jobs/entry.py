@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from launcher import logtimes
-from launcher.checks import check_inputs
+from launcher.config.checks import check_inputs
+from launcher.config.recipe import Recipe, read_resolved
 from launcher.errors import UserError
-from launcher.recipe import Recipe, read_resolved
+from launcher.runs import logtimes
 
 BAD_INPUT = 2
 
@@ -21,7 +21,7 @@ def bad_input(err: Exception | str) -> int:
 
 
 def start_log_times() -> None:
-    """Index when each line of this job's stdout/stderr files was written (launcher/logtimes.py),
+    """Index when each line of this job's stdout/stderr files was written (launcher/runs/logtimes.py),
     for `launch logs --merged`; a no-op where the files are not ours (Ray: its wrapper does it)."""
     logtimes.start_for_this_process()
 

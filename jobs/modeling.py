@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from jobs import tiny
+from jobs.tiny import models as tiny
 from launcher import packaged
+from launcher.config.recipe import Recipe
 from launcher.errors import UserError
-from launcher.recipe import Recipe
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

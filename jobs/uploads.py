@@ -2,7 +2,7 @@
 
 Training never waits for the store while it trains: a checkpoint is queued once its COMPLETE
 marker is written and sent while the next steps run. A failed upload never fails the job or
-touches the local copy: it is recorded as pending in `uploads.json` (launcher.uploads) and
+touches the local copy: it is recorded as pending in `uploads.json` (launcher.artifacts.uploads) and
 printed as one line; `launch sync RUN` sends it later. After a failure the store is left alone
 for `LAUNCH_S3_COOLDOWN` seconds (default 300): units queued meanwhile are recorded as pending
 without waiting out more timeouts. Only rank 0 uploads.
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from launcher.checkpoints import checkpoint_name, is_complete
-from launcher.recipe import Recipe
-from launcher.uploads import Ledger, Unit, run_id_of, store_for, units, upload_state, upload_unit
+from launcher.artifacts.uploads import Ledger, Unit, run_id_of, store_for, units, upload_state, upload_unit
+from launcher.config.recipe import Recipe
+from launcher.runs.checkpoints import checkpoint_name, is_complete
 
 
 class BackgroundUploader:

@@ -7,10 +7,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from launcher.recipe import Recipe
-from launcher.runfiles import read_launch_info, update_launch_info
-from launcher.sweep_spec import point_overrides, short_overrides
-from launcher.tracking import REDACTED, secret_values, wandb_mode
+from launcher.config.grid import point_overrides, short_overrides
+from launcher.config.recipe import Recipe
+from launcher.runs.files import read_launch_info, update_launch_info
+from launcher.tracking.wandb_mode import REDACTED, secret_values, wandb_mode
 
 
 def redact(value: Any, secrets: list[str]) -> Any:

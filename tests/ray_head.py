@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.backends.ray_cluster import LocalHead
+from launcher.backends.ray.cluster import LocalHead
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _require_ray() -> None:
 @pytest.fixture(scope="session")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     _require_ray()
-    from launcher.backends.ray import start_local_head
+    from launcher.backends.ray.backend import start_local_head
 
     (dashboard,) = _free_ports(1)
     started = time.monotonic()

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from launcher import paths
-from launcher.axolotl import axolotl_config, axolotl_config_text
-from launcher.recipe import load_recipe
+from launcher.config.recipe import load_recipe
+from launcher.kinds.axolotl import axolotl_config, axolotl_config_text
 from tests.venvs import cached_venv
 
 HERE = Path(__file__).parent

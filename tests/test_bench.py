@@ -8,8 +8,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from launcher.checkpoints import mark_complete
-from launcher.history import training_history
+from launcher.runs.checkpoints import mark_complete
+from launcher.runs.history import training_history
 from launcher.scoring import bench, plots
 
 

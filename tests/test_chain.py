@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.chain import Step, chain_lines, parse_step, write_state
 from launcher.errors import UserError
+from launcher.loop.chain import Step, chain_lines, parse_step, write_state
 from tests.conftest import Launch, run_state, wait_for
 from tests.ray_head import Head
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from jobs.classify_answer import TokenLogprob, label_distribution, parse_answer, verbal
-from jobs.classify_cache import ResponseCache
+from jobs.classify.answer import TokenLogprob, label_distribution, parse_answer, verbal
+from jobs.classify.cache import ResponseCache
 from jobs.data.classification import Item, sample_items, support_examples
 from launcher.scoring.labels import Label
 from tests.conftest import Launch
@@ -291,7 +291,7 @@ def test_the_rate_limit_spaces_request_starts() -> None:
     import asyncio
     import time
 
-    from jobs.classify_engines import RateLimit
+    from jobs.classify.engines import RateLimit
 
     async def starts(limit: RateLimit, n: int) -> list[float]:
         out: list[float] = []

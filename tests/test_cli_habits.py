@@ -65,9 +65,9 @@ def test_help_still_starts_without_heavy_imports(launch_env: dict[str, str]) -> 
     """Completion and --version must not pull torch, W&B or the backends into `launch --help`."""
     code = (
         "import sys; sys.argv = ['launch', '--help']\n"
-        "from launcher import cli\n"
-        "try:\n    cli.app()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('torch', 'transformers', 'ray', 'wandb', 'launcher.backends.base', 'launcher.logview')\n"
+        "from launcher.cli.common import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'transformers', 'ray', 'wandb', 'launcher.backends.base', 'launcher.views.logs')\n"
         "heavy = [m for m in heavy if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )

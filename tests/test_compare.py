@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.compare import differing, flatten
+from launcher.loop.compare import differing, flatten
 from tests.conftest import cli_runner, isolated_env
 
 Run = Callable[..., subprocess.CompletedProcess]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.cluster import load_cluster
-from launcher.recipe import load_recipe
+from launcher.config.cluster import load_cluster
+from launcher.config.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))

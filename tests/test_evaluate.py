@@ -14,12 +14,12 @@ import torch
 
 from jobs.engines import JsonEnd
 from jobs.engines.hf import buckets, generate, json_stopping_criteria, load
-from jobs.evaluate import eval_sentences
+from jobs.evaluate.job import eval_sentences
 from jobs.prompts import render_prompt
-from jobs.tiny import resolve
-from launcher.checkpoints import mark_complete
-from launcher.evaluation import eval_digest, fingerprint
-from launcher.recipe import load_recipe, read_resolved
+from jobs.tiny.models import resolve
+from launcher.config.recipe import load_recipe, read_resolved
+from launcher.runs.checkpoints import mark_complete
+from launcher.runs.results import eval_digest, fingerprint
 from tests.conftest import ROOT, Launch
 from tests.wandb_offline import read_run
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher import launching
-from launcher.cluster import load_cluster
-from launcher.recipe import load_recipe
-from launcher.registry import SUBMITTING, Registry
+from launcher.config.cluster import load_cluster
+from launcher.config.recipe import load_recipe
+from launcher.runs import service as launching
+from launcher.runs.registry import SUBMITTING, Registry
 from launcher.shell import export_line, quote
 from tests.conftest import Launch, wait_for
 
@@ -215,10 +215,10 @@ def test_a_prefix_resolves_to_the_one_training_run(launch: Launch, tmp_path: Pat
 
 # ---------------------------------------------------------------- item 4: one list of secret names
 def test_one_list_of_secret_names() -> None:
-    import launcher.recipe
-    from launcher.tracking import is_secret
+    import launcher.config.recipe
+    from launcher.tracking.wandb_mode import is_secret
 
-    assert not hasattr(launcher.recipe, "SECRET_HINTS")
+    assert not hasattr(launcher.config.recipe, "SECRET_HINTS")
     for name in ("HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DB_PASSWORD",
                  "GOOGLE_CREDENTIALS"):  # fmt: skip
         assert is_secret(name), name

@@ -15,7 +15,7 @@ import pytest
 from launcher.backends.base import JobState
 from launcher.backends.local import STATE_FILE, LocalBackend, gpu_table_dir
 from launcher.backends.procs import Proc, boot_id, start_ticks
-from launcher.cluster import load_cluster
+from launcher.config.cluster import load_cluster
 from tests.conftest import Launch, cli_runner, isolated_env, run_state, wait_for
 
 ONE_GPU = """\
@@ -239,7 +239,7 @@ def test_failed_slurm_run_shows_its_error_line(launch: Launch, tmp_path: Path) -
 
 
 def test_last_error_line_prefers_the_jobs_own_error(tmp_path: Path) -> None:
-    from launcher.listing import last_error_line
+    from launcher.views.listing import last_error_line
 
     logs = tmp_path / "logs"
     logs.mkdir()

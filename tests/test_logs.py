@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher import logtimes
-from launcher.logview import Line, NoiseFilter, merge, merged_backlog, stamp, tidy
+from launcher.runs import logtimes
+from launcher.views.logs import Line, NoiseFilter, merge, merged_backlog, stamp, tidy
 from tests.conftest import Launch, cli_runner, isolated_env
 
 # A stretch of real task0.err files (tiny_ner on the local backend with W&B offline, a Ray eval,
@@ -119,7 +119,7 @@ def test_ray_job_wrapper_indexes_the_logs_it_tees(tmp_path: Path) -> None:
         "print('e1', file=sys.stderr, flush=True); time.sleep(0.6)\nprint('o2', flush=True)\n"
     )
     subprocess.run(
-        [sys.executable, "-m", "launcher.backends.ray_agent", "job", "--run-dir", str(run_dir),
+        [sys.executable, "-m", "launcher.backends.ray.agent", "job", "--run-dir", str(run_dir),
          "--time-limit", "0", "--", sys.executable, "-c", script],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
@@ -249,7 +249,7 @@ def test_labels_and_merged_on_slurm(launch: Launch, tmp_path: Path) -> None:
 
 
 def test_interrupted_names_every_run_with_its_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    from launcher.logview import interrupted
+    from launcher.views.logs import interrupted
 
     assert interrupted(["ev-1", "ev-2"], "evaluation") == 130
     assert capsys.readouterr().err.splitlines() == [

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from launcher.cluster import ClusterProfile, load_cluster
+from launcher.config.cluster import ClusterProfile, load_cluster
+from launcher.config.recipe import Recipe, load_recipe
 from launcher.errors import UserError
 from launcher.plan import GIB, Plan, plan, render_plan, resolve_arch, zero_model_states
-from launcher.recipe import Recipe, load_recipe
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALIBRATION = json.loads((FIXTURES / "h200_memory.json").read_text())
@@ -478,8 +478,8 @@ def test_render_plan_prints_breakdown_verdict_and_fixes() -> None:
 
 def test_planner_imports_no_torch() -> None:
     code = (
-        "import sys; from launcher.plan import plan; from launcher.recipe import load_recipe; "
-        "from launcher.cluster import load_cluster; "
+        "import sys; from launcher.plan import plan; from launcher.config.recipe import load_recipe; "
+        "from launcher.config.cluster import load_cluster; "
         "plan(load_recipe('ds7b_fft'), load_cluster('a800')); "
         "assert 'torch' not in sys.modules and 'rich' not in sys.modules, 'heavy import'"
     )

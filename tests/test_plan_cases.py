@@ -11,14 +11,14 @@ from typing import get_args
 
 import pytest
 
-from launcher.cluster import ClusterProfile, load_cluster
+from launcher.config.cluster import ClusterProfile, load_cluster
+from launcher.config.recipe import Optim, load_recipe
 from launcher.errors import UserError
-from launcher.jobkinds import KINDS
+from launcher.kinds.table import KINDS
 from launcher.plan import GIB, plan, resolve_arch
 from launcher.plan.calibration import CPU_ADAM_BYTES_PER_PARAM, HOST_MEMORY_GB_S, PCIE_GB_S
 from launcher.plan.tables import LINEARIZED_SCOUT
 from launcher.plan.workload import OPTIMIZERS
-from launcher.recipe import Optim, load_recipe
 from tests.conftest import Launch
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -44,7 +44,7 @@ def sets(overrides: list[str]) -> list[str]:
 
 def test_seed_style_1_5b_plans_the_fused_adamw_the_job_uses(launch: Launch, tmp_path: Path) -> None:
     """Measured 27.92 GiB allocated with torch's fused AdamW (the Trainer's default, which
-    jobs/train.py passes on as train.optim); foreach's fp32 temporaries would add 6.6 GiB."""
+    jobs/train/job.py passes on as train.optim); foreach's fp32 temporaries would add 6.6 GiB."""
     (tmp_path / "h200.yaml").write_text(H200_YAML)
     measured = MEASURED["1.5b_fft_2x512_seed_style"]
     assert measured["optimizer"] == "torch AdamW fused"
@@ -271,13 +271,13 @@ def test_scout_at_4096_tokens_without_cce_needs_a_fix_and_every_fix_fits() -> No
 
 
 def test_the_job_hands_train_optim_to_the_trainer(tmp_path: Path) -> None:
-    """One key for both halves: what jobs/train.py gives TrainingArguments is what was planned."""
+    """One key for both halves: what jobs/train/job.py gives TrainingArguments is what was planned."""
     import inspect
 
     import torch
     from transformers import TrainingArguments
 
-    from jobs.train import training_arguments
+    from jobs.train.job import training_arguments
 
     trainer_default = inspect.signature(TrainingArguments.__init__).parameters["optim"].default
     default = training_arguments(load_recipe("tiny_ner"), tmp_path, torch.float32, report_wandb=False)

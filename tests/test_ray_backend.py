@@ -57,7 +57,7 @@ def test_state_table_covers_every_ray_job_status() -> None:
     from ray.job_submission import JobStatus
 
     from launcher.backends.base import JobState
-    from launcher.backends.ray import RAY_STATES, _ray_state
+    from launcher.backends.ray.backend import RAY_STATES, _ray_state
 
     assert set(RAY_STATES) == {s.value for s in JobStatus}
     assert RAY_STATES["STOPPED"] is JobState.CANCELLED and RAY_STATES["SUCCEEDED"] is JobState.COMPLETED
@@ -85,8 +85,8 @@ def test_state_table_covers_every_ray_job_status() -> None:
     ],
 )
 def test_addresses(address: str, url: str, here: bool) -> None:
-    from launcher.backends.ray import resolve_address
-    from launcher.cluster import RaySpec
+    from launcher.backends.ray.backend import resolve_address
+    from launcher.config.cluster import RaySpec
 
     endpoint = resolve_address(RaySpec(address=address))
     assert (endpoint.url, endpoint.on_this_machine) == (url, here)
@@ -114,7 +114,7 @@ def test_dry_run_prints_the_job_spec_and_starts_nothing(
     proc = launch("recipe", "tiny_smoke", "-c", str(profile), "--dry-run", check=True)
     assert "ray-secret-value-123" not in proc.stdout + proc.stderr
     assert "never in the spec: " in proc.stdout and "WANDB_API_KEY=***" in proc.stdout
-    assert "-m launcher.backends.ray_agent job --run-dir" in proc.stdout and "-m jobs.smoke" in proc.stdout
+    assert "-m launcher.backends.ray.agent job --run-dir" in proc.stdout and "-m jobs.smoke" in proc.stdout
     assert f"http://127.0.0.1:{port}" in proc.stdout and "working_dir: " + str(ROOT) in proc.stdout
     assert "entrypoint_num_gpus: 0" in proc.stdout and "entrypoint_num_cpus: 1" in proc.stdout
     assert not (tmp_path / "runs").exists()
@@ -158,9 +158,9 @@ def test_too_many_gpus_is_refused_before_anything_is_created(
 def test_pending_when_the_cluster_did_not_say_its_resources(
     launch: Launch, head: Head, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from launcher import launching
-    from launcher.backends import ray as ray_backend
-    from launcher.registry import Registry
+    from launcher.backends.ray import backend as ray_backend
+    from launcher.runs import service as launching
+    from launcher.runs.registry import Registry
 
     with monkeypatch.context() as patch:
         patch.setattr(ray_backend, "cluster_nodes", lambda url: None)  # a cluster that does not say
@@ -232,8 +232,8 @@ def test_logs_follow_cancel_and_secrets(
 def test_array_cap_and_cancel_while_queued(
     launch: Launch, head: Head, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from launcher import launching
-    from launcher.registry import Registry
+    from launcher.runs import service as launching
+    from launcher.runs.registry import Registry
 
     settings = ["train.max_steps=8", "env={SMOKE_STEP_SECONDS: '0.2'}"]
     prepared = [launching.prepare("tiny_smoke", str(head.profile), settings) for _ in range(3)]
@@ -412,8 +412,8 @@ def test_one_refresh_is_one_list_jobs_call_even_for_jobs_the_cluster_forgot(head
     """explain() answers from status(): before, each job the cluster did not know cost another
     list_jobs() (the whole job list) per run."""
     from launcher.backends.base import JobState
-    from launcher.backends.ray import RayBackend
-    from launcher.cluster import load_cluster
+    from launcher.backends.ray.backend import RayBackend
+    from launcher.config.cluster import load_cluster
 
     backend = RayBackend(load_cluster(str(head.profile)))
     client = backend._client()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher.checkpoints import mark_complete
-from launcher.evaluation import default_eval_recipe, fingerprint, select
-from launcher.progress import read_progress
-from launcher.recipe import load_recipe
+from launcher.config.recipe import load_recipe
+from launcher.runs.checkpoints import mark_complete
+from launcher.runs.progress import read_progress
+from launcher.runs.results import default_eval_recipe, fingerprint, select
 from tests.conftest import cli_runner, isolated_env
 
 STEPS = (10, 20, 30)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launcher.checkpoints import mark_complete
-from launcher.evaluation import (
+from launcher.config.recipe import load_recipe
+from launcher.runs.checkpoints import mark_complete
+from launcher.runs.results import (
     checkpoint_results,
     eval_digest,
     fingerprint,
@@ -26,7 +27,6 @@ from launcher.evaluation import (
     results_name,
     scored_by,
 )
-from launcher.recipe import load_recipe
 from tests.conftest import cli_runner, isolated_env
 
 Run = Callable[..., subprocess.CompletedProcess]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from launcher.axolotl import axolotl_config_text
-from launcher.cluster import load_cluster
-from launcher.deepspeed import deepspeed_config
-from launcher.recipe import load_recipe
-from launcher.run import Run, files_text
+from launcher.config.cluster import load_cluster
+from launcher.config.recipe import load_recipe
+from launcher.kinds.axolotl import axolotl_config_text
+from launcher.kinds.deepspeed import deepspeed_config
+from launcher.runs.run import Run, files_text
 from tests.conftest import Launch
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.cluster import check_fit, load_cluster
+from launcher.config.cluster import check_fit, load_cluster
+from launcher.config.recipe import Recipe, duration_seconds, load_recipe
+from launcher.config.schema import apply_overrides, parse_override
 from launcher.errors import UserError
-from launcher.recipe import Recipe, duration_seconds, load_recipe
-from launcher.schema import apply_overrides, parse_override
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.tracking import REDACTED, redact_env, redact_text
+from launcher.tracking.wandb_mode import REDACTED, redact_env, redact_text
 from tests.conftest import Launch, run_state, wait_for
 from tests.ray_head import Head
 from tests.s3_server import S3Server, StoredRun
@@ -146,7 +146,7 @@ def _job_environ(run_dir: Path, timeout: float = 60) -> dict[str, str]:
     while time.monotonic() < deadline:
         for proc in psutil.process_iter(["cmdline"]):
             cmd = proc.info["cmdline"] or []
-            if "jobs.smoke" in cmd and str(run_dir) in cmd and "launcher.backends.ray_agent" not in cmd:
+            if "jobs.smoke" in cmd and str(run_dir) in cmd and "launcher.backends.ray.agent" not in cmd:
                 with contextlib.suppress(psutil.Error):
                     return dict(proc.environ())
         time.sleep(0.1)
@@ -164,8 +164,8 @@ def test_no_secret_in_ray_session_logs_or_jobs_api(
     """Before: the secrets went in runtime_env.env_vars, so Ray logged them (runtime_env_agent.log)
     and served them at GET /api/jobs/<id>. One job through the CLI, then an array of two kept by
     the supervisor (max_parallel 1), all with the planted secrets in the submitting environment."""
-    from launcher.backends.ray_agent import SECRETS_DIR
-    from launcher.backends.ray_cluster import auth_headers
+    from launcher.backends.ray.agent import SECRETS_DIR
+    from launcher.backends.ray.cluster import auth_headers
 
     head: Head = request.getfixturevalue("head")
     launch_env.update(RAY_SECRETS)
@@ -180,7 +180,7 @@ def test_no_secret_in_ray_session_logs_or_jobs_api(
     # In a process of its own: Ray's client keeps the first auth token it loaded for the life of
     # the process, and this pytest process may already have talked to another test's head.
     script = (
-        "import sys; from launcher import launching; from launcher.registry import Registry; "
+        "import sys; from launcher import launching; from launcher.runs.registry import Registry; "
         "settings = sys.argv[2:]; "
         "prepared = [launching.prepare('tiny_smoke', sys.argv[1], settings) for _ in range(2)]; "
         "launching.submit_many(prepared, Registry(), max_parallel=1); "

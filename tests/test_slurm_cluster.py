@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher import launching
-from launcher.backends.slurm import SlurmBackend
-from launcher.cluster import load_cluster
-from launcher.registry import Registry
+from launcher.backends.slurm.backend import SlurmBackend
+from launcher.config.cluster import load_cluster
+from launcher.runs import service as launching
+from launcher.runs.registry import Registry
 from tests.conftest import Launch, run_state, wait_for
 
 pytestmark = pytest.mark.slurm

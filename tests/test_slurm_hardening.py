@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.backends.slurm import NEVER_STARTS_REASONS, SlurmBackend, parse_sinfo
-from launcher.backends.slurm_cmd import SlurmGarbled, parse_sbatch
-from launcher.cluster import load_cluster
+from launcher.backends.slurm.backend import NEVER_STARTS_REASONS, SlurmBackend, parse_sinfo
+from launcher.backends.slurm.commands import SlurmGarbled, parse_sbatch
+from launcher.config.cluster import load_cluster
 from tests.conftest import Launch
 from tests.test_slurm_cluster import require_slurm
 

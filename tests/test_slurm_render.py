@@ -16,10 +16,10 @@ import pytest
 
 from launcher import paths
 from launcher.backends.base import Request
-from launcher.backends.slurm import SlurmBackend
-from launcher.cluster import ClusterProfile, load_cluster
-from launcher.recipe import load_recipe
-from launcher.run import Run
+from launcher.backends.slurm.backend import SlurmBackend
+from launcher.config.cluster import ClusterProfile, load_cluster
+from launcher.config.recipe import load_recipe
+from launcher.runs.run import Run
 from tests.conftest import Launch
 
 GOLDEN = Path(__file__).parent / "golden"

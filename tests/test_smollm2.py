@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from launcher import packaged
-from launcher.recipe import load_recipe
+from launcher.config.recipe import load_recipe
 from tests.conftest import cli_runner, isolated_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from jobs.data.gmb import Sentence
-from launcher.checkpoints import MARKER, complete_checkpoints
+from launcher.config.recipe import load_recipe, read_resolved
 from launcher.errors import UserError
-from launcher.evaluation import fingerprint
-from launcher.recipe import load_recipe, read_resolved
-from launcher.spacy_pipelines import PIPELINES, resolve
+from launcher.kinds.spacy import PIPELINES, resolve
+from launcher.runs.checkpoints import MARKER, complete_checkpoints
+from launcher.runs.results import fingerprint
 from tests.conftest import ROOT, Launch, cli_runner, isolated_env
 from tests.wandb_offline import read_run
 
@@ -35,7 +35,7 @@ SMALL = ["--set", "data.max_train_samples=150", "--set", "train.epochs=2", "--se
 def test_docs_carry_gmb_tokens_and_tags_exactly() -> None:
     import spacy
 
-    from jobs.spacy import clean_tags, doc_tags, gmb_doc
+    from jobs.spacy.job import clean_tags, doc_tags, gmb_doc
 
     vocab = spacy.blank("en").vocab
     tokens = ["Mr.", "Blair", "visited", "New", "York", "on", "Monday", "."]
@@ -49,7 +49,7 @@ def test_docs_carry_gmb_tokens_and_tags_exactly() -> None:
 
 
 def test_research_token_level_by_hand() -> None:
-    from jobs.spacy import bio_token_prf, score_tags
+    from jobs.spacy.job import bio_token_prf, score_tags
 
     gold = ["B-per", "I-per", "O", "B-geo"]
     pred = ["B-per", "B-per", "B-org", "O"]
@@ -68,7 +68,7 @@ def test_strict_scores_equal_seqeval() -> None:
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
 
-    from jobs.spacy import score_tags
+    from jobs.spacy.job import score_tags
 
     gold = [["B-per", "I-per", "O", "B-geo"], ["B-tim", "O", "B-org", "I-org"]]
     pred = [["B-per", "I-per", "O", "O"], ["B-tim", "O", "B-org", "O"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from launcher.backends.base import JobState
-from launcher.backends.slurm import (
+from launcher.backends.slurm.backend import (
     SLURM_STATES,
     expand_job_ids,
     map_state,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import UserError
-from launcher.progress import Progress, eta_seconds, format_duration, progress_line
-from launcher.registry import Registry, RunRow
-from launcher.status_view import (
+from launcher.runs.progress import Progress, eta_seconds, format_duration, progress_line
+from launcher.runs.registry import Registry, RunRow
+from launcher.views.status import (
     StatusReport,
     best_result,
     entries,

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from launcher import evaluation
-from launcher.checkpoints import complete_checkpoints, mark_complete
-from launcher.recipe import load_recipe
-from launcher.registry import Registry
-from launcher.store import MARKER, Store, StoreError, file_entry, sha256_of
-from launcher.uploads import Ledger, Unit, units, upload_results, upload_state, upload_unit
+from launcher.artifacts.store import MARKER, Store, StoreError, file_entry, sha256_of
+from launcher.artifacts.uploads import Ledger, Unit, units, upload_results, upload_state, upload_unit
+from launcher.config.recipe import load_recipe
+from launcher.runs import results as evaluation
+from launcher.runs.checkpoints import complete_checkpoints, mark_complete
+from launcher.runs.registry import Registry
 from tests.conftest import Launch, run_state, wait_for
 from tests.s3_server import S3Server, StoredRun
 

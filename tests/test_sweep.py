@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 
 from jobs.wandb_run import run_name
+from launcher.config.grid import (
+    expand,
+    parse_grid,
+    point_overrides,
+    short_overrides,
+    split_values,
+    value_text,
+)
+from launcher.config.recipe import load_recipe
 from launcher.errors import UserError
-from launcher.recipe import load_recipe
-from launcher.sweep_spec import expand, parse_grid, point_overrides, short_overrides, split_values, value_text
 from tests.conftest import Launch, wait_for
 from tests.test_slurm_cluster import require_slurm
 

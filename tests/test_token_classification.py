@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from launcher import packaged
-from launcher.checkpoints import is_complete
+from launcher.runs.checkpoints import is_complete
 from tests.conftest import Launch, cli_runner, isolated_env, wait_for
 from tests.wandb_offline import read_run
 
@@ -40,8 +40,8 @@ ROBERTA = ["nuner", "--set", "model.name_or_path=tiny://roberta-gmb", *TINY_CPU]
 def test_first_sub_token_labels_and_back() -> None:
     from transformers import AutoTokenizer
 
-    from jobs import tiny
-    from jobs.token_classification import LABELS, encode, first_subtoken_tags
+    from jobs.tiny import models as tiny
+    from jobs.token_classification.job import LABELS, encode, first_subtoken_tags
 
     tokenizer = AutoTokenizer.from_pretrained(tiny.resolve("tiny://electra-gmb"))
     words, tags = ["Thousands", "of", "demonstrators", "marched", "in", "London"], ["O"] * 5 + ["B-geo"]
@@ -67,9 +67,9 @@ def test_first_sub_token_labels_and_back() -> None:
 
 
 def test_roberta_tokenizer_adds_the_prefix_space_for_split_words() -> None:
-    from jobs import tiny
-    from jobs.token_classification import encode, load_tokenizer
-    from launcher.recipe import load_recipe
+    from jobs.tiny import models as tiny
+    from jobs.token_classification.job import encode, load_tokenizer
+    from launcher.config.recipe import load_recipe
 
     path = tiny.resolve("tiny://roberta-gmb")
     tokenizer = load_tokenizer(load_recipe("nuner", [f"model.name_or_path={path}"]), path)

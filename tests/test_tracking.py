@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.listing import wandb_text
-from launcher.recipe import load_recipe
-from launcher.tracking import wandb_mode
+from launcher.config.recipe import load_recipe
+from launcher.tracking.wandb_mode import wandb_mode
+from launcher.views.listing import wandb_text
 from tests.s3_server import StoredRun
 from tests.wandb_offline import read_run
 
@@ -77,7 +77,7 @@ def test_disabled_starts_no_wandb_run(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_axolotl_gets_the_resolved_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from launcher.axolotl import axolotl_config
+    from launcher.kinds.axolotl import axolotl_config
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -16,8 +16,8 @@ import yaml
 from jobs.data.gmb import load_gmb
 from jobs.prompts import ner_example
 from jobs.sft import IGNORE, PackedCollator, PackedDataset, PadCollator, TokenStats, pack, tokenize
-from launcher.deepspeed import deepspeed_config
-from launcher.recipe import load_recipe
+from launcher.config.recipe import load_recipe
+from launcher.kinds.deepspeed import deepspeed_config
 from tests.conftest import Launch, wait_for
 from tests.wandb_offline import read_run
 
@@ -33,7 +33,7 @@ def tokenizer():
 def model():
     from transformers import AutoModelForCausalLM
 
-    from jobs.tiny import resolve
+    from jobs.tiny.models import resolve
 
     m = AutoModelForCausalLM.from_pretrained(resolve("tiny://qwen2-gmb"), attn_implementation="sdpa")
     m.config.use_cache = False
@@ -217,7 +217,7 @@ def test_job_refuses_a_missing_data_file_without_importing_torch(tmp_path: Path)
     (run_dir / "recipe.yaml").write_text(yaml.safe_dump(data))
     probe = (
         "import sys, runpy; sys.argv=['jobs.train','--run-dir',sys.argv[1]];"
-        "from jobs.train import main; code=main(); print('torch' in sys.modules); sys.exit(code)"
+        "from jobs.train.job import main; code=main(); print('torch' in sys.modules); sys.exit(code)"
     )
     proc = subprocess.run([sys.executable, "-c", probe, str(run_dir)], capture_output=True, text=True)
     assert proc.returncode == 2

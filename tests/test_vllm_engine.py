@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from jobs.engines.hf import HFEngine
-from jobs.evaluate import eval_sentences
+from jobs.evaluate.job import eval_sentences
 from jobs.prompts import render_prompt
-from jobs.tiny import resolve
-from launcher.recipe import load_recipe
+from jobs.tiny.models import resolve
+from launcher.config.recipe import load_recipe
 from tests import vllm_venv
 from tests.conftest import ROOT, Launch
 
@@ -29,7 +29,7 @@ SENTENCES, MAX_NEW = 24, 32
 DRIVER = """\
 import json, sys
 from jobs.engines.vllm import VllmEngine
-from launcher.recipe import load_recipe
+from launcher.config.recipe import load_recipe
 
 if __name__ == "__main__":
     src, dst, model, max_new = sys.argv[1:]

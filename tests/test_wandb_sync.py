@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher import wandb_sync
-from launcher.registry import Registry
+from launcher.runs.registry import Registry
+from launcher.tracking import wandb_sync
 from tests.conftest import Launch, cli_runner, isolated_env
 
 SWEEP = "sweep-tiny_smoke-20261201-2330-ab12"
@@ -44,7 +44,7 @@ def _offline_runs(dirs: list[Path], env: dict[str, str]) -> None:
     """Start and finish one offline W&B run in each directory through jobs/wandb_run.py."""
     code = (
         "import sys\nfrom pathlib import Path\nfrom jobs.wandb_run import start\n"
-        "from launcher.recipe import read_resolved\n"
+        "from launcher.config.recipe import read_resolved\n"
         "for d in map(Path, sys.argv[1:]):\n"
         "    run = start(read_resolved(d), d, 'train')\n    run.log({'loss': 1.0})\n    run.finish()\n"
     )

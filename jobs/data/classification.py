@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from launcher.config.recipe import Recipe
 from launcher.errors import UserError
-from launcher.recipe import Recipe
 from launcher.scoring.labels import Label, LabelTree
 
 FILES = Path(__file__).resolve().parent / "files"

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from launcher.runfiles import atomic_write_bytes
+from launcher.runs.files import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from launcher.recipe import DataSpec
+    from launcher.config.recipe import DataSpec
 
 GMB_ZIP: Path = Path(__file__).resolve().parent / "files" / "ner_dataset.csv.zip"
 """The shipped corpus."""

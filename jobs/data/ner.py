@@ -6,7 +6,7 @@ from typing import Any
 
 from jobs.data.gmb import recipe_split
 from jobs.prompts import Example, ner_example
-from launcher.recipe import Recipe
+from launcher.config.recipe import Recipe
 
 
 def ner_examples(recipe: Recipe, tokenizer: Any) -> tuple[list[Example], list[Example]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from launcher.recipe import Recipe
+    from launcher.config.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def settle(tokenizer: Any, tokens: Sequence[int], ends: set[int], pad: int, json
 
 def tokenizer_source(path: str) -> str:
     """A LoRA adapter directory without tokenizer files borrows its base model's tokenizer."""
-    from jobs import tiny
+    from jobs.tiny import models as tiny
 
     adapter = Path(path, "adapter_config.json")
     if adapter.is_file() and not Path(path, "tokenizer_config.json").is_file():

@@ -11,7 +11,7 @@ from jobs.engines import Generation, JsonEnd, device_name, eos_ids, pad_id, sett
 if TYPE_CHECKING:
     import torch
 
-    from launcher.recipe import Recipe
+    from launcher.config.recipe import Recipe
 
 Progress = Callable[[int, int, float], None]
 

@@ -18,7 +18,7 @@ from jobs.engines import Generation, JsonEnd, device_name, eos_ids, pad_id, prec
 from jobs.engines import tokenizer_source as tokenizer_dir
 
 if TYPE_CHECKING:
-    from launcher.recipe import Recipe
+    from launcher.config.recipe import Recipe
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 STOP = "]}"
@@ -36,8 +36,8 @@ class VllmEngine:
         from transformers import GenerationConfig
         from vllm import LLM
 
-        from jobs import tiny
         from jobs.modeling import load_tokenizer, model_path
+        from jobs.tiny import models as tiny
 
         path = model_path(recipe)
         source = tiny.resolve(recipe.model.tokenizer or tokenizer_dir(path))

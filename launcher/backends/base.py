@@ -12,10 +12,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from launcher.cluster import ClusterProfile
-from launcher.run import Run
-from launcher.spec import LaunchSpec, build_spec
-from launcher.tracking import redact_env
+from launcher.backends.spec import LaunchSpec, build_spec
+from launcher.config.cluster import ClusterProfile
+from launcher.runs.run import Run
+from launcher.tracking.wandb_mode import redact_env
 
 P = TypeVar("P")
 
@@ -163,8 +163,8 @@ class Backend(ABC, Generic[P]):
 
 BACKENDS: dict[str, str] = {
     "local": "launcher.backends.local:LocalBackend",
-    "slurm": "launcher.backends.slurm:SlurmBackend",
-    "ray": "launcher.backends.ray:RayBackend",
+    "slurm": "launcher.backends.slurm.backend:SlurmBackend",
+    "ray": "launcher.backends.ray.backend:RayBackend",
 }
 
 

@@ -34,9 +34,9 @@ from launcher import paths
 from launcher.backends.base import Backend, JobState, Request
 from launcher.backends.follow import follow_files
 from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
-from launcher.runfiles import atomic_write_json
+from launcher.backends.spec import LaunchSpec
+from launcher.runs.files import atomic_write_json
 from launcher.shell import export_line
-from launcher.spec import LaunchSpec
 
 STATE_FILE = ".local_state.json"
 

@@ -19,7 +19,7 @@ from launcher.errors import UserError, choices_text
 from launcher.plan import tables
 
 if TYPE_CHECKING:
-    from launcher.recipe import Recipe
+    from launcher.config.recipe import Recipe
 
 ENCODERS = frozenset(
     {"bert", "roberta", "electra", "deberta", "deberta-v2", "xlm-roberta", "distilbert", "camembert", "mpnet"}
@@ -380,7 +380,7 @@ def _config_path(ref: str | None) -> Path | None:
 
 
 def _tiny_config(name: str) -> Path | None:
-    """The config.json of a tiny model already built into the cache (jobs/tiny.py's layout:
+    """The config.json of a tiny model already built into the cache (jobs/tiny/models.py's layout:
     `$XDG_CACHE_HOME/recipe-launcher/tiny/<name>-v<version>/`), newest version first."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recipe-launcher" / "tiny"
     built = sorted(base.glob(f"{name}-v*/config.json"), key=lambda p: p.parent.name, reverse=True)

@@ -11,9 +11,9 @@ from launcher.errors import UserError
 from launcher.plan import tables
 
 if TYPE_CHECKING:
-    from launcher.cluster import ClusterProfile
+    from launcher.config.cluster import ClusterProfile
+    from launcher.config.recipe import Recipe
     from launcher.plan.architecture import Arch
-    from launcher.recipe import Recipe
 
 Ladder = list[list[str]]  # candidate changes, from the mildest to the strongest
 
@@ -114,8 +114,8 @@ def find_fixes(
     offload, more GPUs, max_length, LoRA/QLoRA; for generation: batch, quantization, GPUs),
     retried with checkpointing on when none fits alone. `per_gpu_if_fits` plans a changed
     recipe: (fits, GiB per GPU, GPU GiB)."""
-    from launcher.recipe import Recipe as RecipeModel
-    from launcher.schema import apply_overrides
+    from launcher.config.recipe import Recipe as RecipeModel
+    from launcher.config.schema import apply_overrides
 
     base = recipe.model_dump()
 

@@ -1,7 +1,7 @@
 """`plan(recipe, profile)`: will a recipe fit its cluster's GPUs, and how long will an epoch take.
 
 Pure functions over the recipe and the cluster profile: no torch, no network. What a job kind
-needs planned comes from the job-kind table (`launcher/jobkinds.py`, `JobKind.planner`).
+needs planned comes from the job-kind table (`launcher/kinds/table.py`, `JobKind.planner`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from launcher.jobkinds import kind_of
+from launcher.kinds.table import kind_of
 from launcher.plan.calibration import CONTEXT_GIB, FRAGMENTATION, GIB
 from launcher.plan.fixes import find_fixes
 from launcher.plan.memory import BREAKDOWN_KEYS, estimate_inference, estimate_training, overhead_bytes
@@ -18,8 +18,8 @@ from launcher.plan.timing import Timing, estimate_time, peak_tflops
 from launcher.plan.workload import Gpu, Workload, gpu_of, workload
 
 if TYPE_CHECKING:
-    from launcher.cluster import ClusterProfile
-    from launcher.recipe import Recipe
+    from launcher.config.cluster import ClusterProfile
+    from launcher.config.recipe import Recipe
 
 
 @dataclass

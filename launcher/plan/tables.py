@@ -178,7 +178,7 @@ _MINILM_L6: dict[str, Any] = {
     "type_vocab_size": 2,
 }
 
-# jobs/tiny.py's CPU-sized stand-ins (its SIZES["qwen2-gmb"]; BPE vocabulary of 2,048) and the
+# jobs/tiny/models.py's CPU-sized stand-ins (its SIZES["qwen2-gmb"]; BPE vocabulary of 2,048) and the
 # tiny encoders of the token-classification job (hidden 64, 2 layers, 2 heads, vocabulary ~2,000).
 # A built tiny model's own config.json, in the cache, is read first (architecture.resolve_arch).
 _TINY_QWEN2: dict[str, Any] = {

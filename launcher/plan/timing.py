@@ -28,7 +28,7 @@ from launcher.plan.memory import checkpoint_bytes, estimate_inference
 from launcher.plan.workload import Gpu, Workload
 
 if TYPE_CHECKING:
-    from launcher.recipe import Recipe
+    from launcher.config.recipe import Recipe
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from launcher.plan import tables
 from launcher.plan.architecture import Arch, resolve_arch
 
 if TYPE_CHECKING:
-    from launcher.cluster import GpuSpec
-    from launcher.recipe import Recipe
+    from launcher.config.cluster import GpuSpec
+    from launcher.config.recipe import Recipe
 
 Mode = Literal["autocast", "half", "fp32"]
 
@@ -32,7 +32,7 @@ class OptimizerInfo:
 # et al. 2022, "8-bit Optimizers via Block-wise Quantization"); torchao's AdamW8bit / AdamW4bit:
 # blocks of 256 / 128 with an fp32 scale each (torchao.optim, README). Two states (m, v) each.
 _BNB8 = 2 * (1 + 4 / 2048)
-OPTIMIZERS: dict[str, OptimizerInfo] = {  # keyed by launcher.recipe.Optim
+OPTIMIZERS: dict[str, OptimizerInfo] = {  # keyed by launcher.config.recipe.Optim
     "adamw_torch": OptimizerInfo(
         8.0, 4.0, "torch AdamW (foreach): fp32 states, an fp32 temporary per weight"
     ),

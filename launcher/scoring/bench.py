@@ -11,7 +11,7 @@ the research's published rows; the `source` column says which rows ran here and 
 published (LEGEND). Writes `benchmark.md`, `benchmark.csv` (full-precision numbers plus run,
 checkpoint, eval and step columns), `f1_by_step.png` (F1 by checkpoint step on a 0..1 axis, one
 line per run and eval recipe, its sample size in the legend) and `loss_by_step.png` (training
-loss, one line per run; launcher.history says where it is read) into the output directory, and
+loss, one line per run; launcher.runs.history says where it is read) into the output directory, and
 a W&B Table (job_type bench) unless W&B is disabled. No torch: `launch bench` imports this module
 in the launcher process.
 """
@@ -29,10 +29,10 @@ from typing import Any
 
 import yaml
 
-from launcher.evaluation import result_files, result_label, training_run_of
-from launcher.runfiles import read_launch_info
+from launcher.config.grid import short_overrides
+from launcher.runs.files import read_launch_info
+from launcher.runs.results import result_files, result_label, training_run_of
 from launcher.scoring import plots, tables
-from launcher.sweep_spec import short_overrides
 
 TOKEN_BIO = "token (BIO)"
 """The research's token level: one decision per word (first sub-token), the BIO tag compared exactly."""
@@ -302,8 +302,8 @@ def plot(rows: Sequence[Row], path: Path) -> None:
 
 
 def plot_loss(run_dirs: Sequence[Path], path: Path) -> None:
-    """Training loss by step, one line per training run among `run_dirs` (launcher.history)."""
-    from launcher.history import training_history
+    """Training loss by step, one line per training run among `run_dirs` (launcher.runs.history)."""
+    from launcher.runs.history import training_history
 
     plots.save(plots.loss_figure({d.name: training_history(d) for d in run_dirs}), path)
 
@@ -323,7 +323,7 @@ def write(rows: Sequence[Row], out: Path, run_dirs: Sequence[Path] = ()) -> dict
 
 def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: str = "auto") -> str | None:
     """The table (and the plot) as one W&B run, job_type bench; None when W&B is disabled."""
-    from launcher.tracking import wandb_mode
+    from launcher.tracking.wandb_mode import wandb_mode
 
     mode = wandb_mode(mode)
     if mode == "disabled":

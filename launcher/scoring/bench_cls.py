@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.evaluation import read_metrics, result_files
-from launcher.jobkinds import KINDS
+from launcher.kinds.table import KINDS
+from launcher.runs.results import read_metrics, result_files
 from launcher.scoring import tables
 
 COLUMNS = ("dataset", "level", "shots", "mode", "model", "top-1", "top-3", "top-5", "ECE", "ECE logprob",

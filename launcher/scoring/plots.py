@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from launcher.history import History
+    from launcher.runs.history import History
 
 
 Curve = Sequence[tuple[int, float, int | None]]

@@ -1,0 +1,304 @@
+"""The classify job's engines: an OpenAI-compatible endpoint (`openai.AsyncOpenAI`) and a local
+transformers model (generating, or scoring each candidate by log-likelihood).
+
+Every engine takes `Query`s and returns one `Reply` per query, in order, calling `done(reply)` as
+each arrives. Answers go through the response cache: a cached answer sends no request, and each
+new answer is stored the moment it arrives (a killed job keeps what it was told).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.classify.answer import TokenLogprob
+from jobs.classify.cache import ResponseCache, request_key
+
+TOP_LOGPROBS = 5
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request: chat messages and, for log-likelihood scoring, the candidate label texts."""
+
+    messages: tuple[dict[str, str], ...]
+    labels: tuple[str, ...] = ()
+    response_format: dict[str, Any] | None = None
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    tokens: list[TokenLogprob] | None = None
+    scores: dict[str, float] | None = None  # loglik: label -> log-likelihood
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    error: str | None = None
+
+    def to_cache(self) -> dict[str, Any]:
+        tokens = (
+            None
+            if self.tokens is None
+            else [[t.token, t.logprob, [list(a) for a in t.top]] for t in self.tokens]
+        )
+        return {"text": self.text, "tokens": tokens, "scores": self.scores, "latency_ms": self.latency_ms,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}  # fmt: skip
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> Reply:
+        tokens = data.get("tokens")
+        return cls(
+            text=data.get("text", ""), scores=data.get("scores"), latency_ms=data.get("latency_ms", 0.0),
+            tokens=None if tokens is None else [TokenLogprob(t, lp, tuple((a, b) for a, b in top))
+                                                for t, lp, top in tokens],
+            prompt_tokens=data.get("prompt_tokens", 0), completion_tokens=data.get("completion_tokens", 0),
+            cached=True,
+        )  # fmt: skip
+
+
+@dataclass
+class Stats:
+    requests_sent: int = 0
+    cached: int = 0
+    failures: int = 0
+    logprobs_missing: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+Done = Callable[[Reply], None]
+
+
+class RateLimit:
+    """At most `rpm` request starts per minute, evenly spaced (a token bucket of size one; the
+    openai client has no such limit of its own)."""
+
+    def __init__(self, rpm: float | None) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class OpenAIEngine:
+    """Chat completions from an OpenAI-compatible endpoint, `concurrency` in flight at most."""
+
+    def __init__(self, base_url: str, api_key: str, model: str, settings: dict[str, Any], *, timeout_s: float,
+                 attempts: int, concurrency: int, rpm: float | None, logprobs: bool, cache: ResponseCache,
+                 stats: Stats, log: Callable[[str], None]) -> None:  # fmt: skip
+        self.base_url, self.api_key, self.model = base_url, api_key, model
+        self.settings = {**settings, **({"logprobs": True, "top_logprobs": TOP_LOGPROBS} if logprobs else {})}
+        self.timeout_s, self.attempts, self.concurrency, self.rpm = timeout_s, attempts, concurrency, rpm
+        self.cache, self.stats, self.log = cache, stats, log
+        self.logprobs = logprobs
+        self._refuses = request_key(base_url, model, {"refuses": "logprobs"}, None)
+        if logprobs and cache.get(self._refuses) is not None:
+            self._no_logprobs("refuses logprobs (remembered in the cache from an earlier run)", refused=True)
+
+    def _no_logprobs(self, why: str, refused: bool = False) -> None:
+        """Say once (log, metrics notes) that this endpoint gives no logprobs; a refusal also stops
+        asking for them for the rest of the run."""
+        self.stats.logprobs_missing += 1
+        if refused:
+            self.logprobs = False
+            self.settings = {k: v for k, v in self.settings.items() if k not in ("logprobs", "top_logprobs")}
+        if self.stats.logprobs_missing == 1:
+            note = f"{self.base_url} {why}: logprob confidence is not available (null, not zero)"
+            self.stats.notes.append(note)
+            self.log(f"note: {note}")
+
+    def key(self, query: Query) -> str:
+        return request_key(
+            self.base_url, self.model, self.settings, [list(query.messages), query.response_format]
+        )
+
+    def run(self, queries: Sequence[Query], done: Done) -> list[Reply]:
+        return asyncio.run(self._run(queries, done))
+
+    async def _run(self, queries: Sequence[Query], done: Done) -> list[Reply]:
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s,
+                             max_retries=self.attempts - 1)  # fmt: skip
+        gate, limit = asyncio.Semaphore(self.concurrency), RateLimit(self.rpm)
+
+        async def one(query: Query) -> Reply:
+            key = self.key(query)
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats.cached += 1
+                reply = Reply.from_cache(hit)
+            else:
+                async with gate:
+                    await limit.wait()
+                    reply = await self._ask(client, query)
+                if reply.error is None:
+                    key = self.key(query)  # logprobs may have been dropped meanwhile
+                    self.cache.put(key, self.base_url, self.model, reply.to_cache())
+                else:
+                    self.stats.failures += 1
+            done(reply)
+            return reply
+
+        try:
+            return list(await asyncio.gather(*(one(q) for q in queries)))
+        finally:
+            await client.close()
+
+    async def _ask(self, client: Any, query: Query) -> Reply:
+        import openai
+
+        self.stats.requests_sent += 1
+        started = time.perf_counter()
+        sent = dict(self.settings)  # another request may drop logprobs while this one is in flight
+        try:
+            extra = {"response_format": query.response_format} if query.response_format else {}
+            resp = await client.chat.completions.create(model=self.model, messages=list(query.messages),
+                                                        **sent, **extra)  # fmt: skip
+        except openai.APIStatusError as err:
+            if "logprobs" in sent and "logprob" in str(err).lower():
+                if self.logprobs:
+                    self.cache.put(self._refuses, self.base_url, self.model, {"refuses": "logprobs"})
+                    self._no_logprobs(f"refuses logprobs (HTTP {err.status_code})", refused=True)
+                return await self._ask(client, query)
+            ms = (time.perf_counter() - started) * 1000
+            return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+        except openai.OpenAIError as err:
+            ms = (time.perf_counter() - started) * 1000
+            return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+        ms = (time.perf_counter() - started) * 1000
+        choice = resp.choices[0]
+        tokens = None
+        content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
+        if content:
+            tokens = [
+                TokenLogprob(t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs or ()))
+                for t in content
+            ]
+        elif self.logprobs:
+            self._no_logprobs("returned no logprobs")
+        usage = resp.usage
+        return Reply(
+            text=choice.message.content or "", tokens=tokens, latency_ms=ms,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        )  # fmt: skip
+
+
+class HFEngine:
+    """A transformers model in this process: `generate` (greedy, top-5 logprobs per token, like the
+    API engine) or `loglik` (each candidate label scored after the prompt, as lm-evaluation-harness
+    scores multiple choice: the sum of its tokens' log-probabilities)."""
+
+    ANSWER_PREFIX = '{"predictions": [{"category": "'
+
+    def __init__(self, load: Callable[[], tuple[Any, Any]], ident: str, mode: str, settings: dict[str, Any],
+                 cache: ResponseCache, stats: Stats) -> None:  # fmt: skip
+        self._load, self.ident, self.mode = load, ident, mode
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.settings = {**settings, "hf_mode": mode}
+        self.cache, self.stats = cache, stats
+
+    def run(self, queries: Sequence[Query], done: Done) -> list[Reply]:
+        out = []
+        for query in queries:
+            key = request_key(
+                self.ident, self.ident, self.settings, [list(query.messages), list(query.labels)]
+            )
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats.cached += 1
+                reply = Reply.from_cache(hit)
+            else:
+                if self.model is None:  # loaded at the first answer not in the cache: a rerun loads nothing
+                    self.model, self.tokenizer = self._load()
+                self.stats.requests_sent += 1
+                started = time.perf_counter()
+                reply = self._loglik(query) if self.mode == "loglik" else self._generate(query)
+                reply.latency_ms = (time.perf_counter() - started) * 1000
+                self.cache.put(key, self.ident, self.ident, reply.to_cache())
+            done(reply)
+            out.append(reply)
+        return out
+
+    def _prompt_ids(self, query: Query) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(
+            list(query.messages), add_generation_prompt=True, tokenize=True
+        )
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    def _generate(self, query: Query) -> Reply:
+        import torch
+
+        ids = self._prompt_ids(query)
+        with torch.inference_mode():
+            out = self.model.generate(
+                torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=self.settings["max_tokens"], do_sample=False, output_scores=True,
+                return_dict_in_generate=True, pad_token_id=self.tokenizer.eos_token_id,
+                temperature=None, top_p=None, top_k=None,
+            )  # fmt: skip
+        new = out.sequences[0, len(ids) :].tolist()
+        eos = self.tokenizer.eos_token_id
+        tokens = []
+        for tok, scores in zip(new, out.scores, strict=False):
+            if tok == eos:
+                break
+            logp = torch.log_softmax(scores[0].float(), dim=-1)
+            top = torch.topk(logp, TOP_LOGPROBS)
+            alts = zip(top.values.tolist(), top.indices.tolist(), strict=True)
+            top_pairs = tuple((self.tokenizer.decode([i]), v) for v, i in alts)
+            tokens.append(TokenLogprob(self.tokenizer.decode([tok]), float(logp[tok]), top_pairs))
+        return Reply(text="".join(t.token for t in tokens), tokens=tokens, prompt_tokens=len(ids),
+                     completion_tokens=len(tokens))  # fmt: skip
+
+    def _loglik(self, query: Query) -> Reply:
+        """Sum of log P(label tokens + closing quote | prompt + answer prefix) per candidate; the
+        prompt runs once and each candidate continues from its cached keys and values."""
+        import copy
+        import inspect
+
+        import torch
+
+        prefix = self.tokenizer.encode(self.ANSWER_PREFIX, add_special_tokens=False)
+        context = self._prompt_ids(query) + prefix
+        conts = [self.tokenizer.encode(label + '"', add_special_tokens=False) for label in query.labels]
+        scores: dict[str, float] = {}
+        # transformers 5 calls the key/value cache `cache`; 4.x `past_key_values`
+        key = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([context]), use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            for label, cont in zip(query.labels, conts, strict=True):
+                total = float(first[cont[0]])
+                if len(cont) > 1:
+                    past = {key: copy.deepcopy(getattr(out, key))}
+                    step = self.model(input_ids=torch.tensor([cont[:-1]]), use_cache=True, **past)
+                    logp = torch.log_softmax(step.logits[0].float(), dim=-1)
+                    total += float(sum(logp[i, t] for i, t in enumerate(cont[1:])))
+                scores[label] = total
+        best = max(scores, key=lambda k: scores[k])
+        return Reply(text=best, scores=scores, prompt_tokens=len(context),
+                     completion_tokens=sum(len(c) for c in conts))  # fmt: skip
+
+
+def softmax(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exp = {k: math.exp(v - top) for k, v in scores.items()}
+    total = sum(exp.values())
+    return {k: v / total for k, v in exp.items()}

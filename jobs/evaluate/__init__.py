@@ -1,0 +1,7 @@
+"""The `evaluate` job kind: generation and scoring of one checkpoint (`python -m jobs.evaluate --run-dir
+DIR`).
+
+Modules:
+
+- `job`: Generation and scoring of one checkpoint for generative NER.
+"""

@@ -1,0 +1,7 @@
+"""The `token_classification` job kind: encoder baselines (`python -m jobs.token_classification --run-dir
+DIR`).
+
+Modules:
+
+- `job`: Encoder token classification on GMB's IOB2 tags (ELECTRA, NuNER, MiniLM): train, then score.
+"""

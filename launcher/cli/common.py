@@ -1,0 +1,58 @@
+"""What every `launch` verb module shares: the typer app, the common options, the console."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+app = typer.Typer(
+    name="launch",
+    help="Launch LLM fine-tuning and evaluation recipes on Slurm, Ray or this machine.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="cluster profile: name or YAML path")]
+ThenOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer needs Optional here
+    typer.Option(
+        "--then", metavar="STEP", help="after training completed: reeval[=EVAL_RECIPE][@CLUSTER], then bench"
+    ),
+]
+SetOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer needs Optional here
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a recipe key, value read as YAML: --set train.lr=1e-5"
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from launcher.views.logs import version
+
+        print(f"launch (recipe-launcher) {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Launch LLM fine-tuning and evaluation recipes on Slurm, Ray or this machine."""
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich console that prints text as it is: a `[` in a path or a run id is never markup."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, markup=False)

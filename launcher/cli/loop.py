@@ -1,0 +1,340 @@
+"""The research loop's verbs: score, reeval, bench, sweep, compare (registered on the one app)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from launcher.cli.common import ClusterOpt, SetOpt, ThenOpt, _console, app
+from launcher.errors import UserError
+
+if TYPE_CHECKING:
+    from launcher.runs.registry import Registry
+
+
+@app.command("score")
+def score_cmd(
+    file: Annotated[Path, typer.Argument(help="predictions.jsonl (jobs.evaluate) or a research output CSV")],
+    format_: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--format", help="jsonl | seed-csv | seed-cls (default: from the extension)"),
+    ] = None,
+    metric: Annotated[str, typer.Option("--metric", help="strict | seed | all")] = "all",
+    json_: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+    level: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--level", help="seed-cls: the DDC level (default: from the file name or prompt)"),
+    ] = None,
+    labels: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--labels", help="seed-cls: label tree CSV (default: the shipped DDC tree)"),
+    ] = None,
+) -> None:
+    """Score an existing predictions file (no model needed): strict, seed, token, sentence."""
+    from launcher.scoring import score as scoring
+
+    if format_ == "seed-cls":
+        from launcher.scoring import seed_cls
+
+        cls_result = seed_cls.score_seed_cls(file, level=level, labels=labels)
+        print(scoring.to_json(cls_result) if json_ else seed_cls.render_text(cls_result))
+        return
+    if level is not None or labels is not None:
+        raise UserError("--level and --labels apply only to --format seed-cls")
+    scoring.check_metric(metric)
+    result = scoring.select(scoring.score_file(file, format_), metric)
+    if json_:
+        print(scoring.to_json(result))
+        return
+    _console().print(scoring.render(result, f"{file} ({metric})"))
+
+
+@app.command("reeval")
+def reeval_cmd(
+    run: Annotated[str, typer.Argument(help="training run id (or unique prefix) or run directory")],
+    cluster: ClusterOpt,
+    recipe: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--recipe", "-r", help="eval recipe (default: <training recipe>_eval or derived)"),
+    ] = None,
+    set_: SetOpt = None,
+    every: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--every", help="only checkpoints whose step is a multiple of N"),
+    ] = None,
+    last: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--last", help="only the K latest (selected) checkpoints"),
+    ] = None,
+    max_parallel: Annotated[int, typer.Option("--max-parallel", help="array tasks at once")] = 8,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="wait for every eval; non-zero if any failed")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be submitted")] = False,
+    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+) -> None:
+    """Evaluate a training run's complete checkpoints not yet scored by the eval recipe."""
+    from launcher.loop import reeval
+    from launcher.runs import service as launching
+    from launcher.runs.registry import Registry
+
+    registry = Registry()
+    plan = reeval.plan(registry, run, recipe, set_ or [], every, last)
+    err = _console(stderr=True)
+    for change in plan.aligned:
+        err.print(f"note: split taken from the training run: {change}", markup=False, soft_wrap=True)
+    for ckpt in plan.checkpoints:
+        if ckpt.status != "todo":
+            how = "already scored" if ckpt.status == "scored" else "being evaluated"
+            err.print(
+                f"skip {ckpt.path.name}: {how} by {plan.eval_recipe.name} ({ckpt.run_id or '?'})",
+                markup=False, soft_wrap=True,
+            )  # fmt: skip
+    if not plan.todo:
+        if not plan.complete:
+            print(f"nothing to do: {plan.run_id} has no complete checkpoint yet (checkpoints/*/COMPLETE)")
+            return
+        what = f"{len(plan.checkpoints)} selected of {plan.complete} complete checkpoint(s)"
+        print(f"nothing to do: {what} of {plan.run_id} need no evaluation by {plan.eval_recipe.name}")
+        return
+    prepared = reeval.prepare(plan, cluster, force=force)
+    if dry_run:
+        sys.stdout.write(reeval.dry_run_text(plan, prepared, max_parallel))
+        return
+    with err.status(f"Submitting {len(prepared)} evaluation(s) ..."):
+        job_ids = launching.submit_many(prepared, registry, max_parallel, parent=plan.run_id)
+    for p, ckpt in zip(prepared, plan.todo, strict=True):
+        print(p.run.run_id, flush=True)
+        err.print(f"  {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results}", markup=False, soft_wrap=True)
+    profile = prepared[0].run.profile
+    err.print(
+        f"submitted {len(prepared)} evaluation(s) of {plan.run_id} with {plan.eval_recipe.name} on "
+        f"{profile.name} ({profile.backend}): job(s) {', '.join(job_ids)}",
+        markup=False, soft_wrap=True,
+    )  # fmt: skip
+    if follow:
+        run_ids = [p.run.run_id for p in prepared]
+        try:
+            code = _follow_evals(registry, run_ids)
+        except KeyboardInterrupt:
+            from launcher.views.logs import interrupted
+
+            code = interrupted(run_ids, "evaluation")
+        raise typer.Exit(code)
+
+
+def _follow_evals(registry: Registry, run_ids: list[str]) -> int:
+    """Wait for eval runs; print each state change and F1, and each running one's progress (its
+    progress.json: sentences done, rate, ETA); 0 only when all completed."""
+    from launcher.backends.base import JobState
+    from launcher.loop import reeval
+    from launcher.runs.progress import progress_line, read_progress
+    from launcher.runs.registry import RunRow
+    from launcher.runs.results import read_metrics
+
+    err = _console(stderr=True)
+
+    def changed(row: RunRow) -> None:
+        results = reeval.results_of(row)
+        where = f"{results.parent.name}/{results.name}" if results else "?"
+        line = f"{row.run_id} ({where}): {row.state}"
+        metrics = read_metrics(results) if results and row.state == "completed" else None
+        if metrics:
+            s = metrics["strict"]
+            line += f"  F1 {s['f1']:.4f} (P {s['precision']:.4f} R {s['recall']:.4f})"
+        err.print(line, markup=False, soft_wrap=True)
+
+    shown: dict[str, str] = {}
+
+    def progressed(row: RunRow) -> None:
+        p = read_progress(Path(row.run_dir))
+        if p is not None and p.updated_at != shown.get(row.run_id):
+            shown[row.run_id] = p.updated_at
+            results = reeval.results_of(row)
+            where = results.parent.name if results else row.run_id
+            err.print(f"  {where}: {progress_line(p)}", markup=False, soft_wrap=True)
+
+    rows = reeval.wait(registry, run_ids, changed, on_poll=progressed)
+    failed = [r for r in rows if JobState(r.state) is not JobState.COMPLETED]
+    for row in failed:
+        logs = sorted(Path(row.run_dir, "logs").glob("*.err"))
+        tail = logs[-1].read_text(errors="replace").splitlines()[-10:] if logs else []
+        err.print(
+            f"--- {row.run_id}: {row.state}; last lines of {logs[-1] if logs else 'its log'}",
+            markup=False, soft_wrap=True,
+        )  # fmt: skip
+        for line in tail:
+            err.print(line, markup=False, soft_wrap=True)
+    err.print(f"{len(rows) - len(failed)}/{len(rows)} evaluation(s) completed")
+    return 1 if failed else 0
+
+
+@app.command("bench")
+def bench_cmd(
+    runs: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="run ids, prefixes or directories (default: every run with results)"),
+    ] = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", "-o", help="output directory (default: <runs root>/bench)"),
+    ] = None,
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log the W&B table")] = False,
+) -> None:
+    """The benchmark table beside the research's published numbers: .md, .csv, F1 and loss plots."""
+    from launcher import paths
+    from launcher.loop import reeval
+    from launcher.runs.registry import Registry
+    from launcher.scoring import bench, bench_cls
+
+    registry = Registry()
+    if runs:
+        run_dirs = [reeval.resolve_run(registry, ref, reeval.TRAINING_KINDS)[1] for ref in runs]
+        empty = [d.name for d in run_dirs if not bench.has_results(d)]
+        if empty:
+            raise UserError(
+                f"run {empty[0]} has no results/*/metrics.json; evaluate a training run's checkpoints "
+                f"first (launch reeval RUN --cluster C) and name the training run"
+            )
+    else:
+        run_dirs = [Path(r.run_dir) for r in registry.all() if bench.has_results(Path(r.run_dir))]
+    skipped: list[str] = []
+    rows = bench.collect(run_dirs, skipped=skipped)
+    for line in skipped:
+        _console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
+    target = out or paths.runs_root() / "bench"
+    files = bench.write(rows, target, run_dirs)
+    cls_rows = bench_cls.collect(run_dirs)
+    files.update(bench_cls.write(cls_rows, target))
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
+    err = _console(stderr=True)
+    # named runs: only the tables they have rows in (the other's published rows are in its files)
+    for name, table_rows, table, file in (
+        ("GMB NER", rows, bench.table, "benchmark.md"),
+        ("text classification", cls_rows, bench_cls.table, "benchmark_classification.md"),
+    ):
+        if not runs or any(not r.published for r in table_rows):
+            console.print(table(table_rows))
+        else:
+            err.print(f"{name}: no rows from these runs; published rows in {target / file}",
+                      markup=False, soft_wrap=True)  # fmt: skip
+    if not run_dirs:
+        err.print("no run has results yet: only the published rows (launch reeval RUN to add some)")
+    if not no_wandb:
+        where = bench.log_wandb(rows, target, bench.wandb_project(run_dirs))
+        if where:
+            err.print(f"W&B table: {where}", markup=False, soft_wrap=True)
+    err.print(f"wrote {', '.join(str(p) for p in files.values())}", markup=False, soft_wrap=True)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    recipe: Annotated[str, typer.Argument(help="recipe name or YAML path")],
+    cluster: ClusterOpt,
+    grid: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--grid", metavar="KEY=V1,V2", help="values to try (YAML): train.lr=1e-5,2e-5"),
+    ] = None,
+    zip_: Annotated[bool, typer.Option("--zip", help="pair the lists instead of all combinations")] = False,
+    set_: SetOpt = None,
+    max_parallel: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--max-parallel", help="points running at once (default: sweep.max_parallel or 4)"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the points and the submission")] = False,
+    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    then: ThenOpt = None,
+) -> None:
+    """One run per point of a grid (or the recipe's sweep: section), all validated first; with
+    --then, each point's checkpoints are evaluated (and benched) when that point completed."""
+    from launcher.loop import chain, sweep
+    from launcher.runs.registry import Registry
+
+    plan = sweep.plan(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
+    first = plan.prepared[0].run
+    chained = chain.validate(then, first.recipe, first.profile) if then else None
+    if dry_run:
+        if chained:
+            sys.stdout.write(f"# {chain.describe(chained)} (one chain per point, once it completed)\n")
+        console = _console()
+        if not console.is_terminal:
+            console.width = max(console.width, 160)
+        console.print(sweep.dry_run_table(plan), crop=False)
+        sys.stdout.write("\n" + sweep.dry_run_text(plan))
+        return
+    registry = Registry()
+    err = _console(stderr=True)
+    with err.status(f"Submitting {len(plan.points)} point(s) ..."):
+        job_ids = sweep.submit(plan, registry)
+        if chained:
+            chain.attach_many(registry, [p.run.run_id for p in plan.prepared], chained)
+    print(plan.sweep_id, flush=True)
+    for p, point in zip(plan.prepared, plan.points, strict=True):
+        err.print(f"  {p.run.run_id}  {sweep.point_text(point)}", soft_wrap=True)
+    profile = plan.prepared[0].run.profile
+    err.print(
+        f"submitted {len(job_ids)} point(s) on {profile.name} ({profile.backend}), at most "
+        f"{sweep.at_once(plan)} at once: job(s) {', '.join(job_ids)}", soft_wrap=True,
+    )  # fmt: skip
+    if chained:
+        err.print(f"{chain.describe(chained)}: one chain per point", soft_wrap=True)
+    err.print(f"status: launch status {plan.sweep_id}", soft_wrap=True)
+
+
+def _sweep_status(registry: Registry, ref: str) -> bool:
+    """`launch status SWEEP`: its points table; False when `ref` names no sweep."""
+    from launcher.loop import sweep
+    from launcher.runs import service as launching
+
+    found = sweep.resolve(registry, ref)
+    if found is None:
+        return False
+    with _console(stderr=True).status("Asking the schedulers ..."):
+        rows = launching.refresh(registry, registry.children(found.sweep_id))
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
+    console.print(sweep.sweep_table(registry, found, rows), crop=False)
+    return True
+
+
+def _sweep_cancel(registry: Registry, ref: str) -> bool:
+    """`launch cancel SWEEP`: every unfinished point; False when `ref` names no sweep."""
+    from launcher.loop import sweep
+
+    found = sweep.resolve(registry, ref)
+    if found is None:
+        return False
+    with _console(stderr=True).status(f"Cancelling {found.sweep_id} ..."):
+        states = sweep.cancel_all(registry, found)
+    for run_id, state in states.items():
+        print(f"{run_id}: {state}")
+    return True
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[str], typer.Argument(help="two or more run ids, prefixes or directories")],
+    png: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--png", help="also write loss and F1 curves of all of them to this PNG"),
+    ] = None,
+) -> None:
+    """Runs side by side: the recipe keys that differ, best F1, final loss, tokens/s, time."""
+    from launcher.loop import compare
+    from launcher.runs.registry import Registry
+
+    summaries = compare.load(Registry(), runs)
+    console = _console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    for table in compare.tables(summaries):
+        console.print(table)
+    if png is not None:
+        written = compare.write_png(summaries, png)
+        _console(stderr=True).print(f"wrote {written}", markup=False, soft_wrap=True)

@@ -1,0 +1,238 @@
+"""`launch sweep`: one run per point of a grid, all validated and planned before any is submitted.
+
+A sweep is a row of the `sweeps` registry table; its points are ordinary runs with
+`parent = <sweep id>`, submitted together by `launching.submit_many` (one Slurm job array with
+`%P`, the local GPU queue, the Ray array supervisor). Each point's launch.json carries `sweep`
+and `sweep_point` (its varied keys); its resolved recipe and hash never contain the `sweep:` section.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from launcher import paths
+from launcher.config.cluster import load_cluster
+from launcher.config.grid import Point, expand, parse_grid, point_overrides, value_text
+from launcher.config.recipe import Recipe, load_recipe, recipe_from_data
+from launcher.config.yamlio import load_yaml
+from launcher.errors import UserError, choices_text
+from launcher.runs.files import read_launch_info
+from launcher.runs.registry import SUBMITTING, Registry, RunRow, SweepRow
+from launcher.runs.service import Prepared, prepare_loaded
+
+STATE_ORDER = ("submitting", "pending", "running", "completed", "failed", "timeout", "cancelled", "preempted")
+
+
+def new_sweep_id(recipe_name: str, now: datetime | None = None) -> str:
+    """`sweep-<recipe>-<YYYYmmdd>-<HHMM>-<4 hex>`."""
+    now = now or datetime.now()
+    return f"sweep-{recipe_name}-{now:%Y%m%d-%H%M}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class SweepPlan:
+    sweep_id: str
+    recipe: Recipe  # the recipe with the --set overrides, before any point's
+    keys: list[str]
+    points: list[Point]
+    prepared: list[Prepared]
+    max_parallel: int
+
+
+def plan(
+    recipe_ref: str,
+    cluster_ref: str,
+    grid: list[str],
+    zip_: bool = False,
+    sets: list[str] | None = None,
+    max_parallel: int | None = None,
+    force: bool = False,
+) -> SweepPlan:
+    """Load, validate and plan every point; creates nothing. A bad point is a UserError naming it.
+
+    `--grid` options replace the recipe's `sweep.grid` as a whole; `--zip` and `--max-parallel`
+    win over the section's `zip` and `max_parallel`."""
+    sets = list(sets or [])
+    base = load_recipe(recipe_ref, sets)
+    spec = base.sweep
+    values = parse_grid(grid) if grid else (spec.grid if spec else None)
+    if not values:
+        raise UserError(
+            f"{base.source}: no grid: give --grid KEY=V1,V2 (e.g. --grid train.lr=1e-5,2e-5) "
+            "or a sweep: section with a grid"
+        )
+    points = expand(values, zip_ or bool(spec and spec.zip))
+    parallel = max_parallel or (spec.max_parallel if spec else 4)
+    if parallel < 1:
+        raise UserError(f"--max-parallel: {parallel} is not a positive number of points")
+    profile = load_cluster(cluster_ref)
+    sweep_id = new_sweep_id(base.name)
+    prepared = []
+    path = paths.resolve("recipes", recipe_ref)
+    data = load_yaml(path)
+    data.setdefault("name", path.stem)
+    for index, point in enumerate(points):
+        try:  # the file read once, each point built from a copy of its data
+            recipe = recipe_from_data(copy.deepcopy(data), path, sets + point_overrides(point))
+            recipe._base = base._base  # one base for every point: its digest is computed once
+            p = prepare_loaded(recipe, profile, parent=sweep_id, force=force)
+        except UserError as err:
+            err.args = (f"sweep point {index} ({point_text(point)}): {err}",)
+            raise
+        p.run.sweep, p.run.sweep_point = sweep_id, point
+        prepared.append(p)
+    return SweepPlan(sweep_id, base, list(values), points, prepared, parallel)
+
+
+def point_text(point: Point) -> str:
+    return ", ".join(f"{key}={value_text(value)}" for key, value in point.items())
+
+
+def submit(p: SweepPlan, registry: Registry) -> list[str]:
+    """Register the sweep, then submit every point together; a failed submit leaves nothing."""
+    from launcher.runs import service as launching
+
+    profile = p.prepared[0].run.profile
+    registry.add_sweep(p.sweep_id, p.recipe.name, profile.name, p.keys)
+    try:
+        return launching.submit_many(p.prepared, registry, p.max_parallel, parent=p.sweep_id)
+    except BaseException:
+        registry.remove_sweep(p.sweep_id)
+        raise
+
+
+def points_table(keys: list[str], rows: list[list[Any]], head: list[str], title: str) -> Any:
+    """A rich table: `head` columns, then one column per varied key."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in [*head, *keys]:
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def at_once(p: SweepPlan) -> int:
+    """Points that will run at once: `max_parallel` as the backend applies it (the local cluster
+    runs CPU-only points no more than its cores allow)."""
+    requests = [x.request for x in p.prepared]
+    return min(p.prepared[0].backend.array_limit(requests, p.max_parallel), len(p.points))
+
+
+def dry_run_text(p: SweepPlan) -> str:
+    """What `launch sweep` would submit: where the backend makes one job of all points (Slurm
+    array, Ray supervisor) that job's script, else the first point's script (the others differ
+    only in run id, directory and their overrides)."""
+    first = p.prepared[0]
+    backend = first.backend
+    requests = [x.request for x in p.prepared]
+    head = [
+        f"# sweep {p.sweep_id}: {len(p.points)} point(s) of {p.recipe.name} on {first.run.profile.name} "
+        f"({first.run.profile.backend}), at most {at_once(p)} at once"
+    ]
+    array_script = getattr(backend, "array_script", None)
+    if array_script is not None and len(requests) > 1:
+        body = array_script(requests, p.max_parallel).rstrip() + "\n"
+    else:
+        body = requests[0].describe()
+        if len(requests) > 1:
+            body += f"# ... and {len(requests) - 1} more run(s) like it, one per point\n"
+    return "\n".join(head) + "\n\n" + body
+
+
+def dry_run_table(p: SweepPlan) -> Any:
+    rows = [[str(i), x.run.run_id, *(value_text(pt[k]) for k in p.keys)] for i, (pt, x) in enumerate(
+        zip(p.points, p.prepared, strict=True)
+    )]  # fmt: skip
+    return points_table(p.keys, rows, ["point", "run (planned)"], f"sweep {p.sweep_id} (dry run)")
+
+
+def resolve(registry: Registry, ref: str) -> SweepRow | None:
+    """The sweep an id or unique prefix names; None when it names none (it may be a run). A prefix
+    that does not start `sweep-` and names a run too is the run's."""
+    found = registry.find_sweeps(ref)
+    if found and not ref.startswith("sweep-") and registry.find(ref):
+        return None
+    if len(found) > 1:
+        raise UserError(f"sweep '{ref}' is ambiguous: {choices_text(s.sweep_id for s in found[:5])}")
+    return found[0] if found else None
+
+
+def point_of(row: RunRow) -> dict[str, Any]:
+    """A point run's varied keys, from its launch.json."""
+    return read_launch_info(Path(row.run_dir)).get("sweep_point") or {}
+
+
+def sweep_table(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> Any:
+    """`launch status SWEEP`: its points with their state and the varied keys as columns."""
+    from rich.text import Text
+
+    from launcher.views.listing import STATE_STYLE
+
+    cells = []
+    for row in rows:
+        point = point_of(row)
+        values = [value_text(point[k]) if k in point else "?" for k in sweep_row.keys]
+        state = Text(row.state, style=STATE_STYLE.get(row.state, ""))
+        cells.append([row.run_id, state, *values])
+    title = f"sweep {sweep_row.sweep_id}: {sweep_summary(registry, sweep_row, rows)}"
+    return points_table(sweep_row.keys, cells, ["run", "state"], title)
+
+
+def sweep_summary(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> str:
+    """`4 points: 2 running, 2 completed` (states in the order runs go through them)."""
+    counts = Counter(row.state for row in rows)
+    order = [s for s in STATE_ORDER if s in counts] + sorted(s for s in counts if s not in STATE_ORDER)
+    states = ", ".join(f"{counts[s]} {s}" for s in order)
+    n = len(rows)
+    return f"{n} point{'s' if n != 1 else ''}" + (f": {states}" if states else "")
+
+
+def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
+    """Cancel every unfinished point of a sweep and every point's chain; {run id: state after}."""
+    from launcher.loop import chain
+    from launcher.runs import service as launching
+
+    states = {}
+    for row in launching.refresh(registry, registry.children(sweep_row.sweep_id)):
+        if row.state == SUBMITTING or launching.finished(row.state):
+            states[row.run_id] = row.state
+        else:
+            states[row.run_id] = launching.cancel(registry, row).value
+        chain.cancel(registry, registry.get(row.run_id) or row)
+    return states
+
+
+def show_run_text(ref: str) -> str | None:
+    """`launch show RUN`: the resolved recipe a run ran with, headed by its overrides and hashes;
+    None when `ref` is a recipe (name or file) or names no run."""
+    from launcher.loop.reeval import resolve_run
+
+    try:
+        paths.resolve("recipes", ref)
+        return None
+    except UserError:
+        pass
+    try:
+        run_id, run_dir = resolve_run(Registry(), ref)
+    except UserError:
+        return None
+    info = read_launch_info(run_dir)
+    overrides = info.get("overrides") or []
+    head = [
+        f"# run {run_id}: the resolved recipe it ran with ({run_dir / 'recipe.yaml'})",
+        f"# recipe {info.get('recipe', '?')} from {info.get('recipe_source', '?')}",
+        f"# overrides: {' '.join(overrides) if overrides else 'none'}",
+        f"# recipe_hash {info.get('recipe_hash', '?')} (before the overrides: "
+        f"{info.get('recipe_hash_base') or '?'})",
+    ]
+    if info.get("sweep"):
+        head.append(f"# sweep {info['sweep']}, point {point_text(info.get('sweep_point') or {})}")
+    return "\n".join(head) + "\n" + (run_dir / "recipe.yaml").read_text()

@@ -1,0 +1,297 @@
+"""What the verbs do, apart from printing: prepare, submit, refresh and cancel runs."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import shutil
+import sqlite3
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from launcher.backends.base import NEVER_STARTS, Backend, JobState, Request, get_backend, overall_state
+from launcher.config.checks import check_inputs
+from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
+from launcher.errors import SetupError, UserError, choices_text, did_you_mean
+from launcher.kinds.table import implemented_jobs, kind_of
+from launcher.config.recipe import Recipe, load_recipe
+from launcher.runs.registry import SUBMITTING, Registry, RunRow
+from launcher.runs.run import LaunchInfo, Run
+from launcher.runs.files import read_launch_info, update_launch_info
+from launcher.config.schema import validate
+
+
+@dataclass
+class Prepared:
+    run: Run
+    backend: Backend
+    request: Request
+
+
+def check_job(recipe: Recipe) -> None:
+    """A recipe whose job module does not exist yet is refused before anything is created."""
+    if not kind_of(recipe).implemented:
+        valid = implemented_jobs()
+        raise UserError(
+            f"{recipe.at('job')}: '{recipe.job}' has no job module (jobs/{recipe.job}.py) in this "
+            f"version{did_you_mean(recipe.job, valid)}; valid: {choices_text(valid)}"
+        )
+
+
+class DoesNotFit(UserError):
+    """The planner's verdict is no; `plan` holds the full estimate for printing."""
+
+    def __init__(self, message: str, plan: object) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+def check_plan(recipe: Recipe, profile: ClusterProfile) -> None:
+    """Refuse a recipe that the planner says will not fit the cluster's GPUs."""
+    if importlib.util.find_spec("launcher.plan") is None:
+        return
+    from launcher.plan import plan
+
+    estimate = plan(recipe, profile)
+    if not estimate.fits:
+        raise DoesNotFit(
+            f"{recipe.at('resources')}: needs {estimate.per_gpu_gib:.1f} GiB per GPU but the GPUs of "
+            f"cluster '{profile.name}' have {estimate.gpu_gib or 0:.1f} GiB; see the plan above, "
+            "or submit anyway with --force",
+            estimate,
+        )
+
+
+def prepare(
+    recipe_ref: str,
+    cluster_ref: str,
+    overrides: list[str] | None = None,
+    parent: str | None = None,
+    force: bool = False,
+) -> Prepared:
+    """Validate everything and build the request; creates nothing."""
+    recipe = load_recipe(recipe_ref, overrides or [])
+    profile = load_cluster(cluster_ref)
+    return prepare_loaded(recipe, profile, parent, force)
+
+
+def prepare_loaded(
+    recipe: Recipe, profile: ClusterProfile, parent: str | None = None, force: bool = False
+) -> Prepared:
+    check_fit(recipe, profile)
+    check_inputs(recipe)
+    check_job(recipe)
+    if not force:
+        check_plan(recipe, profile)
+    backend = get_backend(profile)
+    run = Run.plan(recipe, profile, parent=parent)
+    return Prepared(run, backend, backend.dryrun(run))
+
+
+def check_store(recipe: Recipe) -> None:
+    """An s3:// artifacts.uri must answer with its bucket before a run is created (not on --dry-run,
+    which stays free of network calls)."""
+    if recipe.artifacts.uri:
+        from launcher.artifacts.uploads import check_artifacts  # boto3 only when a store is named
+
+        check_artifacts(recipe)
+
+
+COLLISION_ATTEMPTS = 5
+
+
+def _claim(prepared: Prepared, registry: Registry, parent: str | None = None) -> LaunchInfo:
+    """Register the run (state `submitting`) and create its directory, under a fresh run id when
+    the planned one is taken (the request is rebuilt for the new id). Nothing is left on failure."""
+    for _ in range(COLLISION_ATTEMPTS):
+        run = prepared.run
+        run.parent = parent or run.parent
+        try:
+            _add_row(registry, run)
+        except sqlite3.IntegrityError:  # the id is in the registry already
+            _replan(prepared)
+            continue
+        try:
+            return run.create(prepared.request.materialize())
+        except FileExistsError:  # the directory exists, registered or not
+            registry.remove(run.run_id)
+            _replan(prepared)
+        except BaseException as err:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+            registry.remove(run.run_id)
+            if isinstance(err, OSError):
+                why = err.strerror or err
+                raise SetupError(f"{run.run_dir}: cannot write the run directory: {why}") from None
+            raise
+    raise SetupError(f"no free run id for {prepared.run.recipe.name} after {COLLISION_ATTEMPTS} tries")
+
+
+def _replan(prepared: Prepared) -> None:
+    old = prepared.run
+    fresh = Run.plan(old.recipe, old.profile, root=old.run_dir.parent, parent=old.parent)
+    prepared.run = replace(old, run_id=fresh.run_id, run_dir=fresh.run_dir)  # keeps the sweep fields
+    prepared.request = prepared.backend.dryrun(prepared.run)
+
+
+def _add_row(registry: Registry, run: Run) -> None:
+    registry.add(
+        run.run_id, run.recipe.name, run.profile.name, run.profile.backend, run.recipe.job,
+        run.run_dir, [], state=SUBMITTING, parent=run.parent,
+    )  # fmt: skip
+
+
+def _forget(registry: Registry, runs: Sequence[Run]) -> None:
+    """Undo `_claim` after a failed submit: no directory, no row."""
+    for run in runs:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        with contextlib.suppress(sqlite3.Error):  # else the row stays `submitting`: what happened
+            registry.remove(run.run_id)
+
+
+def submit(prepared: Prepared, registry: Registry) -> str:
+    """Register the run (`submitting`), create its directory, submit, record the job id. A failed
+    submit leaves nothing behind; a failure after it leaves a row that says what happened."""
+    backend = prepared.backend
+    backend.check([prepared.request])
+    check_store(prepared.run.recipe)
+    info = _claim(prepared, registry)
+    try:
+        job_id = backend.submit(prepared.request)
+    except BaseException:
+        _forget(registry, [prepared.run])
+        raise
+    _record(registry, prepared.run, info, [job_id])
+    return job_id
+
+
+def submit_many(
+    prepared: Sequence[Prepared], registry: Registry, max_parallel: int, parent: str | None = None
+) -> list[str]:
+    """Submit runs of one cluster profile together (one Slurm job array), at most `max_parallel`
+    at once; one registry row per run, written before the submit. A failed submit leaves nothing."""
+    if not prepared:
+        return []
+    backend = prepared[0].backend
+    if len({p.run.profile.name for p in prepared}) > 1:
+        raise ValueError("submit_many: all runs must use one cluster profile")
+    backend.check([p.request for p in prepared])
+    for p in prepared:
+        check_store(p.run.recipe)
+    claimed: list[tuple[Prepared, LaunchInfo]] = []
+    try:
+        for p in prepared:
+            claimed.append((p, _claim(p, registry, parent)))
+        job_ids = backend.submit_array([p.request for p in prepared], max_parallel)
+    except BaseException:
+        _forget(registry, [p.run for p, _ in claimed])
+        raise
+    for (p, info), job_id in zip(claimed, job_ids, strict=True):
+        _record(registry, p.run, info, [job_id])
+    return job_ids
+
+
+def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) -> None:
+    """The job ids of a submitted run, in launch.json first (beside the job), then the registry."""
+    try:
+        update_launch_info(
+            run.run_dir, job_ids=job_ids, extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
+        )
+        registry.record_jobs(run.run_id, job_ids)
+    except (OSError, sqlite3.Error) as err:
+        raise SetupError(
+            f"{run.run_id} was submitted as job {', '.join(job_ids)} but recording it failed: {err}; "
+            f"`launch cancel {run.run_id}` or the scheduler's own cancel stops it"
+        ) from None
+
+
+def profile_of(row: RunRow) -> ClusterProfile:
+    """The profile a run was submitted with (kept in launch.json), else the current one by name."""
+    saved = read_launch_info(Path(row.run_dir)).get("extra", {}).get("profile")
+    if saved:
+        return validate(ClusterProfile, saved, f"{row.run_dir}/launch.json")
+    try:
+        return load_cluster(row.cluster)
+    except UserError:
+        if row.backend != "local":
+            raise
+        # the run directory and its profile file are gone: a local run's processes are found from
+        # its job id alone, so status and cancel still work
+        return ClusterProfile(name=row.cluster, backend="local")
+
+
+def backend_of(row: RunRow) -> Backend:
+    return get_backend(profile_of(row))
+
+
+def _warn_line(line: str) -> None:
+    sys.stderr.write(f"warning: {line}\n")
+
+
+def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] = _warn_line) -> list[RunRow]:
+    """Ask each backend once for the states of all unfinished jobs; update the registry.
+
+    A scheduler that does not answer leaves its runs as last seen and `warn` gets its one line;
+    `warn` also gets each run that will never start."""
+    pending = [r for r in rows if r.state != SUBMITTING and not JobState(r.state).is_terminal]
+    by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
+    for row in pending:
+        by_profile[(row.backend, row.cluster)].append(row)
+    for group in by_profile.values():
+        try:
+            backend = backend_of(group[0])
+        except UserError:
+            continue
+        states = backend.status([job for row in group for job in row.job_ids])
+        if backend.unanswered:
+            warn(f"cluster {group[0].cluster}: {backend.unanswered}")
+        for row in group:
+            task_states = {task: states.get(job, JobState.UNKNOWN) for task, job, _ in row.jobs}
+            if backend.unanswered and JobState.UNKNOWN in task_states.values():
+                continue
+            state = overall_state(list(task_states.values()))
+            note = backend.explain(row.job_ids[0]) if row.job_ids else None
+            if note and note.startswith(NEVER_STARTS):
+                warn(f"{row.run_id}: {note}")
+            counts = [n for n in (backend.restarts(job) for job in row.job_ids) if n is not None]
+            registry.set_state(
+                row.run_id, state.value, {t: s.value for t, s in task_states.items()}, note,
+                restarts=max(counts) if counts else None,
+            )  # fmt: skip
+    return [registry.get(r.run_id) or r for r in rows]
+
+
+def finished(state: str) -> bool:
+    """True for a terminal state; a row still `submitting` is not finished."""
+    return state != SUBMITTING and JobState(state).is_terminal
+
+
+def find_run(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -> RunRow:
+    """A run by id or unique id prefix. With `kinds` (job kinds), a prefix that names several runs
+    but exactly one of those kinds resolves to it: `tiny_ner` is the training run even when its
+    eval runs (`tiny_ner_eval-...`) share the prefix."""
+    rows = registry.find(ref)
+    if len(rows) > 1 and kinds is not None:
+        rows = [r for r in rows if r.job in kinds] or rows
+    if not rows:
+        known = [r.run_id for r in registry.all()]
+        raise UserError(f"unknown run '{ref}'{did_you_mean(ref, known)}; `launch status` lists runs")
+    if len(rows) > 1:
+        raise UserError(f"run '{ref}' is ambiguous: {choices_text(r.run_id for r in rows[:5])}")
+    return rows[0]
+
+
+def cancel(registry: Registry, row: RunRow) -> JobState:
+    if row.state == SUBMITTING:
+        raise UserError(
+            f"run {row.run_id} is still being submitted (or its launcher stopped while submitting, "
+            f"with no job id recorded); see {row.run_dir}"
+        )
+    backend = backend_of(row)
+    states = backend.status(row.job_ids)
+    for job_id in row.job_ids:
+        if not states.get(job_id, JobState.UNKNOWN).is_terminal:
+            backend.cancel(job_id)
+    return JobState(refresh(registry, [row])[0].state)

@@ -1,0 +1,484 @@
+"""`launch status` without a run: which runs to show, what each one's state means, and the table.
+
+Every fact comes from the registry or a small file of the run directory (progress.json,
+results/**/metrics.json, the newest logs/*.err of a failed run); only unfinished rows are asked
+of their scheduler. A run's evaluations (rows with parent = its run id) collapse under it; rows
+whose parent is not a run id (a sweep's points) collapse into one line for that parent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Group
+from rich.text import Text
+
+from launcher.errors import UserError
+from launcher.runs.files import read_launch_info
+from launcher.runs.progress import Progress, progress_line, read_progress
+from launcher.runs.registry import SUBMITTING, RunRow
+
+if TYPE_CHECKING:
+    from launcher.runs.registry import Registry
+
+STATES = ("submitting", "pending", "running", "preempted", "completed", "failed", "cancelled", "timeout",
+          "unknown")  # fmt: skip
+"""Every state a run can be in, in the order counts are written."""
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
+LAST = 50
+"""Entries shown without --all."""
+
+
+# ---------------------------------------------------------------------------- the --json shape
+
+
+class Best(BaseModel):
+    """The best strict entity F1 among a run's results."""
+
+    model_config = ConfigDict(extra="forbid")
+    f1: float
+    checkpoint: str = Field(description="the results/<checkpoint> directory name")
+    eval_recipe: str | None = Field(None, description="results/<checkpoint>/<eval recipe>/ (new layout)")
+    step: int | None = None
+
+
+class Evals(BaseModel):
+    """A run's evaluation runs, counted by state."""
+
+    model_config = ConfigDict(extra="forbid")
+    total: int
+    states: dict[str, int]
+
+
+class RunStatus(BaseModel):
+    """One run (`kind: run`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["run"] = "run"
+    run_id: str
+    recipe: str
+    cluster: str
+    backend: str
+    job: str
+    state: str
+    parent: str | None
+    created_at: str
+    job_ids: list[str]
+    run_dir: str
+    wandb: str | None = Field(None, description="W&B URL, or `offline` for an offline run")
+    uploads_pending: int | None = Field(None, description="units not yet in the artifact store")
+    progress: Progress | None = Field(None, description="progress.json of a training or evaluation run")
+    best: Best | None = None
+    error: str | None = Field(None, description="last error line of a failed run's stderr")
+    evals: Evals | None = Field(None, description="its evaluation runs (listed as runs too with --all)")
+    summary: list[str] = Field(description="the lines the table shows under the run")
+
+
+class GroupStatus(BaseModel):
+    """Runs sharing a parent that is not a run id (a sweep's points), as one line (`kind: group`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["group"] = "group"
+    group: str
+    total: int
+    states: dict[str, int]
+    run_ids: list[str]
+    summary: str
+
+
+class StatusReport(BaseModel):
+    """`launch status --json`: the entries the table shows, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+    entries: list[Annotated[RunStatus | GroupStatus, Field(discriminator="kind")]]
+    registered: int = Field(description="runs in the registry")
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SINCE_FORMS = "a duration (30m, 2h, 3d, 1w) or an ISO date or time (2026-12-01, 2026-12-01T08:00)"
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`--since`: a duration back from now or an ISO date/time (UTC unless it names a zone)."""
+    now = now or datetime.now(timezone.utc)
+    match = _SINCE.match(text.strip().lower())
+    if match:
+        return now - timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"--since: cannot read '{text}'; valid: {SINCE_FORMS}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def parse_states(values: list[str]) -> set[str]:
+    """`--state` (repeatable, or comma-separated)."""
+    states = {s.strip().lower() for v in values for s in v.split(",") if s.strip()}
+    bad = sorted(states - set(STATES))
+    if bad:
+        raise UserError(f"--state: unknown state '{bad[0]}'; valid: {', '.join(STATES)}")
+    return states
+
+
+@dataclass
+class Filters:
+    states: set[str] = field(default_factory=set)
+    recipe: str | None = None
+    since: datetime | None = None
+
+    def when(self, row: RunRow) -> bool:
+        """The filters on everything but the state (those that need no scheduler)."""
+        if self.recipe is not None and row.recipe != self.recipe:
+            return False
+        return self.since is None or _created(row) >= self.since
+
+    def matches(self, row: RunRow) -> bool:
+        return self.when(row) and (not self.states or row.state in self.states)
+
+
+def _created(row: RunRow) -> datetime:
+    try:
+        when = datetime.fromisoformat(row.created_at)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------------------- grouping
+
+
+@dataclass
+class Entry:
+    """A run with its evaluations, or a group of runs under a parent that is not a run."""
+
+    row: RunRow | None
+    group: str | None = None
+    members: list[RunRow] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[RunRow]:
+        return ([self.row] if self.row else []) + self.members
+
+    @property
+    def latest(self) -> str:
+        return max(r.created_at for r in self.rows)
+
+
+def entries(rows: list[RunRow], expand: bool = False) -> list[Entry]:
+    """Runs collapsed: evals under their run (unless `expand`), points of a parent that is no run
+    id into one entry per parent; ordered by their newest row."""
+    ids = {r.run_id: r for r in rows}
+    heads: dict[str, Entry] = {}
+    groups: dict[str, Entry] = {}
+    loose: list[Entry] = []
+    for row in rows:
+        if row.parent and row.parent in ids:
+            if expand:
+                loose.append(Entry(row))
+            else:
+                heads.setdefault(row.parent, Entry(ids[row.parent])).members.append(row)
+        elif row.parent:
+            groups.setdefault(row.parent, Entry(None, group=row.parent)).members.append(row)
+        else:
+            heads.setdefault(row.run_id, Entry(row))
+    for run_id in list(heads):
+        parent = ids[run_id].parent
+        if parent and parent not in ids and parent in groups:
+            del heads[run_id]  # a sweep point with evaluations: the point is a line of its sweep
+    out = list(heads.values()) + list(groups.values()) + loose
+    return sorted(out, key=lambda e: (e.latest, e.row.run_id if e.row else e.group or ""))
+
+
+def select(all_rows: list[RunRow], filters: Filters, expand: bool) -> list[Entry]:
+    """The entries to show, before the scheduler is asked: filtered (an entry is kept when its run
+    or one of its runs passes), the last LAST unless `expand` (--all) or a state filter."""
+    chosen = [e for e in entries(all_rows, expand) if any(filters.when(r) for r in e.rows)]
+    return chosen if expand or filters.states else chosen[-LAST:]
+
+
+def refresh_entries(registry: Registry, chosen: list[Entry]) -> list[Entry]:
+    """Ask the schedulers about the unfinished rows only, and put their new states in place."""
+    from launcher.runs import service as launching
+
+    unfinished = [r for e in chosen for r in e.rows if r.state != SUBMITTING and r.state not in TERMINAL]
+    if not unfinished:
+        return chosen
+    fresh = {r.run_id: r for r in launching.refresh(registry, unfinished)}
+    for entry in chosen:
+        if entry.row is not None:
+            entry.row = fresh.get(entry.row.run_id, entry.row)
+        entry.members = [fresh.get(r.run_id, r) for r in entry.members]
+    return chosen
+
+
+# ---------------------------------------------------------------------------- facts of one run
+
+
+STATE_STYLE = {
+    "submitting": "yellow", "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
+    "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
+}  # fmt: skip
+
+
+def age(iso: str, suffix: str = " ago") -> str:
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}{suffix}"
+    return f"{seconds}s{suffix}"
+
+
+def wandb_text(run_dir: Path, short: bool = False) -> str:
+    """The run's W&B URL, or for an offline run the `wandb sync` command (`offline` if short)."""
+    wandb = read_launch_info(run_dir).get("wandb") or {}
+    if wandb.get("url"):
+        return str(wandb["url"])
+    if wandb.get("offline_dir"):
+        return "offline" if short else f"offline: wandb sync {wandb['offline_dir']}"
+    return ""
+
+
+_ERROR_LINE = re.compile(
+    r"^([\w.]+\.)?[A-Z]\w*(Error|Exception|Exit|Interrupt)\b"  # a Python exception: `OSError: ...`
+    r"|^(\S+: )?(error|fatal)\b",  # `error: ...`, `slurmstepd: error: ...`
+    re.IGNORECASE,
+)
+
+
+_SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|sbatch|\[launch\])\S*:? ")
+
+
+_NOISE = re.compile(
+    r"^(Traceback \(most recent call last\)|During handling of the above|The above exception"
+    r"|File \"|[\^~\s]+$|warnings\.warn\()"
+)
+"""A traceback's frames and carets, and the source line a warning quotes: never the reason."""
+
+TAIL_BYTES = 64 * 1024
+"""Only the end of a log is read: a long run's stderr can be large, `launch status` stays cheap."""
+
+
+def _tail_lines(log: Path) -> list[str]:
+    with open(log, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(size - TAIL_BYTES, 0))
+        text = fh.read().decode("utf-8", errors="replace")
+    lines = text.splitlines()[1:] if size > TAIL_BYTES else text.splitlines()  # the first is cut
+    return [line.strip() for line in lines if line.strip() and not _NOISE.match(line.strip())]
+
+
+def last_error_line(run_dir: Path) -> str | None:
+    """Why a run failed, from its newest `logs/*.err` (every backend writes its stderr there): the
+    job's last line that reads as an error (`ValueError: ...`, `error: ...`), else its last line
+    that is not a traceback's frame; the scheduler's own lines (`srun: error: task 0: Exited ...`)
+    only when the job wrote none. Reads the last TAIL_BYTES of the log."""
+    logs = sorted(Path(run_dir, "logs").glob("*.err"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for log in logs:
+        try:
+            lines = _tail_lines(log)
+        except OSError:
+            continue
+        for candidates in ([line for line in lines if not _SCHEDULER_LINE.match(line)], lines):
+            if candidates:
+                errors = [line for line in candidates if _ERROR_LINE.match(line)]
+                return (errors or candidates)[-1]
+    return None
+
+
+def best_result(run_dir: Path) -> Best | None:
+    """The best strict F1 over `results/**/metrics.json` (old `results/<ckpt>/metrics.json` and
+    new `results/<ckpt>/<eval recipe>/metrics.json`)."""
+    best: Best | None = None
+    results = run_dir / "results"
+    if not results.is_dir():
+        return None
+    for path in results.glob("**/metrics.json"):
+        metrics = _read_json(path)
+        strict = (metrics or {}).get("strict")
+        f1 = strict.get("f1") if isinstance(strict, dict) else None
+        if not isinstance(f1, (int, float)) or isinstance(f1, bool):
+            continue
+        parts = path.relative_to(results).parts
+        step = metrics.get("step") if metrics else None
+        candidate = Best(
+            f1=float(f1),
+            checkpoint=parts[0],
+            eval_recipe=parts[1] if len(parts) > 2 else None,
+            step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        )
+        if best is None or candidate.f1 > best.f1:
+            best = candidate
+    return best
+
+
+def _read_json(path: Path) -> dict | None:
+    """A small JSON object (launcher/evaluation.read_metrics, without importing the recipe schema)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def counts_text(states: dict[str, int]) -> str:
+    """`2 running, 2 completed`, in the order of STATES."""
+    order = {s: i for i, s in enumerate(STATES)}
+    return ", ".join(f"{n} {s}" for s, n in sorted(states.items(), key=lambda kv: order.get(kv[0], 99)))
+
+
+def progress_text(p: Progress, state: str) -> str:
+    """`step 120/318  loss 1.234  412 tok/s  ETA 1m12s` (no ETA once the run ended)."""
+    return progress_line(p, lr=False, eta=state not in TERMINAL)
+
+
+def best_text(best: Best) -> str:
+    where = best.checkpoint + (f" ({best.eval_recipe})" if best.eval_recipe else "")
+    return f"best F1 {best.f1:.4f} at {where}"
+
+
+def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
+    """What the table and --json say about one run; reads only small files of its directory."""
+    from launcher.artifacts.uploads import LEDGER, upload_state
+
+    run_dir = Path(row.run_dir)
+    progress = read_progress(run_dir)
+    best = best_result(run_dir)
+    error = last_error_line(run_dir) if row.state in ("failed", "timeout") else None
+    wandb = wandb_text(run_dir, short=True) or None
+    pending = None
+    if (run_dir / LEDGER).is_file() or (row.state not in TERMINAL and (run_dir / "recipe.yaml").is_file()):
+        uploads = upload_state(run_dir)
+        pending = len(uploads.pending) if uploads.uri else None
+    counted = Evals(total=len(evals), states=dict(Counter(r.state for r in evals))) if evals else None
+    lines = []
+    if error:
+        lines.append(f"error: {error}")
+    elif progress is not None and (row.state not in TERMINAL or best is None):
+        lines.append(progress_text(progress, row.state))
+    if best is not None:
+        lines.append(best_text(best))
+    if pending:
+        lines.append(f"uploads: {pending} pending")
+    if counted is not None:
+        lines.append(f"{counted.total} eval{'s' * (counted.total != 1)}: {counts_text(counted.states)}")
+    return RunStatus(
+        run_id=row.run_id, recipe=row.recipe, cluster=row.cluster, backend=row.backend, job=row.job,
+        state=row.state, parent=row.parent, created_at=row.created_at, job_ids=row.job_ids,
+        run_dir=row.run_dir, wandb=wandb, uploads_pending=pending, progress=progress, best=best,
+        error=error, evals=counted, summary=lines,
+    )  # fmt: skip
+
+
+def group_summary(registry: Registry | None, group: str, rows: list[RunRow]) -> str:
+    """One line for the runs under `group`: the sweep's own summary when `group` is a sweep the
+    registry knows (`<sweep id>: 4 points: ...`), else `<group>: N runs: 2 running, 2 completed`."""
+    from launcher.loop import sweep
+
+    sweep_row = registry.sweep(group) if registry is not None else None
+    if sweep_row is not None:
+        return f"{group}: {sweep.sweep_summary(registry, sweep_row, rows)}"
+    states = Counter(r.state for r in rows)
+    return f"{group}: {len(rows)} run{'s' * (len(rows) != 1)}: {counts_text(dict(states))}"
+
+
+def report(registry: Registry | None, chosen: list[Entry], registered: int) -> StatusReport:
+    out: list[RunStatus | GroupStatus] = []
+    for entry in chosen:
+        if entry.row is not None:
+            out.append(run_status(entry.row, entry.members))
+            continue
+        group = entry.group or ""
+        out.append(
+            GroupStatus(
+                group=group,
+                total=len(entry.members),
+                states=dict(Counter(r.state for r in entry.members)),
+                run_ids=[r.run_id for r in entry.members],
+                summary=group_summary(registry, group, entry.members),
+            )
+        )
+    return StatusReport(entries=out, registered=registered)
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else (text[: max(width - 1, 0)] + "…" if width > 0 else "")
+
+
+def _runs_in(entry: RunStatus | GroupStatus) -> int:
+    if isinstance(entry, GroupStatus):
+        return entry.total
+    return 1 + (entry.evals.total if entry.evals else 0)
+
+
+def table(status: StatusReport, width: int) -> Group:
+    """`runs (N)`, then one line per run (run, state, cluster, age, job, W&B: the W&B column is
+    cut first, so the state always shows at 80 columns) with its summary indented under it, and
+    one line per group. Plain fixed-width text, so nothing is wrapped."""
+
+    runs = [e for e in status.entries if isinstance(e, RunStatus)]
+    header = ["run", "state", "cluster", "age", "job", "W&B"]
+    cells = []
+    for r in runs:
+        job = ",".join(j.split("@", 1)[0] for j in r.job_ids)  # a local PID@START: the PID
+        job = job if len(r.job_ids) <= 1 else f"{len(r.job_ids)} tasks"
+        cells.append([r.run_id, r.state, r.cluster, age(r.created_at, suffix=""), job, r.wandb or ""])
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1])]
+    room = width - sum(w + 2 for w in widths)
+    shown = sum(_runs_in(e) for e in status.entries)
+    count = str(shown) if shown == status.registered else f"{shown} of {status.registered}"
+    parts: list[Text] = [Text(f"runs ({count})", style="bold")]
+
+    def line(values: list[str], styles: list[str]) -> Text:
+        text = Text(no_wrap=True, overflow="crop")
+        for i, (value, style) in enumerate(zip(values, styles, strict=True)):
+            if i < len(widths):
+                text.append(value.ljust(widths[i]) + "  ", style=style)
+            elif room >= 4:
+                text.append(_fit(value, room), style=style)
+        text.rstrip()
+        return text
+
+    parts.append(line(header, ["bold underline"] * len(header)))
+    cells_of = {r.run_id: c for r, c in zip(runs, cells, strict=True)}
+    for entry in status.entries:
+        if isinstance(entry, GroupStatus):
+            parts.append(Text(_fit(entry.summary, width), style="bold", no_wrap=True, overflow="crop"))
+            continue
+        styles = ["", STATE_STYLE.get(entry.state, ""), "", "", "", "dim"]
+        parts.append(line(cells_of[entry.run_id], styles))
+        for i, text in enumerate(entry.summary):
+            style = "red" if entry.error and i == 0 else "dim"
+            parts.append(Text(_fit("  " + text, width), style=style, no_wrap=True, overflow="crop"))
+    return Group(*parts)
+
+
+def collect(registry: Registry, filters: Filters, expand: bool, ask: bool = True) -> StatusReport:
+    """The whole `launch status` answer: select, refresh the unfinished rows (`ask`), filter by
+    state, read each shown run's small files."""
+    all_rows = registry.all()
+    chosen = select(all_rows, filters, expand)
+    if ask:
+        chosen = refresh_entries(registry, chosen)
+    if filters.states:
+        chosen = [e for e in chosen if any(filters.matches(r) for r in e.rows)]
+        chosen = chosen if expand else chosen[-LAST:]
+    return report(registry, chosen, len(all_rows))
