@@ -38,8 +38,8 @@ from jobs.entry import start_log_times
 from launcher.config.checks import check_inputs
 from launcher.config.recipe import Recipe, read_resolved
 from launcher.errors import UserError
+from launcher.jsonio import atomic_write_json
 from launcher.kinds.classify import ClassifySpec, is_loopback
-from launcher.runs.files import atomic_write_json
 from launcher.runs.results import results_dir
 from launcher.scoring.cls_match import match
 from launcher.scoring.labels import Label

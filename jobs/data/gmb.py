@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from launcher.runs.files import atomic_write_bytes
+from launcher.jsonio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from launcher.config.recipe import DataSpec

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.entry import BAD_INPUT, read_run
 from launcher.config.recipe import Recipe
-from launcher.runs.files import atomic_write_json, atomic_write_text
+from launcher.jsonio import atomic_write_json, atomic_write_text
 from launcher.runs.progress import Progress, now_iso, write_progress
 from launcher.runs.results import (
     MARKER,

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.entry import BAD_INPUT, read_run
 from launcher.config.recipe import Recipe
+from launcher.jsonio import atomic_write_json
 from launcher.kinds.spacy import SpacySpec, resolve
 from launcher.runs.checkpoints import (
     MARKER,
@@ -46,7 +47,6 @@ from launcher.runs.checkpoints import (
     latest_complete,
     mark_complete,
 )
-from launcher.runs.files import atomic_write_json
 from launcher.runs.results import (
     checkpoint_results,
     checkpoint_step,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.entry import BAD_INPUT, bad_input, read_run
 from launcher.config.recipe import Recipe
 from launcher.errors import UserError
-from launcher.runs.files import atomic_write_json
+from launcher.jsonio import atomic_write_json
 from launcher.runs.results import (
     MARKER,
     checkpoint_results,

@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from launcher.errors import UserError
+from launcher.jsonio import atomic_write_bytes, atomic_write_text
 from launcher.runs.checkpoints import CHECKPOINT_NAME, MARKER, checkpoint_name
-from launcher.runs.files import atomic_write_bytes, atomic_write_text
 from launcher.tracking.wandb_mode import redact_text
 
 MANIFEST_VERSION = 1

@@ -37,8 +37,9 @@ from typing import Any
 from launcher.artifacts.store import Progress, Store, StoreError
 from launcher.config.recipe import Recipe, read_resolved
 from launcher.errors import UserError
+from launcher.jsonio import atomic_write_json
 from launcher.runs.checkpoints import CHECKPOINT_NAME, MARKER
-from launcher.runs.files import atomic_write_json, read_launch_info
+from launcher.runs.files import read_launch_info
 
 LEDGER = "uploads.json"
 META_FILES = ("recipe.yaml", "launch.json")

@@ -35,7 +35,7 @@ from launcher.backends.base import Backend, JobState, Request
 from launcher.backends.follow import follow_files
 from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
 from launcher.backends.spec import LaunchSpec
-from launcher.runs.files import atomic_write_json
+from launcher.jsonio import atomic_write_json
 from launcher.shell import export_line
 
 STATE_FILE = ".local_state.json"

@@ -37,7 +37,8 @@ from launcher import paths
 from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.config.recipe import Recipe, duration_seconds
 from launcher.errors import SetupError, UserError
-from launcher.runs.files import atomic_write_json, read_launch_info, update_launch_info
+from launcher.jsonio import atomic_write_json
+from launcher.runs.files import read_launch_info, update_launch_info
 from launcher.runs.registry import Registry, RunRow
 from launcher.shell import export_line
 

@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from launcher.runs.files import atomic_write_json
+from launcher.jsonio import atomic_write_json
 
 MARKER = "COMPLETE"
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from launcher.runs.files import atomic_write_json
+from launcher.jsonio import atomic_write_json
 
 PROGRESS_FILE = "progress.json"
 

@@ -13,7 +13,7 @@ from typing import Any
 from launcher import paths
 from launcher.config.cluster import ClusterProfile
 from launcher.config.recipe import Recipe
-from launcher.runs.files import atomic_write_json
+from launcher.jsonio import atomic_write_json
 
 
 def new_run_id(recipe_name: str, now: datetime | None = None) -> str:

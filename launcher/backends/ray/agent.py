@@ -39,8 +39,8 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
+from launcher.jsonio import atomic_write_json
 from launcher.runs import logtimes
-from launcher.runs.files import atomic_write_json
 
 TIMEOUT_EXIT = 124
 EXIT_FILE = ".ray_exit.json"

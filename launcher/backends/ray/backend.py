@@ -81,7 +81,7 @@ from launcher.backends.ray.cluster import (
 from launcher.backends.spec import LaunchSpec
 from launcher.config.cluster import ClusterProfile, RaySpec
 from launcher.errors import UserError
-from launcher.runs.files import atomic_write_json
+from launcher.jsonio import atomic_write_json
 from launcher.tracking.wandb_mode import redact_env
 
 RAY_STATES: dict[str, JobState] = {
