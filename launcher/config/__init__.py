@@ -1,11 +1,17 @@
-"""What users write: the schema machinery, recipes, cluster profiles, sweep grids, YAML reading.
+"""What users write: the schema machinery, recipes and their sections, cluster profiles, sweep grids,
+YAML reading. Nothing here imports a job kind's rules except `recipe`, which validates with them.
 
 Modules:
 
 - `checks`: Checks of a recipe's local inputs, run by the launcher before submitting and by jobs at start.
 - `cluster`: Cluster profiles: everything site-specific, and the checks of a recipe against a profile.
 - `grid`: A sweep's grid: the `sweep:` section of a recipe, `--grid KEY=V1,V2,...`, and its points.
+- `kind_sections`: Recipe sections that one job kind owns: `classify:` (the classify kind) and `spacy:` (the
+  spacy kind).
 - `recipe`: Recipe: one experiment, written once. Loading, `--set` overrides, validation, hashing.
 - `schema`: Shared machinery for the YAML schemas: strict models, loading, readable errors, --set overrides.
+- `sections`: The sections of a recipe (model, lora, quantization, distributed, resources, data, train,
+  eval, tracking, artifacts): strict models with the research's defaults. `Recipe`
+  (launcher/config/recipe.py) puts them together with the job-kind rules.
 - `yamlio`: YAML reading without pydantic, so listing verbs stay fast.
 """

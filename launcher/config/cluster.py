@@ -10,8 +10,9 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from launcher import paths
-from launcher.config.recipe import Duration, Recipe, duration_seconds
+from launcher.config.recipe import Recipe
 from launcher.config.schema import EnvVars, Strict, validate
+from launcher.config.sections import Duration, duration_seconds
 from launcher.config.yamlio import load_yaml
 from launcher.errors import UserError
 

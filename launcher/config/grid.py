@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from launcher.config.schema import Strict
 from launcher.config.yamlio import Loader
 from launcher.errors import UserError
-from launcher.runs.files import read_launch_info
+from launcher.runs.launch_info import LaunchInfo
 
 Point = dict[str, Any]
 """One point of a sweep: {dotted recipe key: value}, the varied keys only, in grid order."""
@@ -46,7 +46,8 @@ class SweepSpec(Strict):
 def split_values(text: str) -> list[str]:
     """`a,b,[c,d],"e,f"` -> ['a', 'b', '[c,d]', '"e,f"']: commas inside brackets or quotes stay."""
     parts: list[str] = []
-    depth, quote, current = 0, "", []
+    depth, quote = 0, ""
+    current: list[str] = []
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote
@@ -134,10 +135,10 @@ def short_overrides(overrides: list[str]) -> str:
 
 def overrides_facts(run_dir: Path) -> list[tuple[str, str]]:
     """`launch status RUN` lines: the run's overrides and, for a sweep point, its sweep."""
-    info = read_launch_info(run_dir)
+    info = LaunchInfo.read(run_dir)
     facts = []
-    if info.get("overrides"):
-        facts.append(("overrides", " ".join(info["overrides"])))
-    if info.get("sweep"):
-        facts.append(("sweep", str(info["sweep"])))
+    if info.overrides:
+        facts.append(("overrides", " ".join(info.overrides)))
+    if info.sweep:
+        facts.append(("sweep", info.sweep))
     return facts

@@ -251,7 +251,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def apply_overrides(model: type[BaseModel], data: dict[str, Any], overrides: list[str]) -> dict:
+def apply_overrides(model: type[BaseModel], data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `--set key=value` overrides to raw data; a key outside the schema is a UserError."""
     for text in overrides:
         parts, value = parse_override(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -12,10 +12,13 @@ from launcher.errors import UserError
 
 INT_TAG = "tag:yaml.org,2002:int"
 FLOAT_TAG = "tag:yaml.org,2002:float"
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    _Base = yaml.SafeLoader  # libyaml's CSafeLoader, where built, has the same constructor and resolver
+else:
+    _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class Loader(_Base):  # type: ignore[misc,valid-type]
+class Loader(_Base):
     """YAML 1.1 as PyYAML reads it, minus its surprises: `72:00:00` stays a string (not the
     sexagesimal 259200), `1e-5` is a float (not a string), and a key given twice in one mapping
     is an error (PyYAML lets the last one win silently)."""

@@ -1,11 +1,15 @@
-"""Job kinds: the one table of kinds and each kind's rules and rendered configs.
+"""Job kinds: the one table of kinds, each kind's rules and the configs it renders. The rules read a
+recipe through `view.RecipeView`, so kinds depend on the recipe's sections, never on `Recipe`.
 
 Modules:
 
 - `axolotl`: The axolotl config a recipe with `engine: axolotl` asks for, rendered into the run directory.
-- `classify`: The `classify` section of a recipe and the rules of the classify job kind (torch-free).
+- `classify`: The rules of the classify job kind (torch-free); its `classify:` section is in
+  launcher/config/kind_sections.py.
 - `deepspeed`: The DeepSpeed config a recipe asks for, rendered into the run directory as deepspeed.json.
 - `spacy`: spaCy pipelines for the `spacy` job kind: which names a recipe may give, where they load from,
   the recipe section that tunes spaCy's training, and the rules a spaCy recipe must keep.
 - `table`: The one table of job kinds: what each `recipe.job` is, asked by every other module.
+- `view`: The recipe as the job-kind rules see it: a structural type, so that the kinds depend on the
+  recipe's sections (launcher/config/sections.py) and not on `Recipe`, which validates itself with them.
 """

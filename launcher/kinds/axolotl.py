@@ -2,8 +2,8 @@
 
 The job writes the GMB split as input_output segments (prompt not learned, answer learned) to
 `<run_dir>/data/` and runs `axolotl train <run_dir>/axolotl.yaml`. The keys follow axolotl 0.19's
-schema (`tests/test_axolotl.py` validates every axolotl recipe's config with axolotl itself); the
-Llama-4 ones follow axolotl's `examples/llama-4/scout-qlora-single-h100-flex.yaml`.
+schema (`tests/integration/venv/test_axolotl.py` validates every axolotl recipe's config with axolotl
+itself); the Llama-4 ones follow axolotl's `examples/llama-4/scout-qlora-single-h100-flex.yaml`.
 """
 
 from __future__ import annotations

@@ -13,31 +13,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pydantic import Field
-
-from launcher.config.schema import Strict
 from launcher.errors import UserError, did_you_mean
-
-if TYPE_CHECKING:
-    from launcher.config.recipe import Recipe
-
-
-class SpacySpec(Strict):
-    """spaCy's own training settings (the research's values are the defaults).
-
-    Learning rate, epochs, seed and `save_total_limit` come from `train.*`.
-    """
-
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    batch_start: float = Field(4.0, ge=1.0, description="spacy.util.compounding: first batch size")
-    batch_stop: float = Field(32.0, ge=1.0, description="compounding: the batch size it grows to")
-    batch_compound: float = Field(1.001, ge=1.0, description="compounding: factor per batch")
-    exclude: list[str] = Field(
-        default_factory=list,
-        description="pipes not loaded (nor saved, nor run), e.g. [parser, lemmatizer]; ner is never excluded",
-    )
+from launcher.kinds.view import RecipeView
 
 
 @dataclass(frozen=True)
@@ -120,7 +98,7 @@ def resolve(name: str) -> str:
                     f"{pipeline.install}")  # fmt: skip
 
 
-def check_pipeline(recipe: Recipe) -> None:
+def check_pipeline(recipe: RecipeView) -> None:
     """`resolve` with the recipe file named in the message (the launcher's and the job's check)."""
     try:
         resolve(recipe.model.name_or_path)
@@ -128,7 +106,7 @@ def check_pipeline(recipe: Recipe) -> None:
         raise UserError(f"{recipe.source}: {err}") from None
 
 
-def spacy_rules(recipe: Recipe) -> None:
+def spacy_rules(recipe: RecipeView) -> None:
     """A spaCy recipe trains on CPU: settings that only mean something on a GPU are refused, and so
     is a pipeline name that is neither a known one nor a directory."""
     name = recipe.model.name_or_path

@@ -13,13 +13,11 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from launcher.kinds.classify import check_classify, classify_rules
 from launcher.kinds.spacy import check_pipeline, spacy_rules
-
-if TYPE_CHECKING:
-    from launcher.config.recipe import Recipe
+from launcher.kinds.view import RecipeView
 
 PlannerModel = Literal["training", "generation", "cpu", "none"]
 
@@ -54,8 +52,8 @@ class JobKind:
     methods: bool = False
     reads_data: bool = True
     owns: tuple[str, ...] = ()
-    inputs: Callable[[Recipe], None] | None = None
-    validate: Callable[[Recipe], None] | None = None
+    inputs: Callable[[RecipeView], None] | None = None
+    validate: Callable[[RecipeView], None] | None = None
 
     @property
     def module(self) -> str:
@@ -67,7 +65,7 @@ class JobKind:
         return importlib.util.find_spec(self.module) is not None
 
 
-def _train_rules(recipe: Recipe) -> None:
+def _train_rules(recipe: RecipeView) -> None:
     q, t = recipe.quantization.mode, recipe.train
     if recipe.engine == "hf" and t.cut_cross_entropy:
         raise ValueError("train.cut_cross_entropy: true needs engine: axolotl (its CutCrossEntropyPlugin)")
@@ -78,7 +76,7 @@ def _train_rules(recipe: Recipe) -> None:
         )
 
 
-def _evaluate_rules(recipe: Recipe) -> None:
+def _evaluate_rules(recipe: RecipeView) -> None:
     e = recipe.eval
     if e.engine == "openai":
         raise ValueError("eval.engine: openai is for the classify job; valid: hf, vllm")
@@ -91,7 +89,7 @@ def _evaluate_rules(recipe: Recipe) -> None:
         raise ValueError(f"eval.engine: vllm takes full checkpoints here, not method {recipe.method}; use hf")
 
 
-def _token_classification_rules(recipe: Recipe) -> None:
+def _token_classification_rules(recipe: RecipeView) -> None:
     if recipe.method != "fft":
         raise ValueError(
             f"method: token_classification fine-tunes every weight of the encoder (got {recipe.method}); "
@@ -134,7 +132,7 @@ KINDS: dict[str, JobKind] = {
 JOB_NAMES: tuple[str, ...] = tuple(KINDS)
 
 
-def kind_of(recipe: Recipe) -> JobKind:
+def kind_of(recipe: RecipeView) -> JobKind:
     return KINDS[recipe.job]
 
 
