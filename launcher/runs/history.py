@@ -14,11 +14,11 @@ Where it comes from, first found wins:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from launcher.jsonio import read_object
 from launcher.runs.checkpoints import complete_checkpoints
 
 
@@ -48,13 +48,6 @@ class History:
         return sum(rates) / len(rates) if rates else None
 
 
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
 def _points(entries: Any) -> list[Point]:
     """Entries with a numeric loss and a step (or an epoch, spaCy's step), by step."""
     points: dict[int, Point] = {}
@@ -73,16 +66,15 @@ def _points(entries: Any) -> list[Point]:
 
 def training_history(run_dir: Path) -> History:
     """The run's loss by step (module docstring); empty points when it logged none."""
-    summary = _read(run_dir / "results" / "train.json")
-    summary = summary if isinstance(summary, dict) else {}
+    summary = read_object(run_dir / "results" / "train.json") or {}
     points = _points(summary.get("history"))
     if points:
         return History(points, "results/train.json", summary)
     for ckpt in reversed(complete_checkpoints(run_dir)):
-        state = _read(ckpt / "trainer_state.json")
-        points = _points(state.get("log_history") if isinstance(state, dict) else None)
+        state = read_object(ckpt / "trainer_state.json") or {}
+        points = _points(state.get("log_history"))
         if points:
             return History(points, f"checkpoints/{ckpt.name}/trainer_state.json", summary)
-    progress = _read(run_dir / "progress.json")
-    points = _points([progress]) if isinstance(progress, dict) else []
+    progress = read_object(run_dir / "progress.json")
+    points = _points([progress]) if progress is not None else []
     return History(points, "progress.json" if points else "", summary)

@@ -9,7 +9,7 @@ an evaluation counts sentences (`unit: sentence`, step = sentences done, `items_
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +51,7 @@ def read_progress(run_dir: Path) -> Progress | None:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def format_duration(seconds: float | None) -> str:

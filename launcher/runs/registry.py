@@ -8,17 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from launcher import paths
 from launcher.errors import SetupError
+from launcher.runs.state import RunState
 
 T = TypeVar("T")
-
-SUBMITTING = "submitting"
-"""The state of a row written before its submit: the launcher is submitting it (or died doing so)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,11 +52,14 @@ CREATE TABLE IF NOT EXISTS sweeps (
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
 class RunRow:
+    """A row of `runs` with its `jobs` (task, job id, state). `state` is a RunState's value as
+    stored (launcher.runs.state)."""
+
     run_id: str
     recipe: str
     cluster: str
@@ -150,7 +151,7 @@ class Registry:
     def exists(self, run_id: str) -> bool:
         return self._conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is not None
 
-    def record_jobs(self, run_id: str, job_ids: list[str], state: str = "pending") -> None:
+    def record_jobs(self, run_id: str, job_ids: list[str], state: str = RunState.PENDING.value) -> None:
         """The scheduler's job ids of a row registered as `submitting`, once the submit answered."""
         now = _now()
         with self._write() as conn:
@@ -178,7 +179,7 @@ class Registry:
         job: str,
         run_dir: Path,
         job_ids: list[str],
-        state: str = "pending",
+        state: str = RunState.PENDING.value,
         parent: str | None = None,
     ) -> None:
         now = _now()
@@ -209,7 +210,7 @@ class Registry:
             for task, task_state in (task_states or {}).items():
                 conn.execute("UPDATE jobs SET state=? WHERE run_id=? AND task=?", (task_state, run_id, task))
 
-    def _rows(self, where: str = "", args: tuple = ()) -> list[RunRow]:
+    def _rows(self, where: str = "", args: tuple[str, ...] = ()) -> list[RunRow]:
         runs = self._conn.execute(f"SELECT * FROM runs {where} ORDER BY created_at, run_id", args)
         rows = [RunRow(**dict(r)) for r in runs.fetchall()]
         for row in rows:
@@ -249,7 +250,7 @@ class Registry:
         with self._write() as conn:
             conn.execute("DELETE FROM sweeps WHERE sweep_id=?", (sweep_id,))
 
-    def _sweeps(self, where: str = "", args: tuple = ()) -> list[SweepRow]:
+    def _sweeps(self, where: str = "", args: tuple[str, ...] = ()) -> list[SweepRow]:
         rows = self._conn.execute(f"SELECT * FROM sweeps {where} ORDER BY created_at, sweep_id", args)
         return [SweepRow(**{**dict(r), "keys": json.loads(r["keys"])}) for r in rows.fetchall()]
 

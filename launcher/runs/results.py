@@ -24,11 +24,12 @@ from typing import Any
 import yaml
 
 from launcher import paths
-from launcher.runs.checkpoints import MARKER, step_of
-from launcher.errors import UserError
-from launcher.kinds.table import kind_of
 from launcher.config.recipe import Recipe, load_recipe
 from launcher.config.schema import apply_overrides, validate
+from launcher.errors import UserError
+from launcher.jsonio import read_object
+from launcher.kinds.table import kind_of
+from launcher.runs.checkpoints import MARKER, step_of
 
 PLACEHOLDER = "<checkpoint>"
 
@@ -127,11 +128,7 @@ def result_label(metrics_path: Path, run_dir: Path, metrics: dict[str, Any]) -> 
 
 def read_metrics(results: Path) -> dict[str, Any] | None:
     """`<results>/metrics.json`, or None when missing or unreadable."""
-    try:
-        data = json.loads((results / "metrics.json").read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_object(results / "metrics.json")
 
 
 def scored_by(checkpoint: Path, results: Path, recipe: Recipe) -> dict[str, Any] | None:
@@ -165,7 +162,8 @@ _METHOD_SUFFIX = re.compile(r"_(fft|lora|qlora)$")
 
 def self_evaluating(recipe: Recipe) -> bool:
     """A job kind that scores its own checkpoints (spacy, token_classification): `eval.only: true`."""
-    return kind_of(recipe).evaluator == recipe.job
+    kind = kind_of(recipe)
+    return kind.evaluator == kind.name
 
 
 def self_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Recipe:

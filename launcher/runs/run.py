@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from launcher import paths
 from launcher.config.cluster import ClusterProfile
 from launcher.config.recipe import Recipe
-from launcher.jsonio import atomic_write_json
+from launcher.runs.launch_info import LaunchInfo
 
 
 def new_run_id(recipe_name: str, now: datetime | None = None) -> str:
@@ -46,30 +46,6 @@ def git_state(root: Path = paths.PROJECT_ROOT) -> tuple[str | None, bool]:
     return commit, dirty
 
 
-@dataclass
-class LaunchInfo:
-    """The content of launch.json."""
-
-    run_id: str
-    recipe: str
-    recipe_source: str
-    recipe_hash: str
-    cluster: str
-    backend: str
-    job: str
-    created_at: str
-    git_commit: str | None
-    git_dirty: bool
-    job_ids: list[str] = field(default_factory=list)
-    parent: str | None = None
-    wandb: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    overrides: list[str] = field(default_factory=list)  # the `--set` strings as given, in order
-    recipe_hash_base: str | None = None  # recipe_hash of the recipe before the overrides
-    sweep: str | None = None  # the sweep id of a sweep point
-    sweep_point: dict[str, Any] | None = None  # a sweep point's varied keys: {"train.lr": 1e-05}
-
-
 @dataclass(frozen=True)
 class RunFile:
     """One file a run writes into its directory when it is created (besides launch.json)."""
@@ -92,13 +68,14 @@ class Run:
     sweep_point: dict[str, Any] | None = None
 
     @classmethod
-    def plan(
+    def new(
         cls,
         recipe: Recipe,
         profile: ClusterProfile,
         root: Path | None = None,
         parent: str | None = None,
     ) -> Run:
+        """A run of `recipe` on `profile` under a fresh run id (under `root`, the runs root by default)."""
         run_id = new_run_id(recipe.name)
         return cls(run_id, (root or paths.runs_root()) / run_id, recipe, profile, parent)
 
@@ -128,6 +105,7 @@ class Run:
         return files
 
     def info(self) -> LaunchInfo:
+        """launch.json as created: every key but `then` and `chain` (a run without a chain has none)."""
         commit, dirty = git_state()
         return LaunchInfo(
             run_id=self.run_id,
@@ -137,10 +115,13 @@ class Run:
             cluster=self.profile.name,
             backend=self.profile.backend,
             job=self.recipe.job,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             git_commit=commit,
             git_dirty=dirty,
+            job_ids=[],
             parent=self.parent,
+            wandb={},
+            extra={},
             overrides=self.recipe.overrides,
             recipe_hash_base=self.recipe.base_digest(),
             sweep=self.sweep,
@@ -157,7 +138,7 @@ class Run:
             if f.executable:
                 path.chmod(0o755)
         info = self.info()
-        write_launch_info(self.run_dir, info)
+        info.write(self.run_dir)
         return info
 
 
@@ -171,7 +152,3 @@ def files_text(run: Run, script: str) -> str:
     parts = ["\n".join(lines) + "\n"]
     parts += [f"\n# ---- {f.name} ----\n{f.text.rstrip()}\n" for f in files if f.name != "submit.sh"]
     return "".join(parts)
-
-
-def write_launch_info(run_dir: Path, info: LaunchInfo) -> None:
-    atomic_write_json(run_dir / "launch.json", asdict(info))

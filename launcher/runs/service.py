@@ -11,24 +11,26 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from launcher.backends.base import NEVER_STARTS, Backend, JobState, Request, get_backend, overall_state
+from launcher.backends.base import NEVER_STARTS, Backend, Request, get_backend, overall_state
 from launcher.config.checks import check_inputs
 from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
+from launcher.config.recipe import Recipe, load_recipe
+from launcher.config.schema import validate
 from launcher.errors import SetupError, UserError, choices_text, did_you_mean
 from launcher.kinds.table import implemented_jobs, kind_of
-from launcher.config.recipe import Recipe, load_recipe
-from launcher.runs.registry import SUBMITTING, Registry, RunRow
-from launcher.runs.run import LaunchInfo, Run
-from launcher.runs.files import read_launch_info, update_launch_info
-from launcher.config.schema import validate
+from launcher.runs.launch_info import LaunchInfo
+from launcher.runs.registry import Registry, RunRow
+from launcher.runs.run import Run
+from launcher.runs.state import RunState
 
 
 @dataclass
 class Prepared:
     run: Run
-    backend: Backend
-    request: Request
+    backend: Backend[Any]
+    request: Request[Any]
 
 
 def check_job(recipe: Recipe) -> None:
@@ -87,7 +89,7 @@ def prepare_loaded(
     if not force:
         check_plan(recipe, profile)
     backend = get_backend(profile)
-    run = Run.plan(recipe, profile, parent=parent)
+    run = Run.new(recipe, profile, parent=parent)
     return Prepared(run, backend, backend.dryrun(run))
 
 
@@ -131,7 +133,7 @@ def _claim(prepared: Prepared, registry: Registry, parent: str | None = None) ->
 
 def _replan(prepared: Prepared) -> None:
     old = prepared.run
-    fresh = Run.plan(old.recipe, old.profile, root=old.run_dir.parent, parent=old.parent)
+    fresh = Run.new(old.recipe, old.profile, root=old.run_dir.parent, parent=old.parent)
     prepared.run = replace(old, run_id=fresh.run_id, run_dir=fresh.run_dir)  # keeps the sweep fields
     prepared.request = prepared.backend.dryrun(prepared.run)
 
@@ -139,7 +141,7 @@ def _replan(prepared: Prepared) -> None:
 def _add_row(registry: Registry, run: Run) -> None:
     registry.add(
         run.run_id, run.recipe.name, run.profile.name, run.profile.backend, run.recipe.job,
-        run.run_dir, [], state=SUBMITTING, parent=run.parent,
+        run.run_dir, [], state=RunState.SUBMITTING.value, parent=run.parent,
     )  # fmt: skip
 
 
@@ -196,7 +198,7 @@ def submit_many(
 def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) -> None:
     """The job ids of a submitted run, in launch.json first (beside the job), then the registry."""
     try:
-        update_launch_info(
+        LaunchInfo.update(
             run.run_dir, job_ids=job_ids, extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
         )
         registry.record_jobs(run.run_id, job_ids)
@@ -209,7 +211,7 @@ def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) 
 
 def profile_of(row: RunRow) -> ClusterProfile:
     """The profile a run was submitted with (kept in launch.json), else the current one by name."""
-    saved = read_launch_info(Path(row.run_dir)).get("extra", {}).get("profile")
+    saved = LaunchInfo.read(Path(row.run_dir)).extra.get("profile")
     if saved:
         return validate(ClusterProfile, saved, f"{row.run_dir}/launch.json")
     try:
@@ -222,7 +224,7 @@ def profile_of(row: RunRow) -> ClusterProfile:
         return ClusterProfile(name=row.cluster, backend="local")
 
 
-def backend_of(row: RunRow) -> Backend:
+def backend_of(row: RunRow) -> Backend[Any]:
     return get_backend(profile_of(row))
 
 
@@ -235,7 +237,7 @@ def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] 
 
     A scheduler that does not answer leaves its runs as last seen and `warn` gets its one line;
     `warn` also gets each run that will never start."""
-    pending = [r for r in rows if r.state != SUBMITTING and not JobState(r.state).is_terminal]
+    pending = [r for r in rows if r.state != RunState.SUBMITTING and not RunState(r.state).is_terminal]
     by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
     for row in pending:
         by_profile[(row.backend, row.cluster)].append(row)
@@ -248,8 +250,8 @@ def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] 
         if backend.unanswered:
             warn(f"cluster {group[0].cluster}: {backend.unanswered}")
         for row in group:
-            task_states = {task: states.get(job, JobState.UNKNOWN) for task, job, _ in row.jobs}
-            if backend.unanswered and JobState.UNKNOWN in task_states.values():
+            task_states = {task: states.get(job, RunState.UNKNOWN) for task, job, _ in row.jobs}
+            if backend.unanswered and RunState.UNKNOWN in task_states.values():
                 continue
             state = overall_state(list(task_states.values()))
             note = backend.explain(row.job_ids[0]) if row.job_ids else None
@@ -264,27 +266,12 @@ def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] 
 
 
 def finished(state: str) -> bool:
-    """True for a terminal state; a row still `submitting` is not finished."""
-    return state != SUBMITTING and JobState(state).is_terminal
+    """True for a terminal state (a row still `submitting` is not finished)."""
+    return RunState(state).is_terminal
 
 
-def find_run(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -> RunRow:
-    """A run by id or unique id prefix. With `kinds` (job kinds), a prefix that names several runs
-    but exactly one of those kinds resolves to it: `tiny_ner` is the training run even when its
-    eval runs (`tiny_ner_eval-...`) share the prefix."""
-    rows = registry.find(ref)
-    if len(rows) > 1 and kinds is not None:
-        rows = [r for r in rows if r.job in kinds] or rows
-    if not rows:
-        known = [r.run_id for r in registry.all()]
-        raise UserError(f"unknown run '{ref}'{did_you_mean(ref, known)}; `launch status` lists runs")
-    if len(rows) > 1:
-        raise UserError(f"run '{ref}' is ambiguous: {choices_text(r.run_id for r in rows[:5])}")
-    return rows[0]
-
-
-def cancel(registry: Registry, row: RunRow) -> JobState:
-    if row.state == SUBMITTING:
+def cancel(registry: Registry, row: RunRow) -> RunState:
+    if row.state == RunState.SUBMITTING:
         raise UserError(
             f"run {row.run_id} is still being submitted (or its launcher stopped while submitting, "
             f"with no job id recorded); see {row.run_dir}"
@@ -292,6 +279,6 @@ def cancel(registry: Registry, row: RunRow) -> JobState:
     backend = backend_of(row)
     states = backend.status(row.job_ids)
     for job_id in row.job_ids:
-        if not states.get(job_id, JobState.UNKNOWN).is_terminal:
+        if not states.get(job_id, RunState.UNKNOWN).is_terminal:
             backend.cancel(job_id)
-    return JobState(refresh(registry, [row])[0].state)
+    return RunState(refresh(registry, [row])[0].state)

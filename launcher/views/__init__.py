@@ -1,9 +1,11 @@
-"""Tables and text from registry rows and run files; views never ask a scheduler.
+"""Tables and text from registry rows and run files; views never ask a scheduler (the verbs refresh
+the registry first) and never import launcher.runs.service or a backend.
 
 Modules:
 
-- `listing`: Rich tables for `launch recipes` and `launch clusters`, and `launch status RUN` (the run table
-  of `launch status` is launcher/views/status.py).
+- `listing`: Rich tables for `launch recipes` and `launch clusters`.
 - `logs`: What `launch logs` shows: labelled stdout/stderr lines, merged by time, known noise left out.
+- `run`: One run: `launch status RUN` (its facts, tasks and log tail) and `launch show RUN` (its recipe).
 - `status`: `launch status` without a run: which runs to show, what each one's state means, and the table.
+- `sweeps`: A sweep's points: `launch status SWEEP`, its one-line summary, a point as text.
 """

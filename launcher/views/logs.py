@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from launcher.runs import logtimes
 
-if TYPE_CHECKING:
-    from launcher.backends.base import Backend
+LogSource = Callable[[bool], Iterable[tuple[Path, str]]]
+"""One job's log lines as (file, line): `source(False)` what is written so far, `source(True)` that
+and then new lines until the job ends (the verb binds a backend's `logs(run_dir, job_id, follow)`)."""
 
 OUT, ERR = "out", "err"
 
@@ -161,8 +161,8 @@ def merged_backlog(
     streams: dict[str, list[Line]] = {OUT: [], ERR: []}
     for path, texts in by_path.items():
         stream = stream_of(path)
-        column = 1 if stream == OUT else 2
-        samples = [(s[0], s[column]) for s in logtimes.read(logtimes.index_of(path))]
+        index = logtimes.read(logtimes.index_of(path))
+        samples = [(at, out if stream == OUT else err) for at, out, err in index]
         ends, offset = [], 0
         for text in texts:
             offset += len(text.encode("utf-8", errors="replace")) + 1
@@ -226,9 +226,7 @@ class Printer:
 
 
 def show(
-    backend: Backend,
-    run_dir: Path,
-    job_id: str,
+    source: LogSource,
     follow: bool = False,
     prefix: str = "",
     merged: bool = False,
@@ -240,14 +238,14 @@ def show(
     which is their time order to within the backends' poll interval."""
     printer = Printer(prefix, merged)
     if merged:
-        backlog, read = merged_backlog(backend.logs(run_dir, job_id, follow=False), raw)
+        backlog, read = merged_backlog(source(False), raw)
         for line in backlog:
             printer.print(line)
         if not follow:
             return
-        lines: Iterable[tuple[Path, str]] = skip_read(backend.logs(run_dir, job_id, follow=True), read)
+        lines: Iterable[tuple[Path, str]] = skip_read(source(True), read)
     else:
-        lines = backend.logs(run_dir, job_id, follow=follow)
+        lines = source(follow)
     for line in view(lines, raw):
         printer.print(line)
 

@@ -1,18 +1,18 @@
 """`launch status` without a run: which runs to show, what each one's state means, and the table.
 
 Every fact comes from the registry or a small file of the run directory (progress.json,
-results/**/metrics.json, the newest logs/*.err of a failed run); only unfinished rows are asked
-of their scheduler. A run's evaluations (rows with parent = its run id) collapse under it; rows
-whose parent is not a run id (a sweep's points) collapse into one line for that parent.
+results/**/metrics.json, the newest logs/*.err of a failed run); nothing here asks a scheduler:
+the verb refreshes the unfinished rows of what will be shown (`unfinished`) first. A run's
+evaluations (rows with parent = its run id) collapse under it; rows whose parent is not a run id
+(a sweep's points) collapse into one line for that parent.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -21,18 +21,16 @@ from rich.console import Group
 from rich.text import Text
 
 from launcher.errors import UserError
-from launcher.runs.files import read_launch_info
+from launcher.jsonio import read_object
+from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.progress import Progress, progress_line, read_progress
-from launcher.runs.registry import SUBMITTING, RunRow
+from launcher.runs.registry import RunRow
+from launcher.runs.state import RunState, counts_text
+from launcher.views.sweeps import sweep_summary
 
 if TYPE_CHECKING:
     from launcher.runs.registry import Registry
 
-STATES = ("submitting", "pending", "running", "preempted", "completed", "failed", "cancelled", "timeout",
-          "unknown")  # fmt: skip
-"""Every state a run can be in, in the order counts are written."""
-
-TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
 LAST = 50
 """Entries shown without --all."""
 
@@ -112,7 +110,7 @@ SINCE_FORMS = "a duration (30m, 2h, 3d, 1w) or an ISO date or time (2026-12-01, 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`--since`: a duration back from now or an ISO date/time (UTC unless it names a zone)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     match = _SINCE.match(text.strip().lower())
     if match:
         return now - timedelta(seconds=int(match[1]) * _UNITS[match[2]])
@@ -120,15 +118,15 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UserError(f"--since: cannot read '{text}'; valid: {SINCE_FORMS}") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def parse_states(values: list[str]) -> set[str]:
     """`--state` (repeatable, or comma-separated)."""
     states = {s.strip().lower() for v in values for s in v.split(",") if s.strip()}
-    bad = sorted(states - set(STATES))
+    bad = sorted(s for s in states if RunState.of(s) is None)
     if bad:
-        raise UserError(f"--state: unknown state '{bad[0]}'; valid: {', '.join(STATES)}")
+        raise UserError(f"--state: unknown state '{bad[0]}'; valid: {', '.join(s.value for s in RunState)}")
     return states
 
 
@@ -152,8 +150,8 @@ def _created(row: RunRow) -> datetime:
     try:
         when = datetime.fromisoformat(row.created_at)
     except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------- grouping
@@ -208,28 +206,15 @@ def select(all_rows: list[RunRow], filters: Filters, expand: bool) -> list[Entry
     return chosen if expand or filters.states else chosen[-LAST:]
 
 
-def refresh_entries(registry: Registry, chosen: list[Entry]) -> list[Entry]:
-    """Ask the schedulers about the unfinished rows only, and put their new states in place."""
-    from launcher.runs import service as launching
-
-    unfinished = [r for e in chosen for r in e.rows if r.state != SUBMITTING and r.state not in TERMINAL]
-    if not unfinished:
-        return chosen
-    fresh = {r.run_id: r for r in launching.refresh(registry, unfinished)}
-    for entry in chosen:
-        if entry.row is not None:
-            entry.row = fresh.get(entry.row.run_id, entry.row)
-        entry.members = [fresh.get(r.run_id, r) for r in entry.members]
-    return chosen
+def unfinished(all_rows: list[RunRow], filters: Filters, expand: bool) -> list[RunRow]:
+    """The rows of the entries `collect` will show that have not ended (and are past submitting):
+    what the verb asks the schedulers about first. `select` ignores states, so the entries are
+    the same after the refresh."""
+    rows = [r for e in select(all_rows, filters, expand) for r in e.rows]
+    return [r for r in rows if r.state != RunState.SUBMITTING and not RunState.ended(r.state)]
 
 
 # ---------------------------------------------------------------------------- facts of one run
-
-
-STATE_STYLE = {
-    "submitting": "yellow", "pending": "yellow", "running": "cyan", "completed": "green", "failed": "red",
-    "cancelled": "magenta", "timeout": "red", "preempted": "yellow", "unknown": "dim",
-}  # fmt: skip
 
 
 def age(iso: str, suffix: str = " ago") -> str:
@@ -237,7 +222,7 @@ def age(iso: str, suffix: str = " ago") -> str:
         then = datetime.fromisoformat(iso)
     except ValueError:
         return iso
-    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
+    seconds = int((datetime.now(UTC) - then).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}{suffix}"
@@ -246,7 +231,7 @@ def age(iso: str, suffix: str = " ago") -> str:
 
 def wandb_text(run_dir: Path, short: bool = False) -> str:
     """The run's W&B URL, or for an offline run the `wandb sync` command (`offline` if short)."""
-    wandb = read_launch_info(run_dir).get("wandb") or {}
+    wandb = LaunchInfo.read(run_dir).wandb
     if wandb.get("url"):
         return str(wandb["url"])
     if wandb.get("offline_dir"):
@@ -283,6 +268,11 @@ def _tail_lines(log: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not _NOISE.match(line.strip())]
 
 
+def failed(state: str) -> bool:
+    """A run whose error line is worth showing: failed or timed out."""
+    return state in (RunState.FAILED, RunState.TIMEOUT)
+
+
 def last_error_line(run_dir: Path) -> str | None:
     """Why a run failed, from its newest `logs/*.err` (every backend writes its stderr there): the
     job's last line that reads as an error (`ValueError: ...`, `error: ...`), else its last line
@@ -309,7 +299,7 @@ def best_result(run_dir: Path) -> Best | None:
     if not results.is_dir():
         return None
     for path in results.glob("**/metrics.json"):
-        metrics = _read_json(path)
+        metrics = read_object(path)
         strict = (metrics or {}).get("strict")
         f1 = strict.get("f1") if isinstance(strict, dict) else None
         if not isinstance(f1, (int, float)) or isinstance(f1, bool):
@@ -327,24 +317,9 @@ def best_result(run_dir: Path) -> Best | None:
     return best
 
 
-def _read_json(path: Path) -> dict | None:
-    """A small JSON object (launcher/evaluation.read_metrics, without importing the recipe schema)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def counts_text(states: dict[str, int]) -> str:
-    """`2 running, 2 completed`, in the order of STATES."""
-    order = {s: i for i, s in enumerate(STATES)}
-    return ", ".join(f"{n} {s}" for s, n in sorted(states.items(), key=lambda kv: order.get(kv[0], 99)))
-
-
 def progress_text(p: Progress, state: str) -> str:
     """`step 120/318  loss 1.234  412 tok/s  ETA 1m12s` (no ETA once the run ended)."""
-    return progress_line(p, lr=False, eta=state not in TERMINAL)
+    return progress_line(p, lr=False, eta=not RunState.ended(state))
 
 
 def best_text(best: Best) -> str:
@@ -359,17 +334,18 @@ def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
     run_dir = Path(row.run_dir)
     progress = read_progress(run_dir)
     best = best_result(run_dir)
-    error = last_error_line(run_dir) if row.state in ("failed", "timeout") else None
+    error = last_error_line(run_dir) if failed(row.state) else None
     wandb = wandb_text(run_dir, short=True) or None
     pending = None
-    if (run_dir / LEDGER).is_file() or (row.state not in TERMINAL and (run_dir / "recipe.yaml").is_file()):
+    ended = RunState.ended(row.state)
+    if (run_dir / LEDGER).is_file() or (not ended and (run_dir / "recipe.yaml").is_file()):
         uploads = upload_state(run_dir)
         pending = len(uploads.pending) if uploads.uri else None
     counted = Evals(total=len(evals), states=dict(Counter(r.state for r in evals))) if evals else None
     lines = []
     if error:
         lines.append(f"error: {error}")
-    elif progress is not None and (row.state not in TERMINAL or best is None):
+    elif progress is not None and (not ended or best is None):
         lines.append(progress_text(progress, row.state))
     if best is not None:
         lines.append(best_text(best))
@@ -388,11 +364,8 @@ def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
 def group_summary(registry: Registry | None, group: str, rows: list[RunRow]) -> str:
     """One line for the runs under `group`: the sweep's own summary when `group` is a sweep the
     registry knows (`<sweep id>: 4 points: ...`), else `<group>: N runs: 2 running, 2 completed`."""
-    from launcher.loop import sweep
-
-    sweep_row = registry.sweep(group) if registry is not None else None
-    if sweep_row is not None:
-        return f"{group}: {sweep.sweep_summary(registry, sweep_row, rows)}"
+    if registry is not None and registry.sweep(group) is not None:
+        return f"{group}: {sweep_summary(rows)}"
     states = Counter(r.state for r in rows)
     return f"{group}: {len(rows)} run{'s' * (len(rows) != 1)}: {counts_text(dict(states))}"
 
@@ -463,7 +436,7 @@ def table(status: StatusReport, width: int) -> Group:
         if isinstance(entry, GroupStatus):
             parts.append(Text(_fit(entry.summary, width), style="bold", no_wrap=True, overflow="crop"))
             continue
-        styles = ["", STATE_STYLE.get(entry.state, ""), "", "", "", "dim"]
+        styles = ["", RunState.style_of(entry.state), "", "", "", "dim"]
         parts.append(line(cells_of[entry.run_id], styles))
         for i, text in enumerate(entry.summary):
             style = "red" if entry.error and i == 0 else "dim"
@@ -471,13 +444,11 @@ def table(status: StatusReport, width: int) -> Group:
     return Group(*parts)
 
 
-def collect(registry: Registry, filters: Filters, expand: bool, ask: bool = True) -> StatusReport:
-    """The whole `launch status` answer: select, refresh the unfinished rows (`ask`), filter by
-    state, read each shown run's small files."""
+def collect(registry: Registry, filters: Filters, expand: bool) -> StatusReport:
+    """The whole `launch status` answer from the registry as it stands (the verb refreshed the
+    `unfinished` rows first): select, filter by state, read each shown run's small files."""
     all_rows = registry.all()
     chosen = select(all_rows, filters, expand)
-    if ask:
-        chosen = refresh_entries(registry, chosen)
     if filters.states:
         chosen = [e for e in chosen if any(filters.matches(r) for r in e.rows)]
         chosen = chosen if expand else chosen[-LAST:]

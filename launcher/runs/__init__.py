@@ -1,0 +1,21 @@
+"""Runs: their ids, directories, launch.json, registry, checkpoints, progress, results and the service
+that prepares, submits, refreshes and cancels them.
+
+Modules:
+
+- `checkpoints`: Checkpoint directories of a run, never taken for complete before they are (torch-free: the
+  launcher lists them, jobs write them).
+- `find`: Finding a run from what the user typed: a run id, a unique id prefix, or a run directory.
+- `history`: A training run's loss by step, read from files only (torch-free: bench and compare use it).
+- `launch_info`: launch.json: what a run was launched with, the one typed reader and writer of the file.
+- `logtimes`: When each log line was written: a side index beside a task's stdout/stderr files.
+- `progress`: `<run_dir>/progress.json`: where a job stands, written by the job (a training job every
+  logging step, an evaluation after each batch) and read by `launch status` and `--follow` (a small file,
+  never the logs).
+- `registry`: SQLite registry of runs and their scheduler jobs, in WAL mode under $LAUNCH_HOME.
+- `results`: Evaluation bookkeeping shared by `launch reeval` and `jobs.evaluate`: which checkpoints, which
+  eval recipe, where results go, and the fingerprint that says a result is current.
+- `run`: A run: its id, its directory and launch.json, written only once everything validated.
+- `service`: What the verbs do, apart from printing: prepare, submit, refresh and cancel runs.
+- `state`: The states of a run (kept in the registry) and of a run's `--then` chain (chain/state.json).
+"""

@@ -1,0 +1,53 @@
+"""A sweep's points: `launch status SWEEP`, its one-line summary, a point as text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from launcher.config.grid import Point, value_text
+from launcher.runs.launch_info import LaunchInfo
+from launcher.runs.registry import RunRow, SweepRow
+from launcher.runs.state import RunState, counts_text
+
+
+def point_text(point: Point) -> str:
+    """`train.lr=1e-05, train.epochs=3`."""
+    return ", ".join(f"{key}={value_text(value)}" for key, value in point.items())
+
+
+def point_of(row: RunRow) -> dict[str, Any]:
+    """A point run's varied keys, from its launch.json."""
+    return LaunchInfo.read(Path(row.run_dir)).sweep_point or {}
+
+
+def points_table(keys: list[str], rows: list[list[Any]], head: list[str], title: str) -> Table:
+    """A rich table: `head` columns, then one column per varied key."""
+    table = Table(title=title, title_justify="left")
+    for col in [*head, *keys]:
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def sweep_summary(rows: list[RunRow]) -> str:
+    """`4 points: 2 running, 2 completed` (states in the display order of RunState)."""
+    n = len(rows)
+    states = counts_text(Counter(row.state for row in rows))
+    return f"{n} point{'s' if n != 1 else ''}" + (f": {states}" if states else "")
+
+
+def sweep_table(sweep_row: SweepRow, rows: list[RunRow]) -> Table:
+    """`launch status SWEEP`: its points with their state and the varied keys as columns."""
+    cells = []
+    for row in rows:
+        point = point_of(row)
+        values = [value_text(point[k]) if k in point else "?" for k in sweep_row.keys]
+        cells.append([row.run_id, Text(row.state, style=RunState.style_of(row.state)), *values])
+    title = f"sweep {sweep_row.sweep_id}: {sweep_summary(rows)}"
+    return points_table(sweep_row.keys, cells, ["run", "state"], title)
