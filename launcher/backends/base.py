@@ -1,4 +1,5 @@
-"""The backend contract: dry-run to a printable Request, submit, batched status, logs, cancel."""
+"""The backend contract: dry-run to a printable Request, submit (one, an array, or after another job),
+batched status, logs, cancel. The research loop and the views use backends through this alone."""
 
 from __future__ import annotations
 
@@ -8,50 +9,32 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from launcher.backends.spec import LaunchSpec, build_spec
+from launcher.backends.spec import FollowOn, LaunchSpec, build_spec
 from launcher.config.cluster import ClusterProfile
 from launcher.runs.run import Run
+from launcher.runs.state import RunState
 from launcher.tracking.wandb_mode import redact_env
 
 P = TypeVar("P")
 
 
-class JobState(str, Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    PREEMPTED = "preempted"
-    UNKNOWN = "unknown"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
-
-
-def overall_state(states: Sequence[JobState]) -> JobState:
+def overall_state(states: Sequence[RunState]) -> RunState:
     """One state for a run of several tasks: running while any runs, failed if any failed, ..."""
     if not states:
-        return JobState.UNKNOWN
+        return RunState.UNKNOWN
     unique = set(states)
     if len(unique) == 1:
         return states[0]
-    for state in (JobState.RUNNING, JobState.PREEMPTED, JobState.PENDING, JobState.UNKNOWN):
+    for state in (RunState.RUNNING, RunState.PREEMPTED, RunState.PENDING, RunState.UNKNOWN):
         if state in unique:
             return state
-    for state in (JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED):
+    for state in (RunState.FAILED, RunState.TIMEOUT, RunState.CANCELLED):
         if state in unique:
             return state
-    return JobState.COMPLETED
+    return RunState.COMPLETED
 
 
 @dataclass
@@ -140,8 +123,22 @@ class Backend(ABC, Generic[P]):
         A backend that submits them as one job may rewrite each run's submit.sh with what it sent."""
         return [self.submit(r) for r in requests]
 
+    def array_script(self, requests: Sequence[Request[P]], max_parallel: int) -> str | None:
+        """What `submit_array` sends for `requests` when it sends one script or spec for all of them
+        (for --dry-run; pure); None, the default: it submits them one by one, each its own script."""
+        return None
+
     @abstractmethod
-    def status(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+    def submit_after(self, request: FollowOn, *, after: str) -> str:
+        """Submit `request` to run after job `after` (a job of this backend); return its job id.
+
+        `request` waits for `after` to end and reads how it ended itself. A backend that can hold it
+        back until `after` completed does so, and drops it when `after` ended any other way (Slurm:
+        afterok); the others start it at once (local, Ray). `status` and `cancel` answer for its id
+        as for a run's job."""
+
+    @abstractmethod
+    def status(self, job_ids: Sequence[str]) -> dict[str, RunState]:
         """States of many jobs in one scheduler query."""
 
     @abstractmethod
@@ -168,7 +165,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def get_backend(profile: ClusterProfile) -> Backend:
+def get_backend(profile: ClusterProfile) -> Backend[Any]:
     """Import the profile's backend by name, lazily."""
     module_name, cls_name = BACKENDS[profile.backend].split(":")
     try:
@@ -180,7 +177,7 @@ def get_backend(profile: ClusterProfile) -> Backend:
             f"{profile.source}: backend: '{profile.backend}' is not available here ({err}); "
             "valid: " + ", ".join(b for b in BACKENDS if _available(b))
         ) from None
-    backend: Backend = getattr(module, cls_name)(profile)
+    backend: Backend[Any] = getattr(module, cls_name)(profile)
     return backend
 
 

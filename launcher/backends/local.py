@@ -11,6 +11,9 @@ Processes are named by PID + start time + boot id (`procs.Proc`), so a reused PI
 for a run's process. The job id is the supervisor's `PID@START` (a bare `PID` from older versions
 is matched by PID only). The GPU table is one per machine, shared by every user and every
 $LAUNCH_HOME (`$LAUNCH_GPU_TABLE`, default /tmp/recipe-launcher-gpus), like one Slurm node's GRES.
+
+A follow-on job (`submit_after`: a run's `--then` chain) is one detached process, no supervisor, no
+GPU, started at once; its job id is its own `PID@START`.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from launcher import paths
-from launcher.backends.base import Backend, JobState, Request
+from launcher.backends.base import Backend, Request
 from launcher.backends.follow import follow_files
 from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
-from launcher.backends.spec import LaunchSpec
+from launcher.backends.spec import FollowOn, LaunchSpec
 from launcher.jsonio import atomic_write_json
+from launcher.runs.state import RunState
 from launcher.shell import export_line
 
 STATE_FILE = ".local_state.json"
@@ -51,7 +56,7 @@ def _state_dir() -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -157,6 +162,20 @@ class LocalBackend(Backend[LocalPayload]):
         group = requests[0].spec.run_id
         return [self.submit(r, Slot(group, i, max(1, max_parallel))) for i, r in enumerate(requests)]
 
+    def submit_after(self, request: FollowOn, *, after: str) -> str:
+        """A detached process (its own session, like a supervisor) started at once: `request` waits
+        for `after` itself. Its record (`follows`) lets `status` and `cancel` answer for its id."""
+        with open(request.out, "ab") as out, open(request.err, "ab") as err:
+            proc = subprocess.Popen(
+                request.command(sys.executable), cwd=paths.PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=err, start_new_session=True, env={**os.environ, **request.env},
+            )  # fmt: skip
+        follow_on = Proc.of(proc.pid)
+        job_id = str(follow_on)
+        record = {"follows": after, "folder": str(request.folder), "boot": follow_on.boot}
+        atomic_write_json(_state_dir() / f"{job_id}.json", record)
+        return job_id
+
     def _record(self, job_id: str) -> tuple[Proc, Path | None, Proc | None]:
         """The supervisor, the run directory and the job's own process (once it started)."""
         record = _read_json(_state_dir() / f"{job_id}.json")
@@ -167,27 +186,38 @@ class LocalBackend(Backend[LocalPayload]):
             job = Proc.from_json(_read_json(run_dir / STATE_FILE).get("job"))
         return supervisor, run_dir, job
 
-    def _state(self, job_id: str) -> JobState:
+    def _state(self, job_id: str) -> RunState:
         try:
             supervisor, run_dir, job = self._record(job_id)
         except ValueError:
-            return JobState.UNKNOWN
+            return RunState.UNKNOWN
         if run_dir is None:
-            return JobState.UNKNOWN
+            return self._follow_on_state(job_id, supervisor)
         recorded = _read_json(run_dir / STATE_FILE)
-        state = JobState(recorded.get("state", "unknown"))
+        state = RunState(recorded.get("state", "unknown"))
         if state.is_terminal:
             return state
         if supervisor.alive():
             return state
         if _run_alive([supervisor, job]):
-            return JobState.RUNNING  # the supervisor is gone but the job's processes are not
+            return RunState.RUNNING  # the supervisor is gone but the job's processes are not
         cancelling = recorded.get("cancelling") or _read_json(_state_dir() / f"{job_id}.json").get(
             "cancelling"
         )
-        return JobState.CANCELLED if cancelling else JobState.FAILED
+        return RunState.CANCELLED if cancelling else RunState.FAILED
 
-    def status(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+    @staticmethod
+    def _follow_on_state(job_id: str, process: Proc) -> RunState:
+        """A follow-on records no outcome of its own: running while its process group lives, then
+        cancelled if `cancel` stopped it, else failed. Unknown: an id of no follow-on."""
+        record = _read_json(_state_dir() / f"{job_id}.json")
+        if "follows" not in record:
+            return RunState.UNKNOWN
+        if _run_alive([process]):
+            return RunState.RUNNING
+        return RunState.CANCELLED if record.get("cancelling") else RunState.FAILED
+
+    def status(self, job_ids: Sequence[str]) -> dict[str, RunState]:
         return {job_id: self._state(job_id) for job_id in job_ids}
 
     def explain(self, job_id: str) -> str | None:
@@ -198,7 +228,7 @@ class LocalBackend(Backend[LocalPayload]):
         if run_dir is None:
             return None
         recorded = _read_json(run_dir / STATE_FILE)
-        if JobState(recorded.get("state", "unknown")).is_terminal or supervisor.alive():
+        if RunState(recorded.get("state", "unknown")).is_terminal or supervisor.alive():
             return recorded.get("reason")
         if _run_alive([supervisor, job]):
             return (
@@ -228,7 +258,7 @@ class LocalBackend(Backend[LocalPayload]):
             kill_groups([g for g in (supervisor, job) if g is not None])
         if (
             run_dir is not None
-            and not JobState(_read_json(run_dir / STATE_FILE).get("state", "unknown")).is_terminal
+            and not RunState(_read_json(run_dir / STATE_FILE).get("state", "unknown")).is_terminal
         ):
             _merge_state(run_dir, state="cancelled", cancelling=True, ended=time.time())
 
@@ -256,7 +286,7 @@ def _holder_alive(entry: object) -> bool:
 
 
 @contextmanager
-def _gpu_table() -> Iterator[dict]:
+def _gpu_table() -> Iterator[dict[str, Any]]:
     """The machine-wide GPU table, locked: {"holders": {gpu: {"supervisor": proc, "job": proc}},
     "queue": [proc, ...]}. A GPU stays held while any process of the run holding it lives."""
     directory = gpu_table_dir()
@@ -321,7 +351,7 @@ def _acquire_slot(me: Proc, slot: Slot, run_dir: Path) -> None:
         time.sleep(1.0)
 
 
-def _slot_groups(table: dict) -> Iterator[dict]:
+def _slot_groups(table: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every slot holder entry of the table (for the job's process and the release)."""
     for group in (table.get("groups") or {}).values():
         yield from group.get("holders", [])

@@ -72,6 +72,43 @@ class LaunchSpec:
         ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class FollowOn:
+    """A launcher process to start after a job (`Backend.submit_after`): a run's `--then` chain.
+
+    Backend-neutral like LaunchSpec: `python -m <module> <args>` with `env` on top of the
+    submitting environment, run from the project directory, no GPU and at most one CPU; the
+    backend picks the Python. The submitted script or spec goes in `folder` as `<stem>.sh` or
+    `<stem>.yaml`, stdout and stderr are appended to `out` and `err`.
+    """
+
+    name: str
+    """The job's name, unique among the runs: `<run id>-chain`."""
+    title: str
+    """The first comment line of what is submitted."""
+    run_id: str
+    """The run it follows."""
+    run_dir: Path
+    folder: Path
+    stem: str
+    module: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    minutes: int
+    """Its time limit, where the scheduler needs one."""
+
+    @property
+    def out(self) -> Path:
+        return self.folder / f"{self.stem}.out"
+
+    @property
+    def err(self) -> Path:
+        return self.folder / f"{self.stem}.err"
+
+    def command(self, python: str) -> list[str]:
+        return [python, "-m", self.module, *self.args]
+
+
 def job_env(run: Run) -> dict[str, str]:
     """Variables the job gets on top of the submitting environment (never secrets)."""
     env = {"LAUNCH_RUN_ID": run.run_id, "LAUNCH_RUN_DIR": str(run.run_dir), "PYTHONUNBUFFERED": "1"}

@@ -1,14 +1,11 @@
 """`--then`: what runs after a training run without the user's shell: evaluate, then bench.
 
 `validate()` turns the `--then` strings into a ChainSpec before anything is submitted. `attach()`
-starts the chain of one submitted training run, on the training run's own backend:
+starts the chain of one submitted training run as a follow-on job of the training job, on the
+training run's own backend (`Backend.submit_after`: held back until training completed where the
+scheduler can, else started at once).
 
-- Slurm: a 1-CPU job on the profile's partition with `--dependency=afterok:<train job>` and
-  `--kill-on-invalid-dep=yes` (a failed or cancelled training run makes Slurm cancel it);
-- local: a detached process (its own session, like the local supervisor) that waits for the run;
-- Ray: a follow-on Ray job (0 CPUs) on the training run's cluster that waits for the run.
-
-Each one runs `python -m launcher.loop.chain --run-dir DIR`: it waits for training to end, submits the
+It runs `python -m launcher.loop.chain --run-dir DIR`: it waits for training to end, submits the
 evaluations exactly as `launch reeval RUN --cluster C [--recipe E]` does (reeval.plan/prepare,
 launching.submit_many), waits for them, then runs `launch bench RUN_DIR --out RUN_DIR/bench`.
 
@@ -20,36 +17,38 @@ Files: launch.json gets `"then"` (the strings as given) and `"chain": {"backend"
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from launcher import paths
+from launcher.backends.base import get_backend
+from launcher.backends.spec import FollowOn
 from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
-from launcher.config.recipe import Recipe, duration_seconds
+from launcher.config.recipe import Recipe, load_recipe
+from launcher.config.sections import duration_seconds
 from launcher.errors import SetupError, UserError
-from launcher.jsonio import atomic_write_json
-from launcher.runs.files import read_launch_info, update_launch_info
+from launcher.jsonio import atomic_write_json, read_object
+from launcher.kinds.table import kind_of
+from launcher.loop import reeval
+from launcher.runs import results as evaluation
+from launcher.runs import service as launching
+from launcher.runs.launch_info import ChainInfo, ChainStep, LaunchInfo
 from launcher.runs.registry import Registry, RunRow
-from launcher.shell import export_line
+from launcher.runs.state import ChainState, RunState
 
 VALID = "reeval[=EVAL_RECIPE][@CLUSTER], bench (after a reeval)"
-HOSTS = ("slurm", "local", "ray")
-"""The backends that can run a chain."""
 MAX_PARALLEL = 8
 """Evaluations at once, as `launch reeval` defaults to."""
 DEFAULT_MINUTES = 24 * 60
 """The chain job's time limit when the profile sets no limits.max_time: it waits for its evaluations."""
-ENDED = ("completed", "failed", "cancelled", "not started")
 """A chain state after which nothing more happens."""
 
 
@@ -93,7 +92,7 @@ def parse_step(text: str) -> Step:
     return Step(text, "reeval", recipe or None, cluster or None)
 
 
-def _eval_recipes(evaluator: str) -> list[str]:
+def _eval_recipes(evaluator: str | None) -> list[str]:
     """Names of the catalogue's recipes whose job is `evaluator` (for the error's valid list)."""
     import yaml
 
@@ -112,17 +111,8 @@ def validate(then: list[str], train: Recipe, profile: ClusterProfile) -> ChainSp
     """Check every `--then` value against the training recipe and cluster; creates nothing.
 
     The eval recipe must load and be of the training kind's evaluator job, the eval cluster must
-    load and hold the eval recipe; `bench` needs a reeval before it; the training cluster's backend
-    must be one that can run a chain."""
-    from launcher.config.recipe import load_recipe
-    from launcher.kinds.table import kind_of
-    from launcher.runs import results as evaluation
+    load and hold the eval recipe; `bench` needs a reeval before it (every backend runs a chain)."""
 
-    if profile.backend not in HOSTS:
-        raise _refuse(
-            " ".join(then), f"a chain cannot run on a {profile.backend} cluster yet; valid: a cluster "
-            f"with backend {' or '.join(HOSTS)}"
-        )  # fmt: skip
     steps = [parse_step(t) for t in then]
     evaluator = kind_of(train).evaluator
     for i, step in enumerate(steps):
@@ -171,7 +161,7 @@ def chain_dir(run_dir: Path) -> Path:
 
 def _env() -> dict[str, str]:
     """What the chain needs of the submitting shell: this project's code first, the same registry
-    and runs root (secrets reach it through the environment sbatch or Popen passes on)."""
+    and runs root (secrets reach it the way its backend passes the submitting environment on)."""
     here = str(paths.PROJECT_ROOT)
     pythonpath = os.environ.get("PYTHONPATH", "")
     if here not in pythonpath.split(os.pathsep):
@@ -183,92 +173,20 @@ def _env() -> dict[str, str]:
     }
 
 
-def _command(run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "launcher.loop.chain", "--run-dir", str(run_dir)]
-
-
-def slurm_script(run_dir: Path, profile: ClusterProfile, train_job: str, run_id: str) -> str:
-    """The chain's sbatch script (rendered by submitit, like every Slurm script here)."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    assert profile.slurm is not None
-    logs = chain_dir(run_dir)
-    body = [
-        f"# recipe-launcher chain of run {run_id}: starts once job {train_job} completed",
-        f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1",
-        *(export_line(k, v) for k, v in _env().items()),
-        f"exec {shlex.join(_command(run_dir))}",
-    ]
-    limit = duration_seconds(profile.limits.max_time) // 60 if profile.limits.max_time else DEFAULT_MINUTES
-    text: str = _make_sbatch_string(
-        command="\n".join(body), folder=logs, job_name=f"{run_id}-chain", partition=profile.slurm.partition,
-        account=profile.slurm.account, qos=profile.slurm.qos, nodes=1, ntasks_per_node=1, cpus_per_task=1,
-        mem="1G", time=limit, setup=list(profile.slurm.setup) or None,
-        use_srun=False, wckey=None,
-        additional_parameters={
-            "output": f"{logs}/chain.out", "error": f"{logs}/chain.err", "open-mode": "append",
-            "dependency": f"afterok:{train_job}", "kill-on-invalid-dep": "yes",
-        },
-    )  # fmt: skip
-    return text if text.endswith("\n") else text + "\n"
-
-
-def _start_slurm(row: RunRow, profile: ClusterProfile) -> str:
-    from launcher.backends.slurm.commands import SUBMIT_TIMEOUT, call, parse_sbatch
-
+def _follow_on(row: RunRow, profile: ClusterProfile) -> FollowOn:
+    """The chain of a training run, as its backend submits it."""
     run_dir = Path(row.run_dir)
-    script = chain_dir(run_dir) / "chain.sh"
-    script.write_text(slurm_script(run_dir, profile, row.job_ids[0], row.run_id))
-    return parse_sbatch(call(["sbatch", "--parsable", str(script)], "sbatch", script.parent, SUBMIT_TIMEOUT))
-
-
-def _start_local(row: RunRow) -> str:
-    from launcher.backends.procs import Proc
-
-    folder = chain_dir(Path(row.run_dir))
-    with open(folder / "chain.out", "ab") as out, open(folder / "chain.err", "ab") as err:
-        proc = subprocess.Popen(
-            _command(Path(row.run_dir)), cwd=paths.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=err, start_new_session=True, env={**os.environ, **_env()},
-        )  # fmt: skip
-    return str(Proc.of(proc.pid))
-
-
-def _start_ray(row: RunRow, profile: ClusterProfile) -> str:
-    """A follow-on Ray job (0 CPUs: it only waits and submits) on the training run's cluster; the
-    submitting shell's tracking/credential variables reach it through a 0600 file, as for any job."""
-    from launcher.backends.base import passthrough_env
-    from launcher.backends.ray import agent as ray_agent
-    from launcher.runs import service as launching
-
-    backend: Any = launching.backend_of(row)
-    run_dir, folder = Path(row.run_dir), chain_dir(Path(row.run_dir))
-    secrets = ray_agent.secrets_file(Path(f"{run_dir}-chain"))
-    words = _command(run_dir)
-    words[0] = backend.python()
-    out, err = shlex.quote(str(folder / "chain.out")), shlex.quote(str(folder / "chain.err"))
-    spec = {
-        "submission_id": f"{row.run_id}-chain",
-        "entrypoint": f"{backend.entrypoint(words)} >>{out} 2>>{err}",
-        "entrypoint_num_cpus": 0,
-        "runtime_env": backend.runtime_env({**_env(), ray_agent.SECRETS_ENV: str(secrets)}),
-        "metadata": {"launch_chain_of": row.run_id, "launch_run_dir": str(folder)},
-    }
-    (folder / "chain.yaml").write_text(backend.spec_text(spec, f"recipe-launcher chain of run {row.run_id}"))
-    client = backend._client()
-    ray_agent.write_secrets(secrets, passthrough_env())
-    try:
-        job_id: str = backend.submit_spec(client, spec)
-    except BaseException:
-        secrets.unlink(missing_ok=True)
-        raise
-    return job_id
+    limit = duration_seconds(profile.limits.max_time) // 60 if profile.limits.max_time else DEFAULT_MINUTES
+    return FollowOn(
+        name=f"{row.run_id}-chain", title=f"recipe-launcher chain of run {row.run_id}", run_id=row.run_id,
+        run_dir=run_dir, folder=chain_dir(run_dir), stem="chain", module="launcher.loop.chain",
+        args=("--run-dir", str(run_dir)), env=_env(), minutes=limit,
+    )  # fmt: skip
 
 
 def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     """Start the chain of a submitted training run (job ids recorded); returns the chain's job id.
     A sweep calls this once per point, after its submit."""
-    from launcher.runs import service as launching
 
     row = registry.get(run_id)
     if row is None or not row.job_ids:
@@ -277,21 +195,18 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     profile = launching.profile_of(row)
     chain_dir(run_dir).mkdir(exist_ok=True)
     write_state(run_dir, "waiting", reason="for training to end")
-    steps = [asdict(s) for s in spec.steps]
-    update_launch_info(
-        run_dir, then=spec.then, chain={"backend": profile.backend, "job_id": None, "steps": steps}
-    )
+    steps = [ChainStep(**asdict(s)) for s in spec.steps]
+    LaunchInfo.update(run_dir, then=spec.then, chain=ChainInfo(backend=profile.backend, steps=steps))
     try:
-        start = {"slurm": _start_slurm, "ray": _start_ray}.get(profile.backend)
-        job_id = start(row, profile) if start else _start_local(row)
+        job_id = get_backend(profile).submit_after(_follow_on(row, profile), after=row.job_ids[0])
     except UserError as err:
         write_state(run_dir, "not started", reason=str(err))
         raise SetupError(
             f"{run_id} was submitted (job {row.job_ids[0]}) but its chain was not: {err}; "
             f"`launch reeval {run_id} --cluster C` evaluates it once it ends"
         ) from None
-    info = read_launch_info(run_dir)
-    update_launch_info(run_dir, chain={**info.get("chain", {}), "job_id": job_id})
+    chain = LaunchInfo.read(run_dir).chain or ChainInfo(backend=profile.backend, steps=steps)
+    LaunchInfo.update(run_dir, chain=chain.model_copy(update={"job_id": job_id}))
     return job_id
 
 
@@ -304,15 +219,11 @@ def attach_many(registry: Registry, run_ids: list[str], spec: ChainSpec) -> list
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((chain_dir(run_dir) / "state.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_object(chain_dir(run_dir) / "state.json") or {}
 
 
 def write_state(run_dir: Path, state: str, **changes: Any) -> None:
@@ -336,28 +247,18 @@ class ChainStatus:
 
     @property
     def ended(self) -> bool:
-        return self.state in ENDED
+        return self.state in {s.value for s in ChainState if s.is_ended}
 
 
-def _job_state(backend: str, job_id: str, run_dir: Path) -> str | None:
-    """What the scheduler says of the chain's own job (None: it still lives or cannot say)."""
-    from launcher.backends.base import JobState
+def _job_ended(run_dir: Path, job_id: str) -> str | None:
+    """The state of the chain's own job once its backend says it ended (None: it lives, or the
+    backend cannot say)."""
 
-    if backend == "local":
-        from launcher.backends.procs import Proc
-
-        try:
-            alive = Proc.parse(job_id).alive()
-        except ValueError:
-            return None
-        return None if alive else JobState.FAILED.value
-    from launcher.runs import service as launching
-
-    info = read_launch_info(run_dir)
-    row = RunRow(info.get("run_id", ""), "", info.get("cluster", ""), backend, "", str(run_dir), "", None, 0,
-                 None, "", "")  # fmt: skip
+    row = Registry().get(LaunchInfo.read(run_dir).run_id)
+    if row is None:
+        return None
     try:
-        state = launching.backend_of(row).status([job_id]).get(job_id, JobState.UNKNOWN)
+        state = launching.backend_of(row).status([job_id]).get(job_id, RunState.UNKNOWN)
     except UserError:
         return None
     return state.value if state.is_terminal else None
@@ -365,16 +266,17 @@ def _job_state(backend: str, job_id: str, run_dir: Path) -> str | None:
 
 def status(run_dir: Path, training_state: str | None = None) -> ChainStatus | None:
     """The chain of a training run, None when it has none. A chain still waiting for a training run
-    that failed is `not started` (Slurm cancels its job); one whose job ended without saying how
-    (killed, a crash before it wrote its state) is `failed`."""
-    info = read_launch_info(run_dir)
-    if not info.get("then"):
+    that failed is `not started` (its job ends without starting, or its backend drops it); one whose
+    job ended without saying how (killed, a crash before it wrote its state) is `failed`."""
+    info = LaunchInfo.read(run_dir)
+    if not info.then:
         return None
-    chain = info.get("chain") or {}
+    chain = info.chain
     data = read_state(run_dir)
     found = ChainStatus(
-        list(info["then"]), str(data.get("state", "waiting")), data.get("reason"), chain.get("job_id"),
-        chain.get("backend"), list(data.get("evals") or []), data.get("bench"), bool(data.get("submitted")),
+        list(info.then), str(data.get("state", "waiting")), data.get("reason"),
+        chain.job_id if chain else None, chain.backend if chain else None,
+        list(data.get("evals") or []), data.get("bench"), bool(data.get("submitted")),
     )  # fmt: skip
     failed_training = training_state in ("failed", "cancelled", "timeout")
     if found.state == "waiting" and failed_training:
@@ -382,7 +284,7 @@ def status(run_dir: Path, training_state: str | None = None) -> ChainStatus | No
     elif found.state == "waiting" and training_state == "completed":
         found.reason = "training completed; the chain is starting"
     elif not found.ended and found.job_id and found.backend:
-        gone = _job_state(found.backend, found.job_id, run_dir)
+        gone = _job_ended(run_dir, found.job_id)
         if gone is not None:
             found.state, found.reason = "failed", f"the chain's job {found.job_id} ended ({gone}) unfinished"
     return found
@@ -405,21 +307,16 @@ def chain_lines(run_dir: Path, training_state: str | None = None) -> list[str]:
 
 def cancel(registry: Registry, row: RunRow) -> str | None:
     """Stop a run's chain and the evaluations it submitted that have not ended; its new state."""
-    from launcher.runs import service as launching
 
     run_dir = Path(row.run_dir)
     found = status(run_dir)  # as the chain last said: a chain waiting for a cancelled run is stopped
     if found is None or found.ended:
         return found.state if found else None
-    if found.job_id and found.backend == "local":
-        from launcher.backends.procs import Proc, kill_groups
-
-        kill_groups([Proc.parse(found.job_id)], grace=5)
-    elif found.job_id:
-        launching.backend_of(row).cancel(found.job_id)  # scancel / stop_job, waits until it ended
+    if found.job_id:
+        launching.backend_of(row).cancel(found.job_id)  # waits until it ended
     for eval_id in found.evals:
         child = registry.get(eval_id)
-        if child is not None and not launching.finished(child.state):
+        if child is not None and not RunState.ended(child.state):
             launching.cancel(registry, child)
     write_state(run_dir, "cancelled", reason="launch cancel")
     return "cancelled"
@@ -429,31 +326,21 @@ def cancel(registry: Registry, row: RunRow) -> str | None:
 
 
 def _wait_training(registry: Registry, run_id: str, poll: float = 2.0) -> RunRow:
-    from launcher.runs import service as launching
 
     while True:
         row = registry.get(run_id)
         if row is None:
             raise SetupError(f"{run_id}: not in the registry {registry.path}")
         row = launching.refresh(registry, [row])[0]
-        if launching.finished(row.state):
+        if RunState.ended(row.state):
             return row
         time.sleep(poll)
-
-
-def _clean_slurm_env() -> None:
-    """A job submitted from inside a Slurm job inherits its SLURM_* variables (memory, CPUs), which
-    confuse sbatch and srun there; the evaluations are jobs of their own."""
-    for key in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
-        del os.environ[key]
 
 
 def _submit_evals(
     registry: Registry, row: RunRow, step: Step, log: Callable[[str], None]
 ) -> tuple[list[str], int]:
     """`launch reeval RUN --cluster C [--recipe E]` of one step: (eval run ids, checkpoints scored)."""
-    from launcher.loop import reeval
-    from launcher.runs import service as launching
 
     plan = reeval.plan(registry, row.run_id, step.recipe)
     for ckpt in plan.checkpoints:
@@ -470,11 +357,9 @@ def _submit_evals(
 
 def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
     """The chain itself: wait for training, evaluate, bench. 0 only when all of it succeeded."""
-    from launcher.backends.base import JobState
-    from launcher.loop import reeval
 
-    info = read_launch_info(run_dir)
-    steps = [Step(**s) for s in (info.get("chain") or {}).get("steps", [])]
+    info = LaunchInfo.read(run_dir)
+    steps = [Step(**s.model_dump()) for s in (info.chain.steps if info.chain else [])]
     registry = Registry()
 
     def on_term(signum: int, _frame: object) -> None:
@@ -483,12 +368,11 @@ def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     write_state(run_dir, "waiting", reason="for training to end")
-    row = _wait_training(registry, str(info["run_id"]))
-    if row.state != JobState.COMPLETED.value:
+    row = _wait_training(registry, info.run_id)
+    if row.state != RunState.COMPLETED.value:
         write_state(run_dir, "not started", reason=f"training {row.state}")
         log(f"training {row.state}: no evaluation")
         return 1
-    _clean_slurm_env()
     evals: list[str] = []
     write_state(run_dir, "evaluating", reason="submitting evaluations", evals=evals)
     scored = 0
@@ -507,7 +391,7 @@ def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
         return 1
     write_state(run_dir, "evaluating", reason=f"waiting for {len(evals)} evaluation(s)", submitted=True)
     rows = reeval.wait(registry, evals, lambda r: log(f"{r.run_id}: {r.state}"), poll=2.0)
-    failed = [r.run_id for r in rows if r.state != JobState.COMPLETED.value]
+    failed = [r.run_id for r in rows if r.state != RunState.COMPLETED.value]
     if any(s.kind == "bench" for s in steps) and len(failed) < len(rows):  # no table of nothing
         write_state(run_dir, "bench", reason="building the table")
         out = run_dir / "bench"
@@ -535,9 +419,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--run-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    from launcher.backends.ray.agent import take_secrets
-
-    take_secrets()  # a Ray follow-on job: the submitting shell's W&B/AWS/... variables
     try:
         return run(args.run_dir.resolve(), lambda line: print(line, flush=True))
     except (UserError, SetupError) as err:

@@ -25,8 +25,10 @@ from typing import Any
 import yaml
 
 from launcher.errors import UserError
-from launcher.runs.files import read_launch_info
+from launcher.loop.reeval import TRAINING_KINDS
+from launcher.runs.find import find_run
 from launcher.runs.history import History, training_history
+from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry
 from launcher.scoring.bench import TOKEN_BIO, Row, f1_curves, run_rows
 
@@ -54,9 +56,9 @@ class RunSummary:
 
     @property
     def wall_seconds(self) -> float | None:
-        created = read_launch_info(self.run_dir).get("created_at")
+        created = LaunchInfo.read(self.run_dir).created_at
         logs = [p.stat().st_mtime for p in (self.run_dir / "logs").glob("*") if p.is_file()]
-        if not isinstance(created, str) or not logs:
+        if not created or not logs:
             return None
         try:
             start = datetime.fromisoformat(created).timestamp()
@@ -101,13 +103,12 @@ def _value(value: Any) -> str:
 
 def load(registry: Registry, refs: Sequence[str]) -> list[RunSummary]:
     """Each run's summary; a UserError (exit 2, one line) for a ref that is no run, or fewer than two."""
-    from launcher.loop.reeval import TRAINING_KINDS, resolve_run
 
     if len(refs) < 2:
         raise UserError(f"compare takes two or more runs, got {len(refs)}; e.g. launch compare RUN_A RUN_B")
     summaries = []
     for ref in refs:
-        run_id, run_dir = resolve_run(registry, ref, TRAINING_KINDS)
+        run_id, run_dir, _ = find_run(registry, ref, TRAINING_KINDS)
         try:
             recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
         except (OSError, yaml.YAMLError) as err:

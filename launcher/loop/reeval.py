@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import paths
-from launcher.config.recipe import Recipe, load_recipe
+from launcher.config.cluster import load_cluster
+from launcher.config.recipe import Recipe, load_recipe, read_resolved
 from launcher.errors import UserError
 from launcher.kinds.table import KINDS, kind_of
 from launcher.runs import results as evaluation
+from launcher.runs import service as launching
 from launcher.runs.checkpoints import complete_checkpoints
-from launcher.runs.files import read_launch_info
+from launcher.runs.find import find_run
 from launcher.runs.registry import Registry, RunRow
+from launcher.runs.service import Prepared
+from launcher.runs.state import RunState
 
 SPLIT_KEYS = ("dataset", "path", "test_size", "seed", "validation_size")
 """The data keys that define the held-out split: an eval recipe takes them from the training run."""
@@ -39,7 +43,9 @@ class Checkpoint:
 
 
 @dataclass
-class Plan:
+class Reevaluation:
+    """Which complete checkpoints of a training run to evaluate with which eval recipe."""
+
     run_id: str
     run_dir: Path
     train: Recipe
@@ -55,24 +61,6 @@ class Plan:
 
 TRAINING_KINDS = [name for name, kind in KINDS.items() if kind.trains]
 """What a prefix given to reeval or bench means when eval runs share it: the training run."""
-
-
-def resolve_run(registry: Registry, ref: str, kinds: list[str] | None = None) -> tuple[str, Path]:
-    """(run id, run directory) of a registry id / unique prefix, or of a run directory path.
-    `kinds`: the job kinds a prefix may resolve to when it names several runs (launching.find_run)."""
-    path = Path(ref).expanduser()
-    if path.is_dir() and (path / "recipe.yaml").is_file():
-        run_dir = path.resolve()
-        return str(read_launch_info(run_dir).get("run_id") or run_dir.name), run_dir
-    from launcher.runs import service as launching
-
-    try:
-        row = launching.find_run(registry, ref, kinds)
-    except UserError:
-        if path.is_dir() or "/" in ref:
-            raise UserError(f"{ref}: not a run directory (no recipe.yaml)") from None
-        raise
-    return row.run_id, Path(row.run_dir)
 
 
 def fetch_stored_run(uri: str, every: int | None, last: int | None) -> Path:
@@ -108,16 +96,14 @@ def align_split(eval_recipe: Recipe, train: Recipe) -> tuple[Recipe, list[str]]:
 
 def _running(registry: Registry, run_id: str, evaluator: str) -> dict[tuple[str, str], str]:
     """{(results dir, fingerprint): eval run id} of this run's unfinished eval runs (job `evaluator`)."""
-    from launcher.config.recipe import read_resolved
-    from launcher.runs import service as launching
 
     children = [r for r in registry.all() if r.parent == run_id and r.job == evaluator]
-    children = [r for r in children if not launching.finished(r.state)]
+    children = [r for r in children if not RunState(r.state).is_terminal]
     if not children:
         return {}
     found = {}
     for row in launching.refresh(registry, children):
-        if launching.finished(row.state):
+        if RunState(row.state).is_terminal:
             continue
         try:
             recipe = read_resolved(Path(row.run_dir))
@@ -135,7 +121,7 @@ def plan(
     overrides: list[str] | None = None,
     every: int | None = None,
     last: int | None = None,
-) -> Plan:
+) -> Reevaluation:
     """Which checkpoints of the run need evaluating with which eval recipe; submits nothing."""
     if every is not None and every < 1:
         raise UserError(f"--every: {every} is not a step count; valid: 1 or more")
@@ -143,7 +129,7 @@ def plan(
         raise UserError(f"--last: {last} is not a count; valid: 1 or more")
     if ref.startswith("s3://"):
         ref = str(fetch_stored_run(ref, every, last))
-    run_id, run_dir = resolve_run(registry, ref, TRAINING_KINDS)
+    run_id, run_dir, _ = find_run(registry, ref, TRAINING_KINDS)
     train = evaluation.training_recipe(run_dir)
     if recipe_ref:
         eval_recipe = load_recipe(recipe_ref, overrides or [])
@@ -164,7 +150,7 @@ def plan(
     eval_recipe, aligned = align_split(eval_recipe, train)
     complete = complete_checkpoints(run_dir)
     chosen = evaluation.select(complete, every, last)
-    running = _running(registry, run_id, evaluator)
+    running = _running(registry, run_id, eval_recipe.job)  # the evaluator, checked above
     checkpoints = []
     for path in chosen:
         results = evaluation.checkpoint_results(run_dir, path.name, eval_recipe, overrides)
@@ -177,13 +163,11 @@ def plan(
         elif (str(results.resolve()), fp) in running:
             ckpt.status, ckpt.run_id = "running", running[(str(results.resolve()), fp)]
         checkpoints.append(ckpt)
-    return Plan(run_id, run_dir, train, eval_recipe, checkpoints, aligned, len(complete))
+    return Reevaluation(run_id, run_dir, train, eval_recipe, checkpoints, aligned, len(complete))
 
 
-def prepare(p: Plan, cluster: str, force: bool = False) -> list:
+def prepare(p: Reevaluation, cluster: str, force: bool = False) -> list[Prepared]:
     """One launching.Prepared per checkpoint to evaluate (nothing created yet)."""
-    from launcher.config.cluster import load_cluster
-    from launcher.runs import service as launching
 
     profile = load_cluster(cluster)
     if not force:
@@ -200,9 +184,9 @@ def prepare(p: Plan, cluster: str, force: bool = False) -> list:
     return prepared
 
 
-def dry_run_text(p: Plan, prepared: list, max_parallel: int) -> str:
-    """What would be submitted: one line per checkpoint, then the array script where the backend
-    makes one (Slurm), else each run's script."""
+def dry_run_text(p: Reevaluation, prepared: list[Prepared], max_parallel: int) -> str:
+    """What would be submitted: one line per checkpoint, then the one script of them all where the
+    backend makes one (`Backend.array_script`), else each run's script."""
     head = [f"# reeval {p.run_id} with {p.eval_recipe.name}: {len(prepared)} evaluation(s)"]
     for x, ckpt in zip(prepared, p.todo, strict=True):
         head.append(f"#   {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results} [run {x.run.run_id}]")
@@ -210,12 +194,10 @@ def dry_run_text(p: Plan, prepared: list, max_parallel: int) -> str:
         return "\n".join(head) + "\n"
     backend = prepared[0].backend
     requests = [x.request for x in prepared]
-    array_script = getattr(backend, "array_script", None)
-    if array_script is not None and len(requests) > 1:
-        body = array_script(requests, max_parallel).rstrip() + "\n"
-    else:
-        body = "\n".join(r.describe() for r in requests)
-    return "\n".join(head) + "\n\n" + body
+    one_script = backend.array_script(requests, max_parallel) if len(requests) > 1 else None
+    if one_script is None:
+        return "\n".join(head) + "\n\n" + "\n".join(r.describe() for r in requests)
+    return "\n".join(head) + "\n\n" + one_script.rstrip() + "\n"
 
 
 def wait(
@@ -227,7 +209,6 @@ def wait(
 ) -> list[RunRow]:
     """Poll the runs until every one has ended; `on_change(row)` whenever a run's state changes,
     `on_poll(row)` for each running run at every poll."""
-    from launcher.runs import service as launching
 
     rows = [r for r in (registry.get(i) for i in run_ids) if r is not None]
     seen: dict[str, str] = {}
@@ -237,16 +218,15 @@ def wait(
             if seen.get(row.run_id) != row.state:
                 seen[row.run_id] = row.state
                 on_change(row)
-            elif on_poll is not None and row.state == "running":
+            elif on_poll is not None and row.state == RunState.RUNNING:
                 on_poll(row)
-        if all(launching.finished(r.state) for r in rows):
+        if all(RunState(r.state).is_terminal for r in rows):
             return rows
         time.sleep(poll)
 
 
 def results_of(row: RunRow) -> Path | None:
     """The results directory an eval run writes into."""
-    from launcher.config.recipe import read_resolved
 
     try:
         recipe = read_resolved(Path(row.run_dir))

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import copy
 import secrets
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from launcher import paths
 from launcher.config.cluster import load_cluster
@@ -22,11 +20,15 @@ from launcher.config.grid import Point, expand, parse_grid, point_overrides, val
 from launcher.config.recipe import Recipe, load_recipe, recipe_from_data
 from launcher.config.yamlio import load_yaml
 from launcher.errors import UserError, choices_text
-from launcher.runs.files import read_launch_info
-from launcher.runs.registry import SUBMITTING, Registry, RunRow, SweepRow
+from launcher.loop import chain
+from launcher.runs import service as launching
+from launcher.runs.registry import Registry, SweepRow
 from launcher.runs.service import Prepared, prepare_loaded
+from launcher.runs.state import RunState
+from launcher.views.sweeps import point_text, points_table
 
-STATE_ORDER = ("submitting", "pending", "running", "completed", "failed", "timeout", "cancelled", "preempted")
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def new_sweep_id(recipe_name: str, now: datetime | None = None) -> str:
@@ -36,7 +38,9 @@ def new_sweep_id(recipe_name: str, now: datetime | None = None) -> str:
 
 
 @dataclass
-class SweepPlan:
+class PreparedSweep:
+    """Every point of a sweep validated and prepared; nothing created yet."""
+
     sweep_id: str
     recipe: Recipe  # the recipe with the --set overrides, before any point's
     keys: list[str]
@@ -45,7 +49,7 @@ class SweepPlan:
     max_parallel: int
 
 
-def plan(
+def prepare(
     recipe_ref: str,
     cluster_ref: str,
     grid: list[str],
@@ -53,7 +57,7 @@ def plan(
     sets: list[str] | None = None,
     max_parallel: int | None = None,
     force: bool = False,
-) -> SweepPlan:
+) -> PreparedSweep:
     """Load, validate and plan every point; creates nothing. A bad point is a UserError naming it.
 
     `--grid` options replace the recipe's `sweep.grid` as a whole; `--zip` and `--max-parallel`
@@ -87,16 +91,11 @@ def plan(
             raise
         p.run.sweep, p.run.sweep_point = sweep_id, point
         prepared.append(p)
-    return SweepPlan(sweep_id, base, list(values), points, prepared, parallel)
+    return PreparedSweep(sweep_id, base, list(values), points, prepared, parallel)
 
 
-def point_text(point: Point) -> str:
-    return ", ".join(f"{key}={value_text(value)}" for key, value in point.items())
-
-
-def submit(p: SweepPlan, registry: Registry) -> list[str]:
+def submit(p: PreparedSweep, registry: Registry) -> list[str]:
     """Register the sweep, then submit every point together; a failed submit leaves nothing."""
-    from launcher.runs import service as launching
 
     profile = p.prepared[0].run.profile
     registry.add_sweep(p.sweep_id, p.recipe.name, profile.name, p.keys)
@@ -107,28 +106,16 @@ def submit(p: SweepPlan, registry: Registry) -> list[str]:
         raise
 
 
-def points_table(keys: list[str], rows: list[list[Any]], head: list[str], title: str) -> Any:
-    """A rich table: `head` columns, then one column per varied key."""
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col in [*head, *keys]:
-        table.add_column(col, no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def at_once(p: SweepPlan) -> int:
+def at_once(p: PreparedSweep) -> int:
     """Points that will run at once: `max_parallel` as the backend applies it (the local cluster
     runs CPU-only points no more than its cores allow)."""
     requests = [x.request for x in p.prepared]
     return min(p.prepared[0].backend.array_limit(requests, p.max_parallel), len(p.points))
 
 
-def dry_run_text(p: SweepPlan) -> str:
-    """What `launch sweep` would submit: where the backend makes one job of all points (Slurm
-    array, Ray supervisor) that job's script, else the first point's script (the others differ
+def dry_run_text(p: PreparedSweep) -> str:
+    """What `launch sweep` would submit: where the backend makes one job of all points
+    (`Backend.array_script`) that job's script, else the first point's script (the others differ
     only in run id, directory and their overrides)."""
     first = p.prepared[0]
     backend = first.backend
@@ -137,9 +124,9 @@ def dry_run_text(p: SweepPlan) -> str:
         f"# sweep {p.sweep_id}: {len(p.points)} point(s) of {p.recipe.name} on {first.run.profile.name} "
         f"({first.run.profile.backend}), at most {at_once(p)} at once"
     ]
-    array_script = getattr(backend, "array_script", None)
-    if array_script is not None and len(requests) > 1:
-        body = array_script(requests, p.max_parallel).rstrip() + "\n"
+    one_script = backend.array_script(requests, p.max_parallel) if len(requests) > 1 else None
+    if one_script is not None:
+        body = one_script.rstrip() + "\n"
     else:
         body = requests[0].describe()
         if len(requests) > 1:
@@ -147,7 +134,7 @@ def dry_run_text(p: SweepPlan) -> str:
     return "\n".join(head) + "\n\n" + body
 
 
-def dry_run_table(p: SweepPlan) -> Any:
+def dry_run_table(p: PreparedSweep) -> Table:
     rows = [[str(i), x.run.run_id, *(value_text(pt[k]) for k in p.keys)] for i, (pt, x) in enumerate(
         zip(p.points, p.prepared, strict=True)
     )]  # fmt: skip
@@ -165,74 +152,14 @@ def resolve(registry: Registry, ref: str) -> SweepRow | None:
     return found[0] if found else None
 
 
-def point_of(row: RunRow) -> dict[str, Any]:
-    """A point run's varied keys, from its launch.json."""
-    return read_launch_info(Path(row.run_dir)).get("sweep_point") or {}
-
-
-def sweep_table(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> Any:
-    """`launch status SWEEP`: its points with their state and the varied keys as columns."""
-    from rich.text import Text
-
-    from launcher.views.listing import STATE_STYLE
-
-    cells = []
-    for row in rows:
-        point = point_of(row)
-        values = [value_text(point[k]) if k in point else "?" for k in sweep_row.keys]
-        state = Text(row.state, style=STATE_STYLE.get(row.state, ""))
-        cells.append([row.run_id, state, *values])
-    title = f"sweep {sweep_row.sweep_id}: {sweep_summary(registry, sweep_row, rows)}"
-    return points_table(sweep_row.keys, cells, ["run", "state"], title)
-
-
-def sweep_summary(registry: Registry, sweep_row: SweepRow, rows: list[RunRow]) -> str:
-    """`4 points: 2 running, 2 completed` (states in the order runs go through them)."""
-    counts = Counter(row.state for row in rows)
-    order = [s for s in STATE_ORDER if s in counts] + sorted(s for s in counts if s not in STATE_ORDER)
-    states = ", ".join(f"{counts[s]} {s}" for s in order)
-    n = len(rows)
-    return f"{n} point{'s' if n != 1 else ''}" + (f": {states}" if states else "")
-
-
 def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
     """Cancel every unfinished point of a sweep and every point's chain; {run id: state after}."""
-    from launcher.loop import chain
-    from launcher.runs import service as launching
 
     states = {}
     for row in launching.refresh(registry, registry.children(sweep_row.sweep_id)):
-        if row.state == SUBMITTING or launching.finished(row.state):
+        if row.state == RunState.SUBMITTING or RunState(row.state).is_terminal:
             states[row.run_id] = row.state
         else:
             states[row.run_id] = launching.cancel(registry, row).value
         chain.cancel(registry, registry.get(row.run_id) or row)
     return states
-
-
-def show_run_text(ref: str) -> str | None:
-    """`launch show RUN`: the resolved recipe a run ran with, headed by its overrides and hashes;
-    None when `ref` is a recipe (name or file) or names no run."""
-    from launcher.loop.reeval import resolve_run
-
-    try:
-        paths.resolve("recipes", ref)
-        return None
-    except UserError:
-        pass
-    try:
-        run_id, run_dir = resolve_run(Registry(), ref)
-    except UserError:
-        return None
-    info = read_launch_info(run_dir)
-    overrides = info.get("overrides") or []
-    head = [
-        f"# run {run_id}: the resolved recipe it ran with ({run_dir / 'recipe.yaml'})",
-        f"# recipe {info.get('recipe', '?')} from {info.get('recipe_source', '?')}",
-        f"# overrides: {' '.join(overrides) if overrides else 'none'}",
-        f"# recipe_hash {info.get('recipe_hash', '?')} (before the overrides: "
-        f"{info.get('recipe_hash_base') or '?'})",
-    ]
-    if info.get("sweep"):
-        head.append(f"# sweep {info['sweep']}, point {point_text(info.get('sweep_point') or {})}")
-    return "\n".join(head) + "\n" + (run_dir / "recipe.yaml").read_text()

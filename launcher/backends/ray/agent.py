@@ -2,6 +2,7 @@
 
     python -m launcher.backends.ray.agent job --run-dir DIR --time-limit S -- COMMAND...
     python -m launcher.backends.ray.agent array        # the spec is in $LAUNCH_RAY_ARRAY
+    python -m launcher.backends.ray.agent exec -- COMMAND...
 
 `job` is every Ray job's entrypoint. It runs COMMAND (`python -m jobs.<job> --run-dir DIR`, or
 torchrun) with its stdout and stderr copied both to Ray's job log and to `DIR/logs/task0.out` and
@@ -21,6 +22,9 @@ it before the job starts.
 submission ids, never more than `max_parallel` unfinished at once, and exits once every entry is
 submitted. An entry whose id already exists (cancelled before it started: `launch cancel` claims
 the id) is skipped. Stdlib only, apart from `ray.job_submission` in `array`.
+
+`exec` is the entrypoint of a follow-on job (a run's `--then` chain): it takes the secrets, as `job`
+does, and replaces itself with COMMAND.
 """
 
 from __future__ import annotations
@@ -200,7 +204,8 @@ def supervise_array(spec: dict[str, Any], poll: float = 1.0) -> int:
     client = _connect(spec["address"])
     cap = max(1, int(spec["max_parallel"]))
     queue: list[dict[str, Any]] = list(spec["entries"])
-    total, active, failures = len(queue), set(), 0
+    total, failures = len(queue), 0
+    active: set[str] = set()
     print(f"[launch] array of {total}: at most {cap} at once", flush=True)
     while queue:
         active = {job for job in active if not client.get_job_status(job).is_terminal()}
@@ -238,13 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("--time-limit", type=int, default=0)
     job.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("array", help=f"submit an array's entries (spec in ${ARRAY_ENV})")
+    follow_on = sub.add_parser("exec", help="run a command with the submitting shell's variables")
+    follow_on.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.what == "array":
+        return supervise_array(decode_spec(os.environ[ARRAY_ENV]))
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error(f"{args.what}: no command after --")
     if args.what == "job":
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        if not command:
-            parser.error("job: no command after --")
         return run_job(args.run_dir, args.time_limit, command)
-    return supervise_array(decode_spec(os.environ[ARRAY_ENV]))
+    take_secrets()
+    os.execvp(command[0], command)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ one whenever fewer than `max_parallel` are unfinished. Until then an entry is pe
 array supervisor"); cancelling it claims its submission id with a stopped placeholder, so the
 supervisor skips it. A job stuck waiting for resources cannot be stopped through the Jobs API
 (Ray queues the stop behind its supervisor actor, which never starts): `kill_job_supervisor`
-kills that actor, the one use of a private Ray API in the launcher.
+kills that actor (with private Ray names: `private.kill_supervisor_code`).
 """
 
 from __future__ import annotations
@@ -15,24 +15,19 @@ import contextlib
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from launcher.backends.base import Request
 from launcher.backends.ray import agent as ray_agent
 from launcher.backends.ray.cluster import last_line
+from launcher.backends.ray.jobs import RayJobs, RayPayload
+from launcher.backends.ray.private import kill_supervisor_code
 from launcher.errors import UserError
 
-if TYPE_CHECKING:
-    from launcher.backends.ray.backend import RayBackend, RayPayload
-
 ARRAY_PREFIX = "launch-array-"
-PRIVATE_API_RAY_VERSION = "2.60.0"
-"""The Ray version `kill_job_supervisor`'s private names were read from (ray.dashboard.modules.job.common)."""
 
 
-def array_spec(
-    backend: RayBackend, requests: Sequence[Request[RayPayload]], max_parallel: int
-) -> dict[str, Any]:
+def array_spec(jobs: RayJobs, requests: Sequence[Request[RayPayload]], max_parallel: int) -> dict[str, Any]:
     """The supervisor job that submits `requests` at most `max_parallel` at a time."""
     entries = []
     for request in requests:
@@ -40,15 +35,15 @@ def array_spec(
         entry["runtime_env"] = {k: v for k, v in entry["runtime_env"].items() if k != "working_dir"}
         entries.append(entry)
     payload = {
-        "address": backend.endpoint.url, "max_parallel": max_parallel, "entries": entries,
-        "upload": backend.spec.working_dir == "upload",
+        "address": jobs.endpoint.url, "max_parallel": max_parallel, "entries": entries,
+        "upload": jobs.spec.working_dir == "upload",
     }  # fmt: skip
-    python = backend.python()
+    python = jobs.python()
     first = requests[0].spec.run_id
     return {
         "submission_id": ARRAY_PREFIX + first,
-        "entrypoint": backend.entrypoint([python, "-m", "launcher.backends.ray.agent", "array"]),
-        "runtime_env": backend.runtime_env({ray_agent.ARRAY_ENV: ray_agent.encode_spec(payload)}),
+        "entrypoint": jobs.entrypoint([python, "-m", "launcher.backends.ray.agent", "array"]),
+        "runtime_env": jobs.runtime_env({ray_agent.ARRAY_ENV: ray_agent.encode_spec(payload)}),
         "metadata": {
             "launch_array_entries": ",".join(r.spec.run_id for r in requests),
             "launch_max_parallel": str(max_parallel),
@@ -56,55 +51,46 @@ def array_spec(
     }
 
 
-def array_script(backend: RayBackend, requests: Sequence[Request[RayPayload]], max_parallel: int) -> str:
+def array_script(jobs: RayJobs, requests: Sequence[Request[RayPayload]], max_parallel: int) -> str:
     """What submit_array sends: the supervisor (when the cap is below N), then each entry."""
     parts = []
     if len(requests) > 1 and max_parallel < len(requests):
-        spec = array_spec(backend, requests, max_parallel)
+        spec = array_spec(jobs, requests, max_parallel)
         title = (
             f"array supervisor for {len(requests)} runs, at most {max_parallel} at once: it submits the "
             f"entries below ({ray_agent.ARRAY_ENV} holds them) as slots free up"
         )
         spec["runtime_env"]["env_vars"][ray_agent.ARRAY_ENV] = "<the entries below, as zlib+base64 JSON>"
-        parts.append(backend.spec_text(spec, title))
+        parts.append(jobs.spec_text(spec, title))
     parts += [r.materialize() for r in requests]
     return "---\n".join(parts)
 
 
-def submit_supervised(
-    backend: RayBackend, client: Any, requests: Sequence[Request[RayPayload]], cap: int
-) -> list[str]:
+def submit_supervised(jobs: RayJobs, requests: Sequence[Request[RayPayload]], cap: int) -> list[str]:
     """Submit one supervisor job for `requests`; every run's submit.sh says who submits it."""
-    spec = array_spec(backend, requests, cap)
+    spec = array_spec(jobs, requests, cap)
     note = (
         f"# submitted by array supervisor {spec['submission_id']} (Ray job), at most {cap} of "
         f"{len(requests)} at once: it submits this spec when a slot frees up\n"
     )
     for request in requests:
         (request.spec.run_dir / "submit.sh").write_text(note + request.materialize())
-        backend.write_secrets(request)  # each entry's wrapper reads its own; the supervisor holds none
+        # each entry's wrapper reads its own secrets file; the supervisor holds none
+        jobs.write_secrets(request.spec.run_dir)
     try:
-        backend.submit_spec(client, spec)
+        jobs.submit_spec(spec)
     except BaseException:
         for request in requests:
             ray_agent.secrets_file(request.spec.run_dir).unlink(missing_ok=True)
         raise
     for request in requests:
-        backend.remember(request.spec.run_id, request.spec.run_dir)
+        jobs.remember(request.spec.run_id, request.spec.run_dir)
     return [r.spec.run_id for r in requests]
 
 
 def kill_job_supervisor(client: Any, job_id: str, python: str) -> None:
-    """Submit a job (no resources) that kills `job_id`'s JobSupervisor actor by its Ray name.
-
-    Private Ray API (written against PRIVATE_API_RAY_VERSION): JOB_ACTOR_NAME_TEMPLATE and
-    SUPERVISOR_ACTOR_RAY_NAMESPACE of ray.dashboard.modules.job.common."""
-    code = (
-        "import ray; ray.init(log_to_driver=False); "
-        "from ray.dashboard.modules.job.common import JOB_ACTOR_NAME_TEMPLATE as T, "
-        "SUPERVISOR_ACTOR_RAY_NAMESPACE as N; "
-        f"ray.kill(ray.get_actor(T.format(job_id={job_id!r}), namespace=N)); print('stopped {job_id}')"
-    )
+    """Submit a job (no resources) that kills `job_id`'s JobSupervisor actor by its Ray name."""
+    code = kill_supervisor_code(job_id)
     with contextlib.suppress(RuntimeError):  # a second cancel: the killer exists already
         client.submit_job(
             entrypoint=f"{shlex.quote(python)} -c {shlex.quote(code)}",

@@ -1,7 +1,7 @@
 """Ray cluster lifecycle: the address of a cluster's Jobs API, starting a head on this machine,
 and the inventory of its nodes. No job logic here; `ray` itself is imported lazily.
 
-See `launcher/backends/ray/backend.py` for the address forms a profile may use.
+See `launcher/backends/ray/jobs.py` for the address forms a profile may use.
 
 A head the launcher starts listens on loopback only, every port, and asks for Ray's token
 (`RAY_AUTH_MODE=token`, Ray's own hardening advice; Ray >= 2.52) on top. Loopback: Ray maps
@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from launcher.backends.base import passthrough_env
+from launcher.backends.ray.private import CLI_MODULE, reload_auth_config
 from launcher.config.cluster import RaySpec
 from launcher.errors import UserError
 
@@ -134,10 +135,7 @@ def use_head_token(url: str) -> None:
         return
     os.environ.pop("RAY_AUTH_TOKEN", None)
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=head.token_file)
-    if "ray._raylet" in sys.modules:  # ray's config was read already: read it again, as ray.init does
-        from ray._raylet import Config
-
-        Config.initialize("")
+    reload_auth_config()  # ray's config may have been read already: read it again, as ray.init does
 
 
 def _free_ports(count: int) -> list[int]:
@@ -221,7 +219,7 @@ def start_local_head(
     token_file = HEAD_DIR / f"head-{dashboard_port}.token"
     _private_file(token_file, secrets.token_hex(32))
     cmd = [
-        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--disable-usage-stats",
+        sys.executable, "-m", CLI_MODULE, "start", "--head", "--disable-usage-stats",
         "--include-dashboard=true", "--node-ip-address=127.0.0.1",
         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
         f"--object-store-memory={OBJECT_STORE_BYTES}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}/ray",

@@ -1,8 +1,13 @@
-"""The Slurm backend: sbatch scripts rendered by submitit, arrays, checkpoint-and-requeue.
+"""The Slurm backend: sbatch scripts rendered by submitit, arrays, follow-on jobs, checkpoint-and-requeue.
 
 Modules:
 
-- `backend`: Slurm backend: sbatch scripts rendered by submitit, job arrays, checkpoint-and-requeue on USR2.
+- `backend`: the Slurm backend (the contract): submit, arrays, follow-on jobs, batched status from
+  squeue and sacct, explain, logs, cancel.
+- `render`: sbatch scripts for one run, an array and a follow-on job; the one call of submitit's
+  private renderer, checked against the submitit version it names.
+- `parse`: Slurm's answers parsed: squeue/sacct lines into job infos and run states, sinfo into
+  partitions, the pending reasons that never resolve.
 - `commands`: Running Slurm's commands: a short timeout for queries, the whole process group killed when it
   passes, one error line for a missing, silent or refusing command, and sbatch's answer parsed strictly.
 """

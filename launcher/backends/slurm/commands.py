@@ -67,13 +67,13 @@ def run(
             "(for the test cluster: bash cluster/dev/slurm-up.sh)"
         ) from None
     try:
-        out, err = proc.communicate(timeout=limit)
+        out, errors = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise SlurmSilent(f"Slurm did not answer in {limit:g} s ({what})") from None
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, errors)
 
 
 def call(cmd: list[str], what: str, cwd: Path | None = None, timeout: float | None = None) -> str:
