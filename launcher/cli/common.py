@@ -1,4 +1,4 @@
-"""What every `launch` verb module shares: the typer app, the common options, the console."""
+"""What every `launch` verb module shares: the typer app, the common options, the consoles."""
 
 from __future__ import annotations
 
@@ -51,8 +51,16 @@ def _main_options(
     """Launch LLM fine-tuning and evaluation recipes on Slurm, Ray or this machine."""
 
 
-def _console(stderr: bool = False) -> Console:
+def console(stderr: bool = False) -> Console:
     """Rich console that prints text as it is: a `[` in a path or a run id is never markup."""
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, markup=False)
+
+
+def wide_console() -> Console:
+    """The stdout console for wide tables: a file or pipe gets them unwrapped (at least 160 columns)."""
+    out = console()
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    return out

@@ -1,18 +1,16 @@
-"""The research loop's verbs: score, reeval, bench, sweep, compare (registered on the one app)."""
+"""The research loop's verbs: score, reeval, bench, sweep, compare."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from launcher.cli.common import ClusterOpt, SetOpt, ThenOpt, _console, app
+from launcher.cli.common import ClusterOpt, SetOpt, ThenOpt, app, console, wide_console
+from launcher.cli.follow import follow_evals
 from launcher.errors import UserError
-
-if TYPE_CHECKING:
-    from launcher.runs.registry import Registry
 
 
 @app.command("score")
@@ -49,7 +47,7 @@ def score_cmd(
     if json_:
         print(scoring.to_json(result))
         return
-    _console().print(scoring.render(result, f"{file} ({metric})"))
+    console().print(scoring.render(result, f"{file} ({metric})"))
 
 
 @app.command("reeval")
@@ -83,7 +81,7 @@ def reeval_cmd(
 
     registry = Registry()
     plan = reeval.plan(registry, run, recipe, set_ or [], every, last)
-    err = _console(stderr=True)
+    err = console(stderr=True)
     for change in plan.aligned:
         err.print(f"note: split taken from the training run: {change}", markup=False, soft_wrap=True)
     for ckpt in plan.checkpoints:
@@ -118,58 +116,12 @@ def reeval_cmd(
     if follow:
         run_ids = [p.run.run_id for p in prepared]
         try:
-            code = _follow_evals(registry, run_ids)
+            code = follow_evals(registry, run_ids)
         except KeyboardInterrupt:
             from launcher.views.logs import interrupted
 
             code = interrupted(run_ids, "evaluation")
         raise typer.Exit(code)
-
-
-def _follow_evals(registry: Registry, run_ids: list[str]) -> int:
-    """Wait for eval runs; print each state change and F1, and each running one's progress (its
-    progress.json: sentences done, rate, ETA); 0 only when all completed."""
-    from launcher.backends.base import JobState
-    from launcher.loop import reeval
-    from launcher.runs.progress import progress_line, read_progress
-    from launcher.runs.registry import RunRow
-    from launcher.runs.results import read_metrics
-
-    err = _console(stderr=True)
-
-    def changed(row: RunRow) -> None:
-        results = reeval.results_of(row)
-        where = f"{results.parent.name}/{results.name}" if results else "?"
-        line = f"{row.run_id} ({where}): {row.state}"
-        metrics = read_metrics(results) if results and row.state == "completed" else None
-        if metrics:
-            s = metrics["strict"]
-            line += f"  F1 {s['f1']:.4f} (P {s['precision']:.4f} R {s['recall']:.4f})"
-        err.print(line, markup=False, soft_wrap=True)
-
-    shown: dict[str, str] = {}
-
-    def progressed(row: RunRow) -> None:
-        p = read_progress(Path(row.run_dir))
-        if p is not None and p.updated_at != shown.get(row.run_id):
-            shown[row.run_id] = p.updated_at
-            results = reeval.results_of(row)
-            where = results.parent.name if results else row.run_id
-            err.print(f"  {where}: {progress_line(p)}", markup=False, soft_wrap=True)
-
-    rows = reeval.wait(registry, run_ids, changed, on_poll=progressed)
-    failed = [r for r in rows if JobState(r.state) is not JobState.COMPLETED]
-    for row in failed:
-        logs = sorted(Path(row.run_dir, "logs").glob("*.err"))
-        tail = logs[-1].read_text(errors="replace").splitlines()[-10:] if logs else []
-        err.print(
-            f"--- {row.run_id}: {row.state}; last lines of {logs[-1] if logs else 'its log'}",
-            markup=False, soft_wrap=True,
-        )  # fmt: skip
-        for line in tail:
-            err.print(line, markup=False, soft_wrap=True)
-    err.print(f"{len(rows) - len(failed)}/{len(rows)} evaluation(s) completed")
-    return 1 if failed else 0
 
 
 @app.command("bench")
@@ -187,12 +139,13 @@ def bench_cmd(
     """The benchmark table beside the research's published numbers: .md, .csv, F1 and loss plots."""
     from launcher import paths
     from launcher.loop import reeval
+    from launcher.runs.find import find_run
     from launcher.runs.registry import Registry
     from launcher.scoring import bench, bench_cls
 
     registry = Registry()
     if runs:
-        run_dirs = [reeval.resolve_run(registry, ref, reeval.TRAINING_KINDS)[1] for ref in runs]
+        run_dirs = [find_run(registry, ref, reeval.TRAINING_KINDS).run_dir for ref in runs]
         empty = [d.name for d in run_dirs if not bench.has_results(d)]
         if empty:
             raise UserError(
@@ -204,22 +157,21 @@ def bench_cmd(
     skipped: list[str] = []
     rows = bench.collect(run_dirs, skipped=skipped)
     for line in skipped:
-        _console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
+        console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
     target = out or paths.runs_root() / "bench"
     files = bench.write(rows, target, run_dirs)
     cls_rows = bench_cls.collect(run_dirs)
     files.update(bench_cls.write(cls_rows, target))
-    console = _console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
-    err = _console(stderr=True)
+    screen = wide_console()
+    err = console(stderr=True)
     # named runs: only the tables they have rows in (the other's published rows are in its files)
-    for name, table_rows, table, file in (
-        ("GMB NER", rows, bench.table, "benchmark.md"),
-        ("text classification", cls_rows, bench_cls.table, "benchmark_classification.md"),
-    ):
-        if not runs or any(not r.published for r in table_rows):
-            console.print(table(table_rows))
+    for name, ours, table, file in (
+        ("GMB NER", any(not r.published for r in rows), bench.table(rows), "benchmark.md"),
+        ("text classification", any(not r.published for r in cls_rows), bench_cls.table(cls_rows),
+         "benchmark_classification.md"),
+    ):  # fmt: skip
+        if not runs or ours:
+            screen.print(table)
         else:
             err.print(f"{name}: no rows from these runs; published rows in {target / file}",
                       markup=False, soft_wrap=True)  # fmt: skip
@@ -254,28 +206,26 @@ def sweep_cmd(
     --then, each point's checkpoints are evaluated (and benched) when that point completed."""
     from launcher.loop import chain, sweep
     from launcher.runs.registry import Registry
+    from launcher.views.sweeps import point_text
 
-    plan = sweep.plan(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
+    plan = sweep.prepare(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
     first = plan.prepared[0].run
     chained = chain.validate(then, first.recipe, first.profile) if then else None
     if dry_run:
         if chained:
             sys.stdout.write(f"# {chain.describe(chained)} (one chain per point, once it completed)\n")
-        console = _console()
-        if not console.is_terminal:
-            console.width = max(console.width, 160)
-        console.print(sweep.dry_run_table(plan), crop=False)
+        wide_console().print(sweep.dry_run_table(plan), crop=False)
         sys.stdout.write("\n" + sweep.dry_run_text(plan))
         return
     registry = Registry()
-    err = _console(stderr=True)
+    err = console(stderr=True)
     with err.status(f"Submitting {len(plan.points)} point(s) ..."):
         job_ids = sweep.submit(plan, registry)
         if chained:
             chain.attach_many(registry, [p.run.run_id for p in plan.prepared], chained)
     print(plan.sweep_id, flush=True)
     for p, point in zip(plan.prepared, plan.points, strict=True):
-        err.print(f"  {p.run.run_id}  {sweep.point_text(point)}", soft_wrap=True)
+        err.print(f"  {p.run.run_id}  {point_text(point)}", soft_wrap=True)
     profile = plan.prepared[0].run.profile
     err.print(
         f"submitted {len(job_ids)} point(s) on {profile.name} ({profile.backend}), at most "
@@ -284,37 +234,6 @@ def sweep_cmd(
     if chained:
         err.print(f"{chain.describe(chained)}: one chain per point", soft_wrap=True)
     err.print(f"status: launch status {plan.sweep_id}", soft_wrap=True)
-
-
-def _sweep_status(registry: Registry, ref: str) -> bool:
-    """`launch status SWEEP`: its points table; False when `ref` names no sweep."""
-    from launcher.loop import sweep
-    from launcher.runs import service as launching
-
-    found = sweep.resolve(registry, ref)
-    if found is None:
-        return False
-    with _console(stderr=True).status("Asking the schedulers ..."):
-        rows = launching.refresh(registry, registry.children(found.sweep_id))
-    console = _console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)  # a file or pipe gets the table unwrapped
-    console.print(sweep.sweep_table(registry, found, rows), crop=False)
-    return True
-
-
-def _sweep_cancel(registry: Registry, ref: str) -> bool:
-    """`launch cancel SWEEP`: every unfinished point; False when `ref` names no sweep."""
-    from launcher.loop import sweep
-
-    found = sweep.resolve(registry, ref)
-    if found is None:
-        return False
-    with _console(stderr=True).status(f"Cancelling {found.sweep_id} ..."):
-        states = sweep.cancel_all(registry, found)
-    for run_id, state in states.items():
-        print(f"{run_id}: {state}")
-    return True
 
 
 @app.command("compare")
@@ -330,11 +249,9 @@ def compare_cmd(
     from launcher.runs.registry import Registry
 
     summaries = compare.load(Registry(), runs)
-    console = _console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    screen = wide_console()
     for table in compare.tables(summaries):
-        console.print(table)
+        screen.print(table)
     if png is not None:
         written = compare.write_png(summaries, png)
-        _console(stderr=True).print(f"wrote {written}", markup=False, soft_wrap=True)
+        console(stderr=True).print(f"wrote {written}", markup=False, soft_wrap=True)

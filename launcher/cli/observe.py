@@ -1,0 +1,190 @@
+"""Verbs that look at runs or stop them: status, logs, cancel (of a run or of a sweep's points)."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from launcher.cli.common import app, console, wide_console
+from launcher.errors import UserError
+
+if TYPE_CHECKING:
+    from launcher.runs.registry import Registry
+
+
+@app.command("status")
+def status_cmd(
+    run: Annotated[Optional[str], typer.Argument(help="run id (or a unique prefix)")] = None,  # noqa: UP045
+    all_: Annotated[
+        bool, typer.Option("--all", "-a", help="every run, evaluations listed, not the last 50")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="print the status as JSON (shape: README)")] = False,
+    watch: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--watch",
+            "-w",
+            metavar="[SECONDS]",
+            is_flag=False,
+            flag_value=2.0,
+            help="refresh in place every SECONDS (default 2); Ctrl-C stops",
+        ),
+    ] = None,
+    state: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--state", help="only runs in this state (repeatable or comma-separated)"),
+    ] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="only runs of this recipe")] = None,  # noqa: UP045
+    since: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--since", help="only runs created since: 2h, 3d, 1w or an ISO date"),
+    ] = None,
+) -> None:
+    """Every run with its state, progress, best F1 or error; one run in detail."""
+    from launcher.runs import service as launching
+    from launcher.runs.registry import Registry
+
+    registry = Registry()
+    if run and _sweep_status(registry, run):
+        return
+    if run:
+        from launcher.loop import chain
+        from launcher.runs.find import find_row
+        from launcher.views.run import run_detail
+
+        row = find_row(registry, run)
+        with console(stderr=True).status("Asking the scheduler ..."):
+            row = launching.refresh(registry, [row])[0]
+            chained = chain.chain_lines(Path(row.run_dir), row.state)
+        console().print(run_detail(row, chained), crop=False, soft_wrap=True)
+        return
+    _status_table(registry, all_, json_, watch, state or [], recipe, since)
+
+
+def _status_table(
+    registry: Registry, all_: bool, json_: bool, watch: float | None, state: list[str],
+    recipe: str | None, since: str | None,
+) -> None:  # fmt: skip
+    from launcher.views import status as status_view
+
+    if watch is not None and not watch > 0:
+        raise UserError(f"--watch: SECONDS must be a positive number, got {watch:g}")
+    filters = status_view.Filters(
+        states=status_view.parse_states(state),
+        recipe=recipe,
+        since=status_view.parse_since(since) if since is not None else None,
+    )
+    out = console()
+
+    def collect() -> status_view.StatusReport:  # the schedulers asked first, then the view
+        from launcher.runs import service as launching
+
+        launching.refresh(registry, status_view.unfinished(registry.all(), filters, all_))
+        return status_view.collect(registry, filters, all_)
+
+    if json_:
+        report = collect()
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        return
+    if watch is None:
+        with console(stderr=True).status("Asking the schedulers ..."):
+            report = collect()
+        out.print(status_view.table(report, out.width), crop=False)
+        return
+    import time
+
+    from rich.live import Live
+
+    try:
+        with Live(console=out, auto_refresh=False, transient=False) as live:
+            while True:
+                report = collect()
+                live.update(status_view.table(report, out.width), refresh=True)
+                time.sleep(watch)
+    except KeyboardInterrupt:
+        return
+
+
+@app.command("logs")
+def logs_cmd(
+    run: Annotated[str, typer.Argument(help="run id (or a unique prefix)")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
+    task: Annotated[Optional[int], typer.Option("--task", help="only this array task")] = None,  # noqa: UP045
+    merged: Annotated[
+        bool, typer.Option("--merged", "-m", help="stdout and stderr interleaved by time, all on stdout")
+    ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="every line as written (no library noise filtered out)")
+    ] = False,
+) -> None:
+    """Print a run's logs: stdout lines labelled `out|`, stderr lines `err|`; known library noise
+    (FutureWarnings, W&B banners, ...) is left out of the view, never out of the files."""
+    from launcher.runs import service as launching
+    from launcher.runs.find import find_row
+    from launcher.runs.registry import Registry
+    from launcher.views import logs as logview
+
+    registry = Registry()
+    row = find_row(registry, run)
+    backend = launching.backend_of(row)
+    try:
+        for index, job_id, _ in row.jobs:
+            if task is None or task == index:
+                prefix = f"[{index}] " if len(row.jobs) > 1 and task is None else ""
+                source = partial(backend.logs, Path(row.run_dir), job_id)
+                logview.show(source, follow, prefix, merged=merged, raw=raw)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        raise typer.Exit(logview.interrupted([row.run_id])) from None
+
+
+@app.command("cancel")
+def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique prefix)")]) -> None:
+    """Cancel a run: every job and task of it, and every process they started; its chain too."""
+    from launcher.loop import chain
+    from launcher.runs import service as launching
+    from launcher.runs.find import find_row
+    from launcher.runs.registry import Registry
+
+    registry = Registry()
+    if _sweep_cancel(registry, run):
+        return
+    row = find_row(registry, run)
+    with console(stderr=True).status(f"Cancelling {row.run_id} ..."):
+        state = launching.cancel(registry, row)
+        chained = chain.cancel(registry, registry.get(row.run_id) or row)
+    print(f"{row.run_id}: {state.value}" + (f" (chain: {chained})" if chained else ""))
+
+
+def _sweep_status(registry: Registry, ref: str) -> bool:
+    """`launch status SWEEP`: its points table; False when `ref` names no sweep."""
+    from launcher.loop import sweep
+    from launcher.runs import service as launching
+    from launcher.views.sweeps import sweep_table
+
+    found = sweep.resolve(registry, ref)
+    if found is None:
+        return False
+    with console(stderr=True).status("Asking the schedulers ..."):
+        rows = launching.refresh(registry, registry.children(found.sweep_id))
+    wide_console().print(sweep_table(found, rows), crop=False)
+    return True
+
+
+def _sweep_cancel(registry: Registry, ref: str) -> bool:
+    """`launch cancel SWEEP`: every unfinished point; False when `ref` names no sweep."""
+    from launcher.loop import sweep
+
+    found = sweep.resolve(registry, ref)
+    if found is None:
+        return False
+    with console(stderr=True).status(f"Cancelling {found.sweep_id} ..."):
+        states = sweep.cancel_all(registry, found)
+    for run_id, state in states.items():
+        print(f"{run_id}: {state}")
+    return True
