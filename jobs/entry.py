@@ -12,6 +12,8 @@ from launcher.errors import UserError
 from launcher.runs import logtimes
 
 BAD_INPUT = 2
+REQUEUE_EXIT = 3
+"""Stopped by SIGUSR2 after checkpointing: the backend requeues the job."""
 
 
 def bad_input(err: Exception | str) -> int:

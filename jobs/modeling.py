@@ -83,7 +83,7 @@ def model_class(recipe: Recipe) -> Any:
 
     if recipe.model.linearized_experts:
         try:
-            from axolotl.monkeypatch.models.llama4.modeling import (  # type: ignore[import-not-found]
+            from axolotl.monkeypatch.models.llama4.modeling import (
                 patch_llama4_linearized_modeling,
             )
         except ImportError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -71,6 +71,15 @@ class TokenStats:
         return out
 
 
+class PackedItem(TypedDict):
+    """One bin of PackedDataset: its samples' ids, labels and positions end to end; `n` samples."""
+
+    input_ids: list[int]
+    labels: list[int]
+    position_ids: list[int]
+    n: int
+
+
 class PackedDataset(torch.utils.data.Dataset):
     """Each item is one bin: its samples concatenated, position_ids restarting per sample."""
 
@@ -80,7 +89,7 @@ class PackedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.bins)
 
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
+    def __getitem__(self, i: int) -> PackedItem:
         ids: list[int] = []
         labels: list[int] = []
         positions: list[int] = []
@@ -114,7 +123,7 @@ class PackedCollator:
     def __init__(self, pad_id: int, stats: TokenStats, multiple_of: int = 1) -> None:
         self.pad_id, self.stats, self.multiple_of = pad_id, stats, multiple_of
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: list[PackedItem]) -> dict[str, torch.Tensor]:
         width = max(len(it["input_ids"]) for it in items)
         width = -(-width // self.multiple_of) * self.multiple_of
         ids, labels, positions = [], [], []

@@ -9,7 +9,7 @@ from typing import Any
 
 from launcher.config.grid import point_overrides, short_overrides
 from launcher.config.recipe import Recipe
-from launcher.runs.files import read_launch_info, update_launch_info
+from launcher.runs.launch_info import LaunchInfo
 from launcher.tracking.wandb_mode import REDACTED, secret_values, wandb_mode
 
 
@@ -25,11 +25,11 @@ def redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
-def run_name(info: dict[str, Any], run_dir: Path) -> str:
+def run_name(info: LaunchInfo, run_dir: Path) -> str:
     """`<run id> lr=1e-05,epochs=3`: the run id and its overrides (a sweep point: its varied keys)."""
-    point = info.get("sweep_point")
-    overrides = point_overrides(point) if point else list(info.get("overrides") or [])
-    name = str(info.get("run_id", run_dir.name))
+    point = info.sweep_point
+    overrides = point_overrides(point) if point else list(info.overrides)
+    name = info.run_id or run_dir.name
     return f"{name} {short_overrides(overrides)}" if overrides else name
 
 
@@ -43,16 +43,16 @@ def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> 
         return None
     import wandb
 
-    info = read_launch_info(run_dir)
-    saved = (info.get("wandb") or {}).get(job_type) or {}
+    info = LaunchInfo.read(run_dir)
+    saved = info.wandb.get(job_type) or {}
     run_id = saved.get("id") or uuid.uuid4().hex[:12]
-    overrides = list(info.get("overrides") or [])
+    overrides = list(info.overrides)
     config = {**recipe.model_dump(mode="json", exclude={"sweep"}), **extra_config, "overrides": overrides}
-    if info.get("sweep"):
-        config.update(sweep=info["sweep"], sweep_point=info.get("sweep_point") or {})
+    if info.sweep:
+        config.update(sweep=info.sweep, sweep_point=info.sweep_point or {})
     config = redact(config, secret_values())
     run = wandb.init(
-        project=spec.project, entity=spec.entity, group=info.get("sweep") or spec.group or recipe.name,
+        project=spec.project, entity=spec.entity, group=info.sweep or spec.group or recipe.name,
         job_type=job_type, name=run_name(info, run_dir), id=run_id, resume="allow", dir=str(run_dir),
         mode=mode, config=config, tags=spec.tags, reinit="finish_previous",
     )  # fmt: skip
@@ -61,8 +61,8 @@ def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> 
         entry["url"] = run.url
     else:
         entry["offline_dir"] = str(Path(run.dir).parent)
-    wandb_info = dict(info.get("wandb") or {})
+    wandb_info = dict(info.wandb)
     wandb_info[job_type] = entry
     wandb_info.update({k: v for k, v in entry.items() if k in ("url", "offline_dir")})
-    update_launch_info(run_dir, wandb=wandb_info)
+    LaunchInfo.update(run_dir, wandb=wandb_info)
     return run

@@ -1,5 +1,6 @@
-"""The classify job's engines: an OpenAI-compatible endpoint (`openai.AsyncOpenAI`) and a local
-transformers model (generating, or scoring each candidate by log-likelihood).
+"""The classify job's engines: an OpenAI-compatible endpoint (`OpenAIEngine`, `openai.AsyncOpenAI`)
+and a local transformers model (`ClassifyHFEngine`: generating, or scoring each candidate by
+log-likelihood; not jobs.engines.hf's HFEngine, which generates NER answers for jobs.evaluate).
 
 Every engine takes `Query`s and returns one `Reply` per query, in order, calling `done(reply)` as
 each arrives. Answers go through the response cache: a cached answer sends no request, and each
@@ -199,7 +200,7 @@ class OpenAIEngine:
         )  # fmt: skip
 
 
-class HFEngine:
+class ClassifyHFEngine:
     """A transformers model in this process: `generate` (greedy, top-5 logprobs per token, like the
     API engine) or `loglik` (each candidate label scored after the prompt, as lm-evaluation-harness
     scores multiple choice: the sum of its tokens' log-probabilities)."""

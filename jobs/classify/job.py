@@ -13,9 +13,10 @@ probability of the label renormalised over the candidates found.
 
 Writes into DIR/results/<model name>/<recipe name>/: predictions.jsonl (one row per item and level) and
 metrics.json (launcher.scoring.classification, plus the cell's dataset, level, shots, mode, model,
-engine, requests_sent, cached), metrics.json last. Answers are cached under $LAUNCH_HOME (see
-jobs.classify.cache): a rerun or a requeued job sends no request for what was answered.
-Exit codes: 0 done, 1 environment (no API key, engine missing), 2 bad input.
+engine, requests_sent, cached), metrics.json last; written, uploaded and logged to W&B through
+jobs.results. Answers are cached under $LAUNCH_HOME (see jobs.classify.cache): a rerun or a
+requeued job sends no request for what was answered. Exit codes: 0 done, 1 environment (no API
+key, engine missing), 2 bad input.
 """
 
 from __future__ import annotations
@@ -25,21 +26,22 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jobs import results
 from jobs.classify.answer import label_distribution, parse_answer
 from jobs.classify.cache import ResponseCache
-from jobs.classify.engines import HFEngine, OpenAIEngine, Query, Reply, Stats, softmax
+from jobs.classify.engines import ClassifyHFEngine, OpenAIEngine, Query, Reply, Stats, softmax
 from jobs.classify.prompt import load_template, render
 from jobs.data.classification import Dataset, Item, load_dataset, sample_items, support_examples
 from jobs.entry import start_log_times
 from launcher.config.checks import check_inputs
+from launcher.config.kind_sections import ClassifySpec
 from launcher.config.recipe import Recipe, read_resolved
 from launcher.errors import UserError
-from launcher.jsonio import atomic_write_json
-from launcher.kinds.classify import ClassifySpec, is_loopback
+from launcher.kinds.classify import is_loopback
+from launcher.runs.progress import now_iso
 from launcher.runs.results import results_dir
 from launcher.scoring.cls_match import match
 from launcher.scoring.labels import Label
@@ -51,8 +53,9 @@ class EnvironmentFailure(Exception):
     """Something about this machine, not the recipe: exit 1 with one line."""
 
 
-class Progress:
-    """A rich progress bar on a terminal, else a line every `every_s` seconds (and at the end)."""
+class ReplyProgress:
+    """The replies of one level as they arrive: a rich progress bar on a terminal, else a line on
+    stdout every `every_s` seconds (and at the end). Nothing is written to progress.json."""
 
     def __init__(self, total: int, label: str, every_s: float) -> None:
         self.total, self.label, self.every_s = total, label, every_s
@@ -148,7 +151,9 @@ def build_engine(recipe: Recipe, cache: ResponseCache, stats: Stats, log: Callab
         )  # fmt: skip
     from jobs.classify.hf import hf_ident, load_hf
 
-    return HFEngine(lambda: load_hf(recipe), hf_ident(recipe), c.hf_mode, sampling(recipe), cache, stats)
+    return ClassifyHFEngine(
+        lambda: load_hf(recipe), hf_ident(recipe), c.hf_mode, sampling(recipe), cache, stats
+    )
 
 
 # ------------------------------------------------------------------------------------- levels
@@ -190,7 +195,7 @@ def row_for(item: Item, level: int, cands: list[Label], reply: Reply | None, spe
         labels = {c.code: c.label for c in cands}
         dist = label_distribution(reply.tokens, answer.first_span, labels) if answer.first_span else {}
     preds = [{"label": p.code, "confidence_verbal": p.confidence,
-              "confidence_logprob": round(dist.get(p.code, 0.0), 6) if dist else None}
+              "confidence_logprob": round(dist.get(p.code or "", 0.0), 6) if dist else None}
              for p in found.picks[: spec.n_predictions]]  # fmt: skip
     return {**base, "predictions": preds, "raw": reply.text, "parse_status": found.status, **usage}
 
@@ -239,7 +244,7 @@ def classify(recipe: Recipe, run_dir: Path) -> int:
             messages = ({"role": "user", "content": prompt},)
             jobs.append((item, cands, Query(messages, tuple(x.label for x in cands), fmt)))
         queries = [q for _, _, q in jobs if q is not None]
-        progress = Progress(len(queries), f"level {level}", c.progress_every_s)
+        progress = ReplyProgress(len(queries), f"level {level}", c.progress_every_s)
         try:
             replies = iter(engine.run(queries, progress.reply))
         finally:
@@ -254,13 +259,11 @@ def classify(recipe: Recipe, run_dir: Path) -> int:
 
 def write_results(recipe: Recipe, run_dir: Path, data: Dataset, rows: list[dict[str, Any]], stats: Stats,
                   seconds: float, log: Callable[[str], None]) -> int:  # fmt: skip
-    from jobs.evaluate.job import upload, write_jsonl
     from launcher.scoring.classification import score_classification, score_levels, write_reliability_png
 
     c, e = recipe.classify, recipe.eval
     assert c is not None
     out = results_dir(recipe, run_dir)
-    out.mkdir(parents=True, exist_ok=True)
     deepest = max(c.levels)
     metrics = score_classification([r for r in rows if r["level"] == deepest])
     if len(c.levels) > 1:
@@ -276,14 +279,13 @@ def write_results(recipe: Recipe, run_dir: Path, data: Dataset, rows: list[dict[
         concurrency=e.api.max_concurrency if e.engine == "openai" and e.api else 1,
         seconds=round(seconds, 3), requests_per_s=round(stats.requests_sent / max(seconds, 1e-9), 3),
         items_per_s=round(len(rows) / max(seconds, 1e-9), 3), ece_bins=10,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=now_iso(),
     )  # fmt: skip
-    (out / "metrics.json").unlink(missing_ok=True)
-    write_jsonl(out / "predictions.jsonl", rows)
+    results.write_predictions(out, rows)
     title = f"{recipe.name}: {recipe.model.name_or_path}, level {deepest}, {e.shots}-shot"
     png = write_reliability_png(metrics["calibration"], out / "reliability.png", title)
     metrics["reliability_png"] = png.name if png else None
-    atomic_write_json(out / "metrics.json", metrics)
+    results.write_metrics(out, metrics)
     cal = metrics["calibration"]
     p50 = metrics["latency_ms"]["p50"]
     p50 = "n/a" if p50 is None else f"{p50:.0f}"
@@ -291,26 +293,9 @@ def write_results(recipe: Recipe, run_dir: Path, data: Dataset, rows: list[dict[
     log(f"top-1 {metrics['top1']:.4f} top-3 {metrics['top3']:.4f} on {metrics['n']} items; "
         f"{eces or 'no ECE'}; p50 latency {p50} ms; {stats.requests_sent} requests "
         f"sent, {stats.cached} answers from the cache, {stats.failures} failed; wrote {out}")  # fmt: skip
-    log_wandb(recipe, run_dir, metrics)
-    upload(recipe, run_dir, out)
+    results.log_classification(recipe, run_dir, metrics)
+    results.upload(recipe, run_dir, out)
     return 0
-
-
-def log_wandb(recipe: Recipe, run_dir: Path, metrics: dict[str, Any]) -> None:
-    from jobs import wandb_run
-
-    run = wandb_run.start(recipe, run_dir, "classify")
-    if run is None:
-        return
-    cal = metrics.get("calibration") or {}
-    values = {
-        f"cls/{k}": metrics[k] for k in ("top1", "top3", "top5", "requests_sent", "cached") if k in metrics
-    }
-    for kind in ("verbalized", "logprob"):
-        if cal.get(kind):
-            values[f"cls/ece_{kind}"] = cal[kind]["ece"]
-    run.log(values)
-    run.finish()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,8 @@ import numpy as np
 from launcher.jsonio import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from launcher.config.recipe import DataSpec
+    from launcher.config.recipe import Recipe
+    from launcher.config.sections import DataSpec
 
 GMB_ZIP: Path = Path(__file__).resolve().parent / "files" / "ner_dataset.csv.zip"
 """The shipped corpus."""
@@ -185,3 +186,12 @@ def recipe_split(data: DataSpec) -> GmbSplit:
     ``test_size``, ``seed`` and ``validation_size``. Training and evaluation both read it here."""
     sentences = load_gmb(Path(data.path) if data.path else None)
     return split_gmb(sentences, data.test_size, data.seed, data.validation_size)
+
+
+def eval_sentences(recipe: Recipe) -> list[Sentence]:
+    """The sentences an evaluation scores: the recipe's ``eval.split`` (test or validation) of its
+    split, capped by ``eval.max_samples`` (else ``data.max_eval_samples``)."""
+    split = recipe_split(recipe.data)
+    sentences = split.test if recipe.eval.split == "test" else split.validation
+    cap = recipe.eval.max_samples or recipe.data.max_eval_samples
+    return sentences[:cap] if cap else sentences

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jobs.engines import Generation, JsonEnd, device_name, eos_ids, pad_id, settle, tokenizer_source
 
@@ -32,7 +32,8 @@ def json_stopping_criteria(tokenizer: Any, prompt_width: int, rows: int) -> Any:
             self.seen = input_ids.shape[1]
             pieces = tokenizer.batch_decode(new, skip_special_tokens=False)
             done = [end.done or end.feed(piece) for end, piece in zip(self.ends, pieces, strict=True)]
-            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+            # transformers annotates BoolTensor, a legacy type no torch function returns
+            return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
 
     return JsonStop()
 

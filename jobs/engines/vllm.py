@@ -1,7 +1,7 @@
 """The vLLM engine: continuous batching, greedy, full checkpoints at bf16/fp16/fp32.
 
-Its answers equal the HF engine's token for token (tests/test_vllm_engine.py checks it on CPU):
-both get the same prompt ids, and each row ends where the HF engine ends it. vLLM has no per-row
+Its answers equal the HF engine's token for token (tests/integration/venv/test_vllm_engine.py checks it
+on CPU): both get the same prompt ids, and each row ends where the HF engine ends it. vLLM has no per-row
 stopping hook, so the JSON end is found here: a request stops at eos, at `max_tokens` or at the
 string `]}` (where the answer object usually closes); its ids are then fed one by one to JsonEnd,
 exactly as the HF stopping criterion feeds them, and cut after the one that closes the object. A
@@ -48,7 +48,8 @@ class VllmEngine:
         self.device = device_name()
         self.max_new_tokens, self.stop_at_json = max_new_tokens, stop_at_json
         try:
-            config = GenerationConfig.from_pretrained(path, revision=recipe.model.revision)
+            # transformers reads a revision of None as "main" but annotates `str`
+            config = GenerationConfig.from_pretrained(path, revision=recipe.model.revision or "main")
         except OSError:  # no generation_config.json: the model config's eos, as transformers does
             from transformers import AutoConfig
 

@@ -3,5 +3,6 @@ DIR`).
 
 Modules:
 
-- `job`: Generation and scoring of one checkpoint for generative NER.
+- `job`: Generation and scoring of one checkpoint for generative NER (engines: jobs.engines; results
+  written, uploaded and logged through jobs.results).
 """

@@ -24,12 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.entry import start_log_times
+from jobs.entry import REQUEUE_EXIT, start_log_times
 from jobs.uploads import BackgroundUploader
 from launcher.config.recipe import read_resolved
 from launcher.runs.checkpoints import checkpoint_dir, latest_complete, mark_complete, step_of
-
-REQUEUE_EXIT = 3
 
 
 def save(run_dir: Path, step: int, uploader: BackgroundUploader) -> None:

@@ -2,5 +2,6 @@
 
 Modules:
 
-- `job`: spaCy NER baseline: resume training of a pretrained pipeline's NER on GMB, then score it.
+- `job`: spaCy NER baseline: resume training of a pretrained pipeline's NER on GMB, then score it
+  (launcher.scoring.token_level; results through jobs.results).
 """

@@ -18,7 +18,7 @@ epoch's shuffled sentences were used), the job exits 3, and the requeued job fin
 way after that many updates.
 
 At the end the last checkpoint is scored on the test split (`eval.max_samples`) into
-DIR/results/checkpoint-<N>/<recipe>_eval/ (metrics.json, predictions.jsonl; the layout of jobs.evaluate).
+DIR/results/checkpoint-<N>/<recipe>_eval/ (predictions.jsonl, metrics.json: jobs.results).
 With `eval.only: true` nothing is trained: the pipeline at `model.name_or_path` is scored into
 `eval.results_dir` (how `launch reeval` scores a checkpoint). Exit codes: 0 done, 2 bad input,
 3 stopped by SIGUSR2 after checkpointing (requeue me).
@@ -32,14 +32,15 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.entry import BAD_INPUT, read_run
+from jobs import results
+from jobs.entry import BAD_INPUT, REQUEUE_EXIT, read_run
+from launcher.config.kind_sections import SpacySpec
 from launcher.config.recipe import Recipe
 from launcher.jsonio import atomic_write_json
-from launcher.kinds.spacy import SpacySpec, resolve
+from launcher.kinds.spacy import resolve
 from launcher.runs.checkpoints import (
     MARKER,
     checkpoint_dir,
@@ -47,24 +48,16 @@ from launcher.runs.checkpoints import (
     latest_complete,
     mark_complete,
 )
-from launcher.runs.results import (
-    checkpoint_results,
-    checkpoint_step,
-    eval_digest,
-    fingerprint,
-    results_dir,
-    self_eval_recipe,
-    training_run_of,
-)
-from launcher.scoring.metrics import Example, _prf, score, strict_spans
+from launcher.runs.progress import now_iso
+from launcher.runs.results import checkpoint_results, results_dir, self_eval_recipe
+from launcher.scoring.metrics import strict_spans
+from launcher.scoring.token_level import score_tagged
 
 if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.tokens import Doc
 
     from jobs.data.gmb import Sentence
-
-REQUEUE_EXIT = 3
 
 
 # --------------------------------------------------------------------------------- tags and docs
@@ -112,42 +105,18 @@ def predict(nlp: Language, sentences: Sequence[Sentence], batch_size: int = 256)
 # --------------------------------------------------------------------------------- scoring
 
 
-def bio_token_prf(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Token-level P/R/F1 the research's way (one decision per word, the full BIO tag compared
-    exactly): tp += g == p != O; fp += p != g and p != O; fn += p != g and g != O."""
-    tp = fp = fn = 0
-    for g_tags, p_tags in zip(gold, pred, strict=True):
-        for g, p in zip(g_tags, p_tags, strict=True):
-            tp += g == p != "O"
-            fp += p != g and p != "O"
-            fn += p != g and g != "O"
-    return _prf(tp, fp, fn)
-
-
-def examples_of(sentences: Sequence[Sentence], pred_tags: Sequence[Sequence[str]]) -> list[Example]:
-    """Scored sentences: the prediction is the entities of `pred_tags` (exact token spans)."""
-    from launcher.scoring.entities import bio_to_entities
-    from launcher.scoring.parse import ParseResult
-
-    return [
-        Example.from_tags(s.tokens, s.tags, ParseResult(bio_to_entities(s.tokens, p), "ok"))
-        for s, p in zip(sentences, pred_tags, strict=True)
-    ]
-
-
 def score_tags(sentences: Sequence[Sentence], pred_tags: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """`metrics.score` (strict entity level, type-level tokens, sentences, counts) plus
-    `token_bio`, the research's token level."""
-    metrics = score(examples_of(sentences, pred_tags))
-    metrics["token_bio"] = bio_token_prf([s.tags for s in sentences], pred_tags)
-    return metrics
+    """`launcher.scoring.token_level.score_tagged` of GMB sentences: strict entity level, type-level
+    tokens, sentences, counts, and `token_bio`, the research's token level."""
+    return score_tagged([s.tokens for s in sentences], [s.tags for s in sentences], pred_tags)
 
 
 def param_count(nlp: Language) -> int:
     """Weights of the NER pipes (what the bench shows as the size)."""
     total = 0
     for name in ner_pipes(nlp):
-        model = nlp.get_pipe(name).model
+        pipe: Any = nlp.get_pipe(name)
+        model = pipe.model
         for node in model.walk():
             total += sum(node.get_param(p).size for p in node.param_names if node.has_param(p))
     return total
@@ -160,7 +129,6 @@ def write_results(
 
     `recipe` is the eval recipe (model.name_or_path = `checkpoint`): its fingerprint is the one
     `launch reeval` compares."""
-    from jobs.evaluate.job import write_jsonl
     from launcher.scoring.entities import bio_to_entities, target_json
 
     started = time.perf_counter()
@@ -175,22 +143,12 @@ def write_results(
             "gold": [g.to_dict() for g in bio_to_entities(s.tokens, clean_tags(s.tags))],
             "raw": target_json(ents), "entities": [e.to_dict() for e in ents], "status": "ok", "error": None,
         })  # fmt: skip
-    ckpt = Path(checkpoint)
-    marked = (ckpt / MARKER).is_file()
-    train_run = training_run_of(ckpt)
     metrics.update(
-        checkpoint=checkpoint, step=checkpoint_step(ckpt) if marked else None,
-        fingerprint=fingerprint(checkpoint, recipe), recipe=recipe.name, recipe_digest=eval_digest(recipe),
-        run_id=run_dir.name, training_run=train_run.name if train_run else None, split=recipe.eval.split,
-        level=recipe.eval.level, dtype="fp32", engine="spacy", device="cpu", pipeline=nlp.meta.get("name"),
-        params=param_count(nlp), generation_seconds=round(seconds, 3),
-        sentences_per_s=round(len(sentences) / max(seconds, 1e-9), 3),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        results.scored_checkpoint(recipe, run_dir, checkpoint), dtype="fp32", engine="spacy", device="cpu",
+        pipeline=nlp.meta.get("name"), params=param_count(nlp), generation_seconds=round(seconds, 3),
+        sentences_per_s=round(len(sentences) / max(seconds, 1e-9), 3), created_at=now_iso(),
     )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)  # never pair new predictions with old metrics
-    write_jsonl(out / "predictions.jsonl", rows)
-    atomic_write_json(out / "metrics.json", metrics)
+    results.write_results(out, rows, metrics)
     s, tb = metrics["strict"], metrics["token_bio"]
     print(
         f"test: strict entity P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f}; token (BIO) F1 "
@@ -226,7 +184,7 @@ def batch_sizes(spec: SpacySpec, skip: int) -> Iterator[float]:
     """spaCy's compounding batch sizes, `skip` of them already used (before a requeue)."""
     from spacy.util import compounding
 
-    sizes = compounding(spec.batch_start, spec.batch_stop, spec.batch_compound)
+    sizes = iter(compounding(spec.batch_start, spec.batch_stop, spec.batch_compound))
     for _ in range(skip):
         next(sizes)
     return sizes
@@ -276,9 +234,8 @@ def train(recipe: Recipe, run_dir: Path) -> int:
 
     from jobs import wandb_run
     from jobs.data.gmb import recipe_split
-    from jobs.evaluate.job import log_wandb, upload
     from jobs.uploads import BackgroundUploader
-    from launcher.runs.progress import Progress, eta_seconds, now_iso, write_progress
+    from launcher.runs.progress import Progress, eta_seconds, write_progress
 
     t, d = recipe.train, recipe.data
     spec = recipe.spacy or SpacySpec()
@@ -297,7 +254,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     latest, done, offset, updates = resume_state(run_dir)
     source = str(latest) if latest else resolve(recipe.model.name_or_path)
     nlp = spacy.load(source, exclude=spec.exclude)
-    ner = nlp.get_pipe("ner")
+    ner: Any = nlp.get_pipe("ner")
     labels = sorted({kind for s in train_sents for _, _, kind in strict_spans(s.tags)})
     for label in labels:
         ner.add_label(label)
@@ -384,8 +341,8 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         scored = eval_recipe_for(recipe, last, out)
         final = spacy.load(str(last))
         metrics = write_results(scored, run_dir, final, str(last.resolve()), out, test_sents)
-        log_wandb(scored, run_dir, metrics, recipe.name)
-        upload(recipe, run_dir, out)
+        results.log_ner(scored, run_dir, metrics, recipe.name)
+        results.upload(recipe, run_dir, out)
     uploader.finish()
     return 0
 
@@ -422,7 +379,7 @@ def evaluate_only(recipe: Recipe, run_dir: Path) -> int:
     """Score the pipeline at model.name_or_path on the test split; nothing is trained."""
     import spacy
 
-    from jobs.evaluate.job import _recipe_name, eval_sentences, log_wandb, upload
+    from jobs.data.gmb import eval_sentences
 
     name = recipe.model.name_or_path
     nlp = spacy.load(resolve(name), exclude=(recipe.spacy or SpacySpec()).exclude)
@@ -430,9 +387,8 @@ def evaluate_only(recipe: Recipe, run_dir: Path) -> int:
     sentences = eval_sentences(recipe)
     print(f"evaluating {name} on {len(sentences)} {recipe.eval.split} sentences", flush=True)
     metrics = write_results(recipe, run_dir, nlp, name, out, sentences)
-    train_run = training_run_of(Path(name))
-    log_wandb(recipe, run_dir, metrics, _recipe_name(train_run) if train_run else None)
-    upload(recipe, run_dir, out)
+    results.log_ner(recipe, run_dir, metrics, results.training_recipe_name(Path(name)))
+    results.upload(recipe, run_dir, out)
     return 0
 
 

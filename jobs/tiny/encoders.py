@@ -15,11 +15,30 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from jobs.data.gmb import load_gmb
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+
+class Layers(TypedDict):
+    """The encoder's shape, as ElectraConfig and RobertaConfig take it."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+
+
 VERSION = 1
-LAYERS = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
+LAYERS: Layers = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+}
 ENCODERS: dict[str, str] = {"electra-gmb": "electra", "roberta-gmb": "roberta"}
 VOCAB = 2000
 
@@ -28,9 +47,19 @@ def _texts(limit: int = 20000) -> list[str]:
     return [s.text for s in load_gmb()[:limit]]
 
 
+def _special(core: Tokenizer, token: str) -> tuple[str, int]:
+    """`(token, id)` of a special token the trainer added, as the post-processors take it."""
+    token_id = core.token_to_id(token)
+    if token_id is None:
+        raise ValueError(f"special token {token} is not in the trained vocabulary")
+    return token, token_id
+
+
 def _electra(tmp: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import ElectraConfig, ElectraModel, ElectraTokenizerFast
+
+    # ElectraTokenizerFast: a runtime alias in transformers 5 that its type exports leave out
+    from transformers import ElectraConfig, ElectraModel, ElectraTokenizerFast  # type: ignore[attr-defined,unused-ignore]
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -40,9 +69,7 @@ def _electra(tmp: Path) -> None:
     core.train_from_iterator(
         _texts(), trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials, show_progress=False)
     )
-    core.post_processor = processors.BertProcessing(
-        ("[SEP]", core.token_to_id("[SEP]")), ("[CLS]", core.token_to_id("[CLS]"))
-    )
+    core.post_processor = processors.BertProcessing(_special(core, "[SEP]"), _special(core, "[CLS]"))
     tokenizer = ElectraTokenizerFast(tokenizer_object=core, model_max_length=512)
     tokenizer.save_pretrained(tmp)
     config = ElectraConfig(
@@ -71,7 +98,7 @@ def _roberta(tmp: Path) -> None:
     )
     core.train_from_iterator(_texts(), trainer)
     core.post_processor = processors.RobertaProcessing(
-        ("</s>", core.token_to_id("</s>")), ("<s>", core.token_to_id("<s>")), add_prefix_space=True
+        _special(core, "</s>"), _special(core, "<s>"), add_prefix_space=True
     )
     tokenizer = RobertaTokenizerFast(tokenizer_object=core, add_prefix_space=True, model_max_length=512)
     tokenizer.save_pretrained(tmp)

@@ -17,6 +17,7 @@ import argparse
 import fcntl
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.data.gmb import cache_dir, load_gmb
@@ -42,17 +43,41 @@ LLAMA4_SPECIALS = [
     "<|eot|>",
     "<|finetune_right_pad|>",
 ]
-SIZES = {
-    "qwen2-gmb": {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2,
-                  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab": 2048},
-    # Llama4ForCausalLM: both layers MoE, 2 routed experts (top-1) + the shared expert, as the Scout
-    "llama4-gmb": {"hidden_size": 64, "intermediate_size": 128, "intermediate_size_mlp": 192,
-                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                   "head_dim": 16, "num_local_experts": 2, "vocab": 2048},
+
+
+@dataclass(frozen=True, kw_only=True)
+class Size:
+    """A tiny Qwen2 model's shape, its BPE vocabulary and the std its weights are drawn with."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab: int = 2048
+    init: float = 0.02
+
+
+@dataclass(frozen=True, kw_only=True)
+class Llama4Size(Size):
+    """A tiny Llama-4 (Llama4ForCausalLM) model's shape; `init` is not used (the config's default)."""
+
+    intermediate_size_mlp: int
+    head_dim: int
+    num_local_experts: int
+
+
+SIZES: dict[str, Size] = {
+    "qwen2-gmb": Size(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2),
+    # both layers MoE, 2 routed experts (top-1) + the shared expert, as the Scout
+    "llama4-gmb": Llama4Size(hidden_size=64, intermediate_size=128, intermediate_size_mlp=192,
+                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             head_dim=16, num_local_experts=2),
     # head_dim 64 (128 / 2 heads), the head size vLLM's CPU attention backend runs; weights drawn
     # wider (std 0.1) so that greedy answers differ by prompt and position instead of one token
-    "qwen2-gmb-h64": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
-                      "num_attention_heads": 2, "num_key_value_heads": 1, "vocab": 2048, "init": 0.1},
+    "qwen2-gmb-h64": Size(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, init=0.1),
 }  # fmt: skip
 PREFIX = "tiny://"
 
@@ -76,7 +101,7 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
     from transformers import PreTrainedTokenizerFast
 
     size = SIZES[name]
-    llama4 = name.startswith("llama4")
+    llama4 = isinstance(size, Llama4Size)
     out = out or default_dir(name)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -86,7 +111,7 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=size["vocab"], special_tokens=LLAMA4_SPECIALS if llama4 else SPECIALS,
+        vocab_size=size.vocab, special_tokens=LLAMA4_SPECIALS if llama4 else SPECIALS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )  # fmt: skip
     core.train_from_iterator(_corpus(), trainer=trainer)
@@ -99,28 +124,30 @@ def build(name: str = "qwen2-gmb", out: Path | None = None, seed: int = 0) -> Pa
     tokenizer.save_pretrained(tmp)
 
     torch.manual_seed(seed)
-    dims = {k: v for k, v in size.items() if k not in ("vocab", "init")}
-    ids = {
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": None,
-    }
-    if llama4:
+    if isinstance(size, Llama4Size):
         from transformers import Llama4ForCausalLM, Llama4TextConfig
 
-        config = Llama4TextConfig(
-            vocab_size=len(tokenizer), **dims, num_experts_per_tok=1, interleave_moe_layer_step=1,
-            max_position_embeddings=2048, attention_chunk_size=2048, tie_word_embeddings=False, **ids,
+        llama4_config = Llama4TextConfig(
+            vocab_size=len(tokenizer), hidden_size=size.hidden_size, intermediate_size=size.intermediate_size,
+            intermediate_size_mlp=size.intermediate_size_mlp, num_hidden_layers=size.num_hidden_layers,
+            num_attention_heads=size.num_attention_heads, num_key_value_heads=size.num_key_value_heads,
+            head_dim=size.head_dim, num_local_experts=size.num_local_experts, num_experts_per_tok=1,
+            interleave_moe_layer_step=1, max_position_embeddings=2048, attention_chunk_size=2048,
+            tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
         )  # fmt: skip
-        Llama4ForCausalLM(config).save_pretrained(tmp)
+        Llama4ForCausalLM(llama4_config).save_pretrained(tmp)
     else:
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
-        config = Qwen2Config(
-            vocab_size=len(tokenizer), **dims, max_position_embeddings=2048, tie_word_embeddings=True,
-            initializer_range=size.get("init", 0.02), **ids,
+        qwen2_config = Qwen2Config(
+            vocab_size=len(tokenizer), hidden_size=size.hidden_size, intermediate_size=size.intermediate_size,
+            num_hidden_layers=size.num_hidden_layers, num_attention_heads=size.num_attention_heads,
+            num_key_value_heads=size.num_key_value_heads, max_position_embeddings=2048,
+            tie_word_embeddings=True, initializer_range=size.init, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
         )  # fmt: skip
-        Qwen2ForCausalLM(config).save_pretrained(tmp)
+        Qwen2ForCausalLM(qwen2_config).save_pretrained(tmp)
     (tmp / "tiny.json").write_text(json.dumps({"name": name, "version": VERSION, "seed": seed}) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -166,14 +193,15 @@ def random_like(hub_name: str, out: Path, dtype: str = "bf16", layers: int | Non
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForCausalLM(Qwen2Config(**config, max_position_embeddings=32768))
-    model.to({"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype])
+    # @wraps(torch.nn.Module.to) on PreTrainedModel.to hides the bound `self` from type checkers
+    model.to({"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype])  # type: ignore[arg-type]
     model.config.eos_token_id, model.config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["build", "random"])
     parser.add_argument("--name", default="qwen2-gmb", choices=sorted(SIZES))
@@ -190,3 +218,4 @@ def main() -> None:
         )
     else:
         print(build(args.name, args.out))
+    return 0

@@ -3,5 +3,6 @@ DIR`).
 
 Modules:
 
-- `job`: Encoder token classification on GMB's IOB2 tags (ELECTRA, NuNER, MiniLM): train, then score.
+- `job`: Encoder token classification on GMB's IOB2 tags (ELECTRA, NuNER, MiniLM): train (jobs.trainer),
+  then score (launcher.scoring.token_level; results through jobs.results).
 """

@@ -14,36 +14,36 @@ After training, rank 0 scores the final checkpoint on the test split (`eval.max_
 `model.name_or_path` (a checkpoint directory) into `eval.results_dir` (how `launch reeval` runs
 it). Results: `predictions.jsonl` (one row per sentence: id, tokens, gold_tags, pred_tags) and
 `metrics.json` (launcher.scoring.token_level.score_tagged plus checkpoint, step, fingerprint,
-...), metrics.json last, as jobs.evaluate writes them. Words past `train.max_length` sub-tokens
-are predicted O. Exit codes: 0 done, 2 bad input, 3 stopped by SIGUSR2 (requeue me).
+...), metrics.json last; written, uploaded and logged to W&B through jobs.results. Words past
+`train.max_length` sub-tokens are predicted O. Exit codes: 0 done, 2 bad input, 3 stopped by
+SIGUSR2 (requeue me).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.entry import BAD_INPUT, bad_input, read_run
+from jobs import results
+from jobs.entry import BAD_INPUT, REQUEUE_EXIT, bad_input, read_run
 from launcher.config.recipe import Recipe
 from launcher.errors import UserError
-from launcher.jsonio import atomic_write_json
+from launcher.runs.checkpoints import MARKER
+from launcher.runs.progress import now_iso
 from launcher.runs.results import (
-    MARKER,
     checkpoint_results,
     checkpoint_step,
     fingerprint,
     results_dir,
     self_eval_recipe,
+    training_run_of,
 )
 from launcher.scoring.entities import ENTITY_TYPES
 
 if TYPE_CHECKING:
     from jobs.data.gmb import Sentence
-
-REQUEUE_EXIT = 3
 LABELS: tuple[str, ...] = ("O", *(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I")))
 """The GMB tag set, fixed so that every split and subset uses the same label ids."""
 PREFIX_SPACE_TYPES = ("roberta", "longformer", "bart", "gpt2", "deberta")
@@ -139,8 +139,7 @@ def score_checkpoint(
     """Predict the eval sentences, write predictions.jsonl then metrics.json into `out`."""
     import torch
 
-    from jobs.evaluate.job import eval_sentences, write_jsonl
-    from launcher.runs.results import training_run_of
+    from jobs.data.gmb import eval_sentences
     from launcher.scoring.token_level import score_tagged
 
     sentences = eval_sentences(recipe)
@@ -167,16 +166,13 @@ def score_checkpoint(
         truncated_words=cut,
         generation_seconds=round(seconds, 3),
         sentences_per_s=round(len(sentences) / max(seconds, 1e-9), 3),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=now_iso(),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)  # never pair new predictions with old metrics
     rows = [
         {"id": s.id, "tokens": s.tokens, "gold_tags": s.tags, "pred_tags": p}
         for s, p in zip(sentences, pred, strict=True)
     ]
-    write_jsonl(out / "predictions.jsonl", rows)
-    atomic_write_json(out / "metrics.json", metrics)
+    results.write_results(out, rows, metrics)
     s, t = metrics["strict"], metrics["token_bio"]
     print(
         f"strict entity P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f}; token (exact BIO) "
@@ -185,19 +181,6 @@ def score_checkpoint(
         flush=True,
     )
     return metrics
-
-
-def wandb_values(metrics: dict[str, Any]) -> dict[str, float]:
-    s = metrics["strict"]
-    return {
-        "eval/precision": s["precision"],
-        "eval/recall": s["recall"],
-        "eval/f1": s["f1"],
-        "eval/macro_f1": s["macro_f1"],
-        "eval/token_f1": metrics["token"]["f1"],
-        "eval/token_bio_f1": metrics["token_bio"]["f1"],
-        "eval/sentence_accuracy": metrics["sentence"]["accuracy"],
-    }
 
 
 def train(recipe: Recipe, run_dir: Path) -> int:
@@ -213,9 +196,8 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     from jobs import wandb_run
     from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal, compact_logging
     from jobs.data.gmb import recipe_split
-    from jobs.evaluate.job import upload
     from jobs.modeling import resolve_dtype
-    from jobs.train.job import resume_and_train, training_arguments, write_summary
+    from jobs.trainer import resume_and_train, training_arguments, write_summary
     from jobs.uploads import BackgroundUploader, upload_callback
     from launcher.runs.checkpoints import latest_complete
 
@@ -286,10 +268,10 @@ def train(recipe: Recipe, run_dir: Path) -> int:
             recipe, run_dir, trainer.model, tokenizer, final, out, self_eval_recipe(recipe)
         )
         if wandb is not None:
-            wandb.log({"train/global_step": trainer.state.global_step, **wandb_values(metrics)})
+            wandb.log({"train/global_step": trainer.state.global_step, **results.ner_values(metrics)})
             wandb.summary.update({"checkpoint": final.name, "sentences": metrics["sentences"]})
         uploader.finish()
-        upload(recipe, run_dir, out)
+        results.upload(recipe, run_dir, out)
     if wandb is not None:
         wandb.finish()
     return 0
@@ -300,9 +282,6 @@ def evaluate_only(recipe: Recipe, run_dir: Path) -> int:
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from jobs.evaluate.job import _recipe_name, log_wandb, upload
-    from launcher.runs.results import training_run_of
-
     checkpoint = Path(model_source(recipe.model.name_or_path))
     tokenizer = load_tokenizer(recipe, str(checkpoint))
     model = AutoModelForTokenClassification.from_pretrained(
@@ -312,9 +291,8 @@ def evaluate_only(recipe: Recipe, run_dir: Path) -> int:
         model = model.to("cuda")
     out = results_dir(recipe, run_dir)
     metrics = score_checkpoint(recipe, run_dir, model, tokenizer, checkpoint, out, recipe)
-    train_run = training_run_of(checkpoint)
-    log_wandb(recipe, run_dir, metrics, _recipe_name(train_run) if train_run else None)
-    upload(recipe, run_dir, out)
+    results.log_ner(recipe, run_dir, metrics, results.training_recipe_name(checkpoint))
+    results.upload(recipe, run_dir, out)
     return 0
 
 

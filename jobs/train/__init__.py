@@ -3,5 +3,6 @@
 Modules:
 
 - `axolotl`: Training through axolotl: write the data as input_output segments, run `axolotl train`.
-- `job`: Supervised fine-tuning for generative NER: fft | lora | qlora, DeepSpeed ZeRO, packing, resume.
+- `job`: Supervised fine-tuning for generative NER: fft | lora | qlora, DeepSpeed ZeRO, packing, resume
+  (the Trainer's arguments and resuming: jobs.trainer).
 """

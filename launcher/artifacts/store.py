@@ -1,4 +1,5 @@
-"""Artifact store: a local directory or `s3://bucket/prefix` (boto3), and its upload protocol.
+"""Artifact store: a local directory or `s3://bucket/prefix` (boto3), and its upload protocol. The
+bytes go through a transport: launcher.artifacts.local or launcher.artifacts.s3.
 
 Endpoint and credentials come the standard AWS way (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3,
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, ~/.aws/config and
@@ -42,67 +43,29 @@ import json
 import os
 import random
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from launcher.artifacts.local import LocalTransport
+from launcher.artifacts.s3 import S3Transport, describe, retryable
+from launcher.artifacts.transport import (
+    READ_BLOCK,
+    ByteProgress,
+    FileEntry,
+    StoreError,
+    StoreOptions,
+    Transport,
+    sha256_of,
+)
 from launcher.errors import UserError
-from launcher.jsonio import atomic_write_bytes, atomic_write_text
+from launcher.jsonio import atomic_write_text
 from launcher.runs.checkpoints import CHECKPOINT_NAME, MARKER, checkpoint_name
-from launcher.tracking.wandb_mode import redact_text
 
 MANIFEST_VERSION = 1
-_MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_READ = 1 << 20
-NOT_RETRIED = {
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "ExpiredToken",
-    "InvalidToken", "InvalidBucketName", "AllAccessDisabled", "AuthorizationHeaderMalformed",
-    "InvalidClientTokenId", "UnrecognizedClientException", "403", "404", "400",
-}  # fmt: skip
-Progress = Callable[[int], None]
-
-
-class StoreError(UserError):
-    """An upload or download that did not succeed; one line, no secrets. Exit code 1."""
-
-    exit_code = 1
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    """Timeouts, retries and part sizes; defaults from LAUNCH_S3_* (module docstring)."""
-
-    timeout_s: float = 60.0
-    attempts: int = 3
-    backoff_s: float = 2.0
-    chunk_bytes: int = 8 << 20
-
-    @classmethod
-    def from_env(cls) -> StoreOptions:
-        env = os.environ
-        return cls(
-            timeout_s=float(env.get("LAUNCH_S3_TIMEOUT", cls.timeout_s)),
-            attempts=max(1, int(env.get("LAUNCH_S3_ATTEMPTS", cls.attempts))),
-            backoff_s=float(env.get("LAUNCH_S3_BACKOFF", cls.backoff_s)),
-            chunk_bytes=max(5 << 20, int(float(env.get("LAUNCH_S3_CHUNK_MB", 8)) * (1 << 20))),
-        )
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a manifest; `etag` is what S3 should report for it (not stored remotely)."""
-
-    path: str
-    size: int
-    sha256: str
-    etag: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
 
 
 @dataclass
@@ -155,7 +118,7 @@ def file_entry(path: Path, rel: str, chunk_bytes: int, threshold: int | None = N
     sha, whole, parts, current, filled = hashlib.sha256(), hashlib.md5(), [], hashlib.md5(), 0
     with open(path, "rb") as fh:
         while True:
-            block = fh.read(min(_READ, part - filled))
+            block = fh.read(min(READ_BLOCK, part - filled))
             if not block:
                 break
             sha.update(block)
@@ -174,14 +137,6 @@ def file_entry(path: Path, rel: str, chunk_bytes: int, threshold: int | None = N
     return FileEntry(rel, size, sha.hexdigest(), etag)
 
 
-def sha256_of(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_READ):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def build_manifest(directory: Path, chunk_bytes: int, skip: tuple[str, ...] = (MARKER,)) -> Manifest:
     """The manifest of every file under `directory` (the local COMPLETE marker's text kept apart)."""
     files = []
@@ -193,233 +148,6 @@ def build_manifest(directory: Path, chunk_bytes: int, skip: tuple[str, ...] = (M
     marker_file = directory / MARKER
     marker = marker_file.read_text() if marker_file.is_file() else None
     return Manifest(files, marker)
-
-
-# ---------------------------------------------------------------------------- backends
-
-
-class _Backend(Protocol):
-    endpoint: str
-
-    def check(self, key: str) -> None: ...
-    def put_file(self, local: Path, key: str, entry: FileEntry, progress: Progress | None) -> None: ...
-    def put_bytes(self, key: str, data: bytes) -> None: ...
-    def verify(self, key: str, entry: FileEntry) -> str | None: ...
-    def get_bytes(self, key: str) -> bytes | None: ...
-    def get_file(self, key: str, dest: Path) -> None: ...
-    def delete(self, key: str) -> None: ...
-    def list(self, prefix: str) -> list[str]: ...
-
-
-class _S3Backend:
-    """One bucket through boto3; keys are object keys."""
-
-    def __init__(self, bucket: str, options: StoreOptions) -> None:
-        import boto3
-        import botocore.session
-        from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
-
-        core = botocore.session.get_session()
-        retries = {
-            "mode": core.get_config_variable("retry_mode") or "standard",
-            "max_attempts": int(core.get_config_variable("max_attempts") or 5),
-        }
-        config = Config(
-            connect_timeout=options.timeout_s, read_timeout=options.timeout_s, retries=retries,  # type: ignore[arg-type]
-            max_pool_connections=16,
-        )  # fmt: skip
-        self.client = boto3.Session(botocore_session=core).client("s3", config=config)
-        self.bucket = bucket
-        self.transfer = TransferConfig(
-            multipart_threshold=options.chunk_bytes,
-            multipart_chunksize=options.chunk_bytes,
-            max_concurrency=4,
-        )
-        self.endpoint = str(self.client.meta.endpoint_url)
-
-    def check(self, key: str) -> None:
-        self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
-
-    def put_file(self, local: Path, key: str, entry: FileEntry, progress: Progress | None) -> None:
-        self.client.upload_file(
-            str(local), self.bucket, key, ExtraArgs={"Metadata": {"sha256": entry.sha256}},
-            Config=self.transfer, Callback=progress,
-        )  # fmt: skip
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        sha = hashlib.sha256(data).hexdigest()
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={"sha256": sha})
-
-    def verify(self, key: str, entry: FileEntry) -> str | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as err:
-            if _code(err) in ("404", "NoSuchKey", "NotFound"):
-                return "not there"
-            raise
-        if head["ContentLength"] != entry.size:
-            return f"size {head['ContentLength']} != {entry.size}"
-        if head.get("Metadata", {}).get("sha256") != entry.sha256:
-            return "sha256 metadata differs"
-        etag = str(head.get("ETag", "")).strip('"')
-        if entry.etag and _MD5_ETAG.match(etag) and etag != entry.etag:
-            return f"ETag {etag} != {entry.etag}"
-        return None
-
-    def get_bytes(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as err:
-            if _code(err) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-
-    def get_file(self, key: str, dest: Path) -> None:
-        self.client.download_file(self.bucket, key, str(dest), Config=self.transfer)
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=key)
-
-    def list(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])]
-        return keys
-
-
-class _LocalBackend:
-    """A directory tree; keys are absolute paths. Writes go to a temporary name, then rename."""
-
-    endpoint = "the local filesystem"
-
-    def check(self, key: str) -> None:
-        path = Path(key)
-        probe = path
-        while not probe.exists():
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK):
-            raise StoreError(f"{path}: {probe} is not a writable directory")
-
-    def put_file(self, local: Path, key: str, entry: FileEntry, progress: Progress | None) -> None:
-        dest = Path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.upload-{os.getpid()}")
-        with open(local, "rb") as src, open(tmp, "wb") as out:
-            while block := src.read(_READ):
-                out.write(block)
-                if progress:
-                    progress(len(block))
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(dest)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        dest = Path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dest, data, fsync=True)
-
-    def verify(self, key: str, entry: FileEntry) -> str | None:
-        path = Path(key)
-        if not path.is_file():
-            return "not there"
-        if path.stat().st_size != entry.size:
-            return f"size {path.stat().st_size} != {entry.size}"
-        return None if sha256_of(path) == entry.sha256 else "sha256 differs"
-
-    def get_bytes(self, key: str) -> bytes | None:
-        try:
-            return Path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def get_file(self, key: str, dest: Path) -> None:
-        shutil.copyfile(key, dest)
-
-    def delete(self, key: str) -> None:
-        Path(key).unlink(missing_ok=True)
-
-    def list(self, prefix: str) -> list[str]:
-        root = Path(prefix)
-        if not root.is_dir():
-            return []
-        return sorted(str(p) for p in root.rglob("*") if p.is_file() and ".upload-" not in p.name)
-
-
-# ---------------------------------------------------------------------------- errors
-
-
-def _code(err: BaseException) -> str:
-    response = getattr(err, "response", None) or {}
-    return str((response.get("Error") or {}).get("Code", ""))
-
-
-def _root_cause(err: BaseException) -> BaseException:
-    """boto3's S3UploadFailedError and s3transfer wrap the botocore error that says what happened."""
-    seen = err
-    for _ in range(5):
-        inner = seen.__cause__ or seen.__context__
-        if inner is None:
-            break
-        seen = inner
-        if _code(seen) or type(seen).__module__.startswith("botocore"):
-            break
-    return seen if (_code(seen) or type(seen).__module__.startswith("botocore")) else err
-
-
-def retryable(err: BaseException) -> bool:
-    """False for wrong credentials, a missing bucket, access denied and no credentials at all."""
-    cause = _root_cause(err)
-    name = type(cause).__name__
-    if name in ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"):
-        return False
-    code = _code(cause)
-    if not code:
-        match = re.search(r"\(([A-Za-z0-9]+)\) when calling", str(err))
-        code = match.group(1) if match else ""
-    return code not in NOT_RETRIED
-
-
-def describe(err: BaseException, endpoint: str, bucket: str | None, timeout_s: float) -> str:
-    """One line saying what went wrong, for people; never holds a secret."""
-    cause = _root_cause(err)
-    name, code = type(cause).__name__, _code(cause)
-    at = f"bucket '{bucket}' at {endpoint}" if bucket else endpoint
-    if name in ("NoCredentialsError", "PartialCredentialsError"):
-        text = (
-            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
-            "or ~/.aws/credentials"
-        )
-    elif name == "ProfileNotFound":
-        text = f"{cause}"
-    elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
-                  "InvalidToken", "AuthorizationHeaderMalformed"):  # fmt: skip
-        text = (
-            f"{endpoint} refused the credentials ({code}): check AWS_ACCESS_KEY_ID / "
-            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
-        )
-    elif code in ("AccessDenied", "403", "AllAccessDisabled"):
-        text = f"access denied ({code}) to {at}: wrong credentials, or no permission on the bucket"
-    elif code == "NoSuchBucket":
-        text = f"bucket '{bucket}' does not exist at {endpoint}"
-    elif name in ("EndpointConnectionError", "ConnectionClosedError") or "Connect" in name:
-        text = f"cannot reach {endpoint} ({name})"
-    elif "Timeout" in name:
-        text = f"{endpoint} did not answer within {timeout_s:g}s ({name})"
-    elif code:
-        message = (getattr(cause, "response", {}).get("Error") or {}).get("Message") or ""
-        text = f"{at}: {code}" + (f": {message}" if message else "")
-    else:
-        first = str(cause).splitlines()[0] if str(cause) else ""
-        text = f"{at}: {name}" + (f": {first}" if first else "")
-    return redact_text(text)
-
-
-# ---------------------------------------------------------------------------- the store
 
 
 def parse_uri(uri: str) -> tuple[str | None, str]:
@@ -448,17 +176,17 @@ class Store:
         self.options = options or StoreOptions.from_env()
         self.bucket, self.root = parse_uri(uri)
         self.uri = f"s3://{self.bucket}/{self.root}".rstrip("/") if self.bucket else self.root
-        self._backend: _Backend | None = None
+        self._transport: Transport | None = None
 
     @property
     def is_s3(self) -> bool:
         return self.bucket is not None
 
     @property
-    def backend(self) -> _Backend:
-        if self._backend is None:
-            self._backend = _S3Backend(self.bucket, self.options) if self.bucket else _LocalBackend()
-        return self._backend
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = S3Transport(self.bucket, self.options) if self.bucket else LocalTransport()
+        return self._transport
 
     def child(self, *parts: str) -> str:
         """The URI of `parts` under this store."""
@@ -481,7 +209,7 @@ class Store:
         return f"s3://{self.bucket}/{key}" if self.is_s3 else key
 
     def _describe(self, err: BaseException) -> str:
-        return describe(err, self.backend.endpoint, self.bucket, self.options.timeout_s)
+        return describe(err, self.transport.endpoint, self.bucket, self.options.timeout_s)
 
     def _fail(self, err: BaseException, what: str) -> StoreError:
         if isinstance(err, StoreError):
@@ -499,7 +227,7 @@ class Store:
 
     def check(self) -> None:
         """The endpoint answers, the credentials are accepted and the bucket exists; else StoreError."""
-        self._call(f"cannot use {self.uri}", lambda: self.backend.check(self.root))
+        self._call(f"cannot use {self.uri}", lambda: self.transport.check(self.root))
 
     # ------------------------------------------------------------------ upload
 
@@ -521,12 +249,14 @@ class Store:
                 time.sleep(min(60.0, o.backoff_s * 2 ** (attempt - 1)) * (0.5 + random.random()))
         raise StoreError(f"{what}: failed after {o.attempts} attempts: {last}")
 
-    def upload_file(self, local: Path, uri: str, progress: Progress | None = None) -> tuple[FileEntry, bool]:
+    def upload_file(
+        self, local: Path, uri: str, progress: ByteProgress | None = None
+    ) -> tuple[FileEntry, bool]:
         """Upload one file (atomic on S3), verified; (its entry, whether it was sent): not sent
         when an identical object is already there."""
         key = self._key(uri)
         entry = file_entry(local, local.name, self.options.chunk_bytes)
-        b = self.backend
+        b = self.transport
         sent = False
 
         def attempt() -> str | None:
@@ -543,7 +273,7 @@ class Store:
     def read_manifest(self, uri: str) -> dict[str, Any] | None:
         """The manifest in `<uri>/COMPLETE`, or None when the unit is not complete there."""
         marker = self._sub(self._key(uri), MARKER)
-        data = self._call(f"cannot read {uri}", lambda: self.backend.get_bytes(marker))
+        data = self._call(f"cannot read {uri}", lambda: self.transport.get_bytes(marker))
         if data is None:
             return None
         try:
@@ -558,7 +288,7 @@ class Store:
         self,
         local: Path,
         uri: str,
-        progress: Progress | None = None,
+        progress: ByteProgress | None = None,
         manifest: Manifest | None = None,
     ) -> tuple[Manifest, int]:
         """Upload a directory as a unit (module docstring); (its manifest, files sent).
@@ -568,7 +298,7 @@ class Store:
         """
         manifest = manifest or build_manifest(local, self.options.chunk_bytes)
         key = self._key(uri)
-        b = self.backend
+        b = self.transport
         remote = self.read_manifest(uri)
         if remote is not None and manifest.same_files(remote):
             return manifest, 0
@@ -604,7 +334,7 @@ class Store:
         """Checkpoints of the run at `run_uri` whose COMPLETE marker is in the store, oldest first."""
         key = self._key(run_uri)
         prefix = self._sub(key, "checkpoints")
-        keys = self._call(f"cannot list {run_uri}", lambda: self.backend.list(prefix + "/"))
+        keys = self._call(f"cannot list {run_uri}", lambda: self.transport.list(prefix + "/"))
         found = []
         for k in keys:
             parent, _, name = k.rpartition("/")
@@ -624,7 +354,7 @@ class Store:
         tmp = dest.with_name(f".{dest.name}.download-{os.getpid()}")
 
         def attempt() -> str | None:
-            self.backend.get_file(key, tmp)
+            self.transport.get_file(key, tmp)
             if entry is not None:
                 size = tmp.stat().st_size
                 if size != entry["size"]:
@@ -680,13 +410,3 @@ class Store:
             if steps is None or ckpt.step in steps:
                 self.download_checkpoint(ckpt.uri, run_dir / "checkpoints" / ckpt.name)
         return run_dir
-
-
-def list_complete_checkpoints(run_uri: str) -> list[RemoteCheckpoint]:
-    """Complete checkpoints of the stored run at `run_uri` (s3://bucket/prefix/RUN or a directory)."""
-    return Store(run_uri).list_complete_checkpoints(run_uri)
-
-
-def download_checkpoint(uri: str, dest: Path) -> Path:
-    """Download and verify the complete checkpoint at `uri` into `dest` (see Store.download_checkpoint)."""
-    return Store(uri).download_checkpoint(uri, dest)

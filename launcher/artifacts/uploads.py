@@ -30,23 +30,24 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from launcher.artifacts.store import Progress, Store, StoreError
+from launcher.artifacts.store import Store
+from launcher.artifacts.transport import ByteProgress, StoreError
 from launcher.config.recipe import Recipe, read_resolved
 from launcher.errors import UserError
-from launcher.jsonio import atomic_write_json
+from launcher.jsonio import atomic_write_json, read_object
 from launcher.runs.checkpoints import CHECKPOINT_NAME, MARKER
-from launcher.runs.files import read_launch_info
+from launcher.runs.launch_info import LaunchInfo
 
 LEDGER = "uploads.json"
 META_FILES = ("recipe.yaml", "launch.json")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------------- units
@@ -76,7 +77,7 @@ def store_for(recipe: Recipe, run_dir: Path) -> Store | None:
 
 
 def run_id_of(run_dir: Path) -> str:
-    return str(read_launch_info(run_dir).get("run_id") or run_dir.name)
+    return LaunchInfo.read(run_dir).run_id or run_dir.name
 
 
 def units(run_dir: Path, recipe: Recipe) -> list[Unit]:
@@ -119,10 +120,7 @@ class Ledger:
         self.lock = run_dir / f".{LEDGER}.lock"
 
     def read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            data = {}
+        data = read_object(self.path) or {}
         data.setdefault("units", {})
         return data
 
@@ -205,7 +203,7 @@ def _digest(manifest: dict[str, Any]) -> str:
 
 
 def upload_unit(
-    run_dir: Path, unit: Unit, store: Store, progress: Progress | None = None, check_remote: bool = False
+    run_dir: Path, unit: Unit, store: Store, progress: ByteProgress | None = None, check_remote: bool = False
 ) -> Outcome:
     """Upload one unit and record the outcome in the ledger; a StoreError is recorded, not raised.
 
