@@ -183,7 +183,8 @@ def arch_from_config(cfg: dict[str, Any], name: str, source: str, linearized: bo
     """Parse a Hugging Face config.json (Qwen2/Llama/Mistral/Mixtral/Llama-4 MoE, BERT-style
     encoders). `linearized`: Llama-4's experts are nn.Linear layers (axolotl's linearized copy;
     also when the name says so). A missing required key is a UserError naming `source`."""
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    text_config = cfg.get("text_config")
+    text: dict[str, Any] = text_config if isinstance(text_config, dict) else cfg
     family = str(text.get("model_type") or cfg.get("model_type") or "")
 
     def need(*keys: str) -> int:

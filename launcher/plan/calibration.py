@@ -3,7 +3,7 @@
 The measurements are in the repository: `tests/fixtures/h200_memory.json` (peak
 `torch.cuda.max_memory_allocated` of the 1.5B and 7B DeepSeek distills on one H200, full
 fine-tune, LoRA and generation) and `tests/fixtures/h200_throughput.json` (tokens/s and
-sequences/s of the 1.5B architecture on the same H200). `tests/test_plan.py` replans every case
+sequences/s of the 1.5B architecture on the same H200). `tests/unit/test_plan.py` replans every case
 of both files and checks the planner against them.
 """
 

@@ -67,8 +67,8 @@ def _fits(s: _Sized, cpu_cap: float | None) -> bool:
 def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | None, why: str = "") -> Plan:
     """The one place a Plan is made: from the estimates, or (s None) a plan with nothing to size."""
     if s is None:
-        gpu = profile.gpu if profile.gpu != "auto" else None
-        capacity = gpu.memory_gb if gpu is not None else None
+        spec = profile.gpu if profile.gpu != "auto" else None
+        capacity = spec.memory_gb if spec is not None else None
         return Plan(
             recipe=recipe.name, cluster=profile.name, job=recipe.job, planner=planner,
             model=recipe.model.name_or_path, fits=True, gpu_gib=capacity, margin_gib=capacity,

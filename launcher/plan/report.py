@@ -49,7 +49,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (floats to 3 decimals); fixes as {overrides, per_gpu_gib,
         gpu_gib}."""
-        return _rounded(dataclasses.asdict(self))
+        return {key: _rounded(value) for key, value in dataclasses.asdict(self).items()}
 
 
 def _rounded(value: Any) -> Any:

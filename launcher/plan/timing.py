@@ -54,9 +54,9 @@ def epoch_samples(recipe: Recipe, training: bool) -> int | None:
     if not training:
         n = info.samples if d.dataset == "ag_news" else round(info.samples * d.test_size)
         return min(n, d.max_eval_samples or n)
-    n = info.samples * (1 - d.test_size)
-    n = n - d.validation_size if d.validation_size >= 1 else n * (1 - d.validation_size)
-    n = max(1, round(n))
+    train = info.samples * (1 - d.test_size)
+    train = train - d.validation_size if d.validation_size >= 1 else train * (1 - d.validation_size)
+    n = max(1, round(train))
     return min(n, d.max_train_samples or n)
 
 
@@ -162,9 +162,9 @@ def estimate_time(w: Workload, recipe: Recipe, gpu: Gpu) -> Timing | None:
     step *= QUANT_DECODE_SLOWDOWN.get(w.quant, 1.0)
     seconds = batches * (prefill + w.new_tokens * step)
     flops = batches * (prefill_flops + w.new_tokens * 2 * arch.computed_matmul_params * b)
-    how = (
+    decode = (
         f"{batches:,} batches x {w.new_tokens} decode steps of {step * 1000:.0f} ms (HF "
         f"generate's per-layer cost, or weights read at {DECODE_BANDWIDTH_SHARE:.0%} of "
         f"{gpu.info.bandwidth_tb_s:g} TB/s) + prefill"
     )
-    return Timing(seconds, flops / (peak * 1e12 * seconds), [how])
+    return Timing(seconds, flops / (peak * 1e12 * seconds), [decode])

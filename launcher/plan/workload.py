@@ -32,7 +32,7 @@ class OptimizerInfo:
 # et al. 2022, "8-bit Optimizers via Block-wise Quantization"); torchao's AdamW8bit / AdamW4bit:
 # blocks of 256 / 128 with an fp32 scale each (torchao.optim, README). Two states (m, v) each.
 _BNB8 = 2 * (1 + 4 / 2048)
-OPTIMIZERS: dict[str, OptimizerInfo] = {  # keyed by launcher.config.recipe.Optim
+OPTIMIZERS: dict[str, OptimizerInfo] = {  # keyed by launcher.config.sections.Optim
     "adamw_torch": OptimizerInfo(
         8.0, 4.0, "torch AdamW (foreach): fp32 states, an fp32 temporary per weight"
     ),
@@ -160,7 +160,7 @@ def workload(recipe: Recipe, gpu: Gpu, training: bool, notes: list[str]) -> Work
         arch=arch,
         training=training,
         method=recipe.method if training else "fft",
-        precision=dtype,  # type: ignore[arg-type]
+        precision=dtype,
         quant=recipe.quantization.mode,
         double_quant=recipe.quantization.double_quant,
         deepspeed=d.strategy == "deepspeed",

@@ -25,14 +25,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from launcher.config.grid import short_overrides
-from launcher.runs.files import read_launch_info
+from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.results import result_files, result_label, training_run_of
 from launcher.scoring import plots, tables
+
+if TYPE_CHECKING:
+    from launcher.tracking.wandb_mode import WandbRequest
 
 TOKEN_BIO = "token (BIO)"
 """The research's token level: one decision per word (first sub-token), the BIO tag compared exactly."""
@@ -182,8 +185,7 @@ def _metrics(path: Path) -> dict[str, Any]:
 
 def run_overrides(run_dir: Path) -> list[str]:
     """The --set overrides a run was launched with (launch.json; none for older runs)."""
-    overrides = read_launch_info(run_dir).get("overrides")
-    return [str(o) for o in overrides] if isinstance(overrides, list) else []
+    return LaunchInfo.read(run_dir).overrides
 
 
 def _sample_size(metrics: dict[str, Any]) -> int | None:
@@ -231,8 +233,11 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
     bio = metrics.get("token_bio")
     if not (isinstance(bio, dict) and level == "entity"):
         return [row]
-    token = {k: float(bio[k]) for k in ("precision", "recall", "f1")}
-    return [row, replace(row, **token, level=TOKEN_BIO, notes=f"the research's token level; {row.notes}")]
+    token = replace(
+        row, precision=float(bio["precision"]), recall=float(bio["recall"]), f1=float(bio["f1"]),
+        level=TOKEN_BIO, notes=f"the research's token level; {row.notes}",
+    )  # fmt: skip
+    return [row, token]
 
 
 def run_rows(run_dir: Path, skipped: list[str] | None = None) -> list[Row]:
@@ -321,16 +326,16 @@ def write(rows: Sequence[Row], out: Path, run_dirs: Sequence[Path] = ()) -> dict
     return files
 
 
-def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: str = "auto") -> str | None:
+def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: WandbRequest = "auto") -> str | None:
     """The table (and the plot) as one W&B run, job_type bench; None when W&B is disabled."""
     from launcher.tracking.wandb_mode import wandb_mode
 
-    mode = wandb_mode(mode)
-    if mode == "disabled":
+    resolved = wandb_mode(mode)
+    if resolved == "disabled":
         return None
     import wandb
 
-    run = wandb.init(project=project, job_type="bench", dir=str(out), mode=mode, reinit="finish_previous",
+    run = wandb.init(project=project, job_type="bench", dir=str(out), mode=resolved, reinit="finish_previous",
                      config={"rows": len(rows)})  # fmt: skip
     table = wandb.Table(columns=list(CSV_COLUMNS))
     for row in rows:
@@ -341,7 +346,7 @@ def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: str = "auto") 
         if (out / f"{name}.png").is_file():
             payload[name] = wandb.Image(str(out / f"{name}.png"))
     run.log(payload)
-    where = run.url if mode == "online" else str(Path(run.dir).parent)
+    where = run.url if resolved == "online" else str(Path(run.dir).parent)
     run.finish()
     return where
 

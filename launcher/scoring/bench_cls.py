@@ -146,7 +146,8 @@ def run_rows(run_dir: Path) -> list[ClsRow]:
             "mode": _first(metrics.get("mode"), (recipe.get("classify") or {}).get("mode"), default="flat"),
             "model": _first(metrics.get("model"), (recipe.get("model") or {}).get("name_or_path")),
         }
-        hier = metrics.get("hierarchy") if isinstance(metrics.get("hierarchy"), Mapping) else metrics
+        hierarchy = metrics.get("hierarchy")
+        hier: Mapping[str, Any] = hierarchy if isinstance(hierarchy, Mapping) else metrics
         levels = hier.get("levels")
         result = path.parent.relative_to(run_dir / "results").as_posix()
         if isinstance(levels, Mapping) and levels:

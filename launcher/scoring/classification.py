@@ -163,9 +163,10 @@ def reliability(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> list[dic
 def ece(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
     """Expected calibration error over equal-width bins (module docstring)."""
     n = len(pairs)
-    return sum(
+    error: float = sum(
         b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in reliability(pairs, bins) if b["count"]
     )
+    return error
 
 
 def brier(pairs: Sequence[tuple[float, bool]]) -> float:

@@ -38,8 +38,8 @@ from typing import Literal
 from launcher.scoring.labels import Label
 
 MAX_PICKS = 5
-MATCHERS = ("seed", "strict")
 Matcher = Literal["seed", "strict"]
+MATCHERS: tuple[Matcher, ...] = ("seed", "strict")
 _JSON = re.compile(r"(\{.*\})", re.DOTALL)
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _SCORE_SUFFIX = re.compile(r"[:\-]\s*\d+(?:\.\d+)?\s*%?")
@@ -92,9 +92,8 @@ def _json_items(raw: str) -> list[object] | None:
         data = json.loads(found.group(1))
     except ValueError:
         return None
-    if isinstance(data, dict) and isinstance(data.get("predictions"), list):
-        return data["predictions"]
-    return None
+    predictions = data.get("predictions") if isinstance(data, dict) else None
+    return predictions if isinstance(predictions, list) else None
 
 
 def _confidence(value: object) -> float | None:
@@ -173,8 +172,8 @@ def normalise(text: str) -> str:
 def match_strict(raw: str, candidates: Sequence[Label]) -> Match:
     """Exact (normalised) label matches from the JSON answer only; ranks kept as the model wrote them."""
     table: dict[str, Label] = {}
-    for lab in candidates:
-        table.setdefault(normalise(lab.label), lab)
+    for candidate in candidates:
+        table.setdefault(normalise(candidate.label), candidate)
     items = _json_items(raw)
     if not items:
         return Match()

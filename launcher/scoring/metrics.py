@@ -180,8 +180,8 @@ def token_prf(
     """
     tp, n_pred, n_gold = 0, extra_pred, extra_gold
     for g_tags, p_tags in zip(gold, pred, strict=True):
-        for g, p in zip(g_tags, p_tags, strict=True):
-            g_type, p_type = g[2:] if g != "O" else "", p[2:] if p != "O" else ""
+        for g_tag, p_tag in zip(g_tags, p_tags, strict=True):
+            g_type, p_type = g_tag[2:] if g_tag != "O" else "", p_tag[2:] if p_tag != "O" else ""
             n_pred += bool(p_type)
             n_gold += bool(g_type)
             tp += bool(g_type) and g_type == p_type

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,14 +22,11 @@ Curve = Sequence[tuple[int, float, int | None]]
 """(step, F1, sample size) points of one curve."""
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot, imported late, headless (Agg)."""
+def _headless() -> None:
+    """Select matplotlib's Agg backend; pyplot is imported late, after this."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def sample_label(sizes: Sequence[int | None]) -> str:
@@ -76,14 +73,20 @@ def _finish(ax: Axes, labels: tuple[str, str, str], drawn: bool, empty: str) -> 
 
 
 def f1_figure(curves: Mapping[str, Curve]) -> Figure:
-    fig, ax = _pyplot().subplots(figsize=(8, 4.5), dpi=100)
+    _headless()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     draw_f1(ax, curves)
     fig.tight_layout()
     return fig
 
 
 def loss_figure(histories: Mapping[str, History]) -> Figure:
-    fig, ax = _pyplot().subplots(figsize=(8, 4.5), dpi=100)
+    _headless()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     draw_loss(ax, histories)
     fig.tight_layout()
     return fig
@@ -91,7 +94,10 @@ def loss_figure(histories: Mapping[str, History]) -> Figure:
 
 def both_figure(curves: Mapping[str, Curve], histories: Mapping[str, History]) -> Figure:
     """Loss (left) and F1 (right) side by side: `launch compare --png`."""
-    fig, (loss_ax, f1_ax) = _pyplot().subplots(1, 2, figsize=(13, 4.5), dpi=100)
+    _headless()
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
     draw_loss(loss_ax, histories)
     draw_f1(f1_ax, curves)
     fig.tight_layout()
@@ -99,6 +105,9 @@ def both_figure(curves: Mapping[str, Curve], histories: Mapping[str, History]) -
 
 
 def save(fig: Figure, path: Path) -> Path:
+    _headless()
+    import matplotlib.pyplot as plt
+
     fig.savefig(path)
-    _pyplot().close(fig)
+    plt.close(fig)
     return path

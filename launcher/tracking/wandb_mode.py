@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Literal, TypeGuard
 
+WandbMode = Literal["online", "offline", "disabled"]
+"""What W&B runs in, resolved."""
+WandbRequest = Literal["auto", "online", "offline", "disabled"]
+"""What a recipe (tracking.mode) asks for; `auto` is resolved by `wandb_mode`."""
+MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled")
 SECRET_NAMES = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL|SESSION)", re.IGNORECASE)
 REDACTED = "***"
 
@@ -32,11 +38,16 @@ def redact_text(text: str, env: Mapping[str, str] | None = None) -> str:
     return text
 
 
-def wandb_mode(requested: str, env: Mapping[str, str] | None = None) -> str:
+def _is_mode(value: str | None) -> TypeGuard[WandbMode]:
+    return value in MODES
+
+
+def wandb_mode(requested: WandbRequest, env: Mapping[str, str] | None = None) -> WandbMode:
     """online when a key is present, offline otherwise, disabled when asked; `requested` wins."""
     env = os.environ if env is None else env
     if requested != "auto":
         return requested
-    if env.get("WANDB_MODE") in ("online", "offline", "disabled"):
-        return env["WANDB_MODE"]
+    from_env = env.get("WANDB_MODE")
+    if _is_mode(from_env):
+        return from_env
     return "online" if env.get("WANDB_API_KEY") else "offline"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.errors import SetupError, UserError
-from launcher.runs.files import read_launch_info
+from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 
 SYNC_TIMEOUT_S = 1800
@@ -44,7 +44,7 @@ class OfflineRun:
 def offline_dirs(run_dir: Path) -> list[Path]:
     """The offline W&B run directories of one run directory, oldest first."""
     found = {p.resolve() for p in run_dir.glob("wandb/offline-run-*") if any(p.glob("run-*.wandb"))}
-    for entry in (read_launch_info(run_dir).get("wandb") or {}).values():
+    for entry in LaunchInfo.read(run_dir).wandb.values():
         where = entry.get("offline_dir") if isinstance(entry, dict) else None
         if where and any(Path(where).glob("run-*.wandb")):
             found.add(Path(where).resolve())
@@ -75,9 +75,9 @@ def select(registry: Registry, ref: str | None, all_: bool) -> list[tuple[str, P
     points = [r for r in every if r.parent == ref]
     if points and registry.get(ref) is None:  # a sweep id: it has points but no row of its own
         return [(r.run_id, Path(r.run_dir)) for r in _with_children(points, every)]
-    from launcher.loop.reeval import resolve_run
+    from launcher.runs.find import find_run
 
-    run_id, run_dir = resolve_run(registry, ref)
+    run_id, run_dir, _ = find_run(registry, ref)
     row = registry.get(run_id)
     rows = _with_children([row], every) if row is not None else []
     found = [(r.run_id, Path(r.run_dir)) for r in rows if r.run_id != run_id]
