@@ -1,21 +1,23 @@
-"""Shared fixtures: an isolated $LAUNCH_HOME and runs root, and `launch` run as a subprocess."""
+"""The fixtures every test folder shares: an isolated $LAUNCH_HOME and runs root, `launch` run as a
+subprocess in it, and the session's real services (each started only by a test that asks for it).
+
+Helpers that are not fixtures live in `tests.support` (import them from there, not from here).
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.llm_server import llm_server  # noqa: F401  (session fixture: a real llama.cpp server on loopback)
-from tests.ray_head import head  # noqa: F401  (session fixture: the one Ray head on loopback)
-from tests.s3_server import s3, stored_run  # noqa: F401  (session fixtures: the S3 endpoint, a stored run)
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.chain import EVAL_RECIPE
+from tests.support.cli import Launch, cli_runner, isolated_env
+from tests.support.llm_server import llm_server  # noqa: F401  (session fixture: a real llama.cpp server on loopback)
+from tests.support.ray_head import head  # noqa: F401  (session fixture: the one Ray head on loopback)
+from tests.support.s3_server import s3, stored_run  # noqa: F401  (session fixtures: the S3 endpoint, a stored run)
 
 
 @pytest.fixture
@@ -29,9 +31,6 @@ def launch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     monkeypatch.setenv("LAUNCH_RUNS", str(runs))
     monkeypatch.setenv("LAUNCH_GPU_TABLE", env["LAUNCH_GPU_TABLE"])
     return env
-
-
-Launch = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture
@@ -51,39 +50,23 @@ def launch(launch_env: dict[str, str], tmp_path: Path) -> Launch:
     return run
 
 
-def isolated_env(root: Path) -> dict[str, str]:
-    """The environment of a module's own `launch` world under `root` (W&B disabled)."""
-    env = {**os.environ, "LAUNCH_HOME": str(root / "home"), "LAUNCH_RUNS": str(root / "runs"),
-           "WANDB_MODE": "disabled", "LAUNCH_GPU_TABLE": str(root / "gpus")}  # fmt: skip
-    env.pop("WANDB_API_KEY", None)
-    return env
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A test module's own `launch` world (W&B disabled), shared by its tests: for modules that
+    train once and check the run many times."""
+    return isolated_env(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
 
 
-def cli_runner(env: dict[str, str]) -> Launch:
-    """`launch ARGS...` as a subprocess in that world, from the folder above its runs root."""
-
-    def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=Path(env["LAUNCH_RUNS"]).parent,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-
-    return launch
+@pytest.fixture(scope="module")
+def run(env: dict[str, str]) -> Launch:
+    """`launch ARGS...` in the module's world (`env`), from the folder above its runs root."""
+    return cli_runner(env)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 60, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def run_state(launch: Launch, run_id: str) -> str:
-    """The state `launch status RUN` reports."""
-    out = launch("status", run_id, check=True).stdout
-    for line in out.splitlines():
-        if line.startswith("state"):
-            return line.split()[1]
-    raise AssertionError(out)
+@pytest.fixture
+def chain_world(launch_env: dict[str, str], tmp_path: Path) -> Path:
+    """The runs root of a `--then` chain test, with its eval recipe (chain_eval) in $LAUNCH_HOME."""
+    recipes = Path(launch_env["LAUNCH_HOME"]) / "recipes"
+    recipes.mkdir(parents=True)
+    (recipes / "chain_eval.yaml").write_text(EVAL_RECIPE)
+    return tmp_path / "runs"

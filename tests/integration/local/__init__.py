@@ -1,0 +1,1 @@
+"""The local backend running real jobs (detached processes on this machine)."""

