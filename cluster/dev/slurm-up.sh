@@ -142,7 +142,7 @@ fi
 # bind what this host's name resolves to, so that only where the name resolves to loopback.
 # slurmdbd ignores DbdAddr/DbdHost for its own socket (they tell clients where to connect): it binds
 # the address of this host's name only with NoInAddrAny in slurmdbd.conf (checked by
-# tests/test_hardening.py::test_slurm_daemons_listen_on_loopback_only).
+# tests/integration/slurm/test_hardening.py::test_slurm_daemons_listen_on_loopback_only).
 if getent ahostsv4 "$NODE" | awk '{print $1}' | grep -qv '^127\.'; then
   COMM_LINE="CommunicationParameters=NoCtldInAddrAny"
   DBD_COMM_LINE=""
