@@ -6,6 +6,8 @@ A results directory holds
     predictions.jsonl   one JSON object per line (ensure_ascii off), written atomically
     metrics.json        the scores and what was scored (indented JSON), written atomically and last
 
+Both are standard JSON: a NaN or an infinity is written as `null` (launcher.jsonio.dumps).
+
 `write_predictions` first removes a metrics.json already there, so a reader that sees metrics.json
 always sees the predictions it was computed from. The upload goes to the store of the run that
 holds the directory (launcher.artifacts.uploads.upload_results); a failure is printed and left
@@ -14,13 +16,12 @@ pending for `launch sync`, never raised.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from launcher.config.recipe import Recipe
-from launcher.jsonio import atomic_write_json, atomic_write_text
+from launcher.jsonio import atomic_write_json, atomic_write_text, dumps
 from launcher.runs.checkpoints import MARKER
 from launcher.runs.results import checkpoint_step, eval_digest, fingerprint, training_run_of
 
@@ -29,8 +30,8 @@ METRICS = "metrics.json"
 
 
 def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write JSON lines atomically (temporary file, then rename)."""
-    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    """Write JSON lines atomically (temporary file, then rename); non-finite numbers as null."""
+    atomic_write_text(path, "".join(dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def write_predictions(out: Path, rows: Sequence[dict[str, Any]]) -> None:

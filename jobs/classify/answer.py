@@ -1,9 +1,17 @@
 """Reading a classifier's answer: the ranked labels it wrote, and the log-probability confidence
-of its first label from the generated tokens' `top_logprobs`. Pure functions, no I/O.
+of its first label from the generated tokens' `top_logprobs`, and the checks an endpoint's reply
+passes before it is scored or cached. Pure functions, no I/O.
 
 The answer asked for is `{"predictions": [{"category": "...", "confidence": 0.9}, ...]}`, often
 inside Markdown fences or after some text; a JSON object is looked for first, then the
 `"category": "..."` pairs themselves (an answer cut off by the token limit keeps what it finished).
+
+A chat completion body is read by `read_completion`: UTF-8 JSON with a non-empty `choices` list whose
+first message has non-empty text content; token logprobs, when present, are numbers of at most 0
+(-Infinity becomes LOGPROB_FLOOR). Anything else raises `Malformed`, and the job records a failed
+item and caches nothing. An answer is stored (cache and predictions.jsonl) up to MAX_ANSWER_BYTES of
+UTF-8, cut at a character boundary and followed by TRUNCATED; its tokens are kept up to the same
+point, so a rerun from the cache scores exactly what the first run scored.
 """
 
 from __future__ import annotations
@@ -14,6 +22,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+MAX_ANSWER_BYTES = 64 * 1024  # the most of an answer that is stored (cache, predictions.jsonl)
+TRUNCATED = "\n[... truncated: the answer was {size} bytes; the first {cap} are kept]"
+_TRUNCATED = re.compile(r"\n\[\.\.\. truncated: the answer was \d+ bytes; the first \d+ are kept\]\Z")
+LOGPROB_FLOOR = -1e4  # -Infinity (probability 0) as a finite log-probability: exp() of it is 0.0
+LOGPROB_SLACK = 1e-3  # a logprob above 0 by rounding is 0; one above this is no log-probability
 
 _CATEGORY = re.compile(r'"category"\s*:\s*"((?:[^"\\]|\\.)*)"(?:\s*,\s*"confidence"\s*:\s*(-?[\d.]+))?')
 
@@ -43,7 +57,7 @@ def verbal(value: Any) -> float | None:
         x = float(value)
     except (TypeError, ValueError):
         return None
-    if math.isnan(x) or x < 0:
+    if not math.isfinite(x) or x < 0:
         return None
     return min(x / 100 if x > 1 else x, 1.0)
 
@@ -138,3 +152,126 @@ def label_distribution(
 def _continues(so_far: str, label: str) -> bool:
     """`so_far` (label text written so far, maybe with the closing quote) leads to `label`."""
     return label.startswith(so_far) or so_far.startswith(label + '"')
+
+
+class Malformed(ValueError):
+    """An endpoint's 200 that holds no answer that can be scored; the message says what is wrong."""
+
+
+@dataclass
+class Completion:
+    """What a well-formed chat completion says: the answer text (capped), its tokens (None when
+    the endpoint gave no logprobs) and the token counts of its usage."""
+
+    text: str
+    tokens: list[TokenLogprob] | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def cap_answer(text: str, tokens: list[TokenLogprob] | None = None) -> tuple[str, list[TokenLogprob] | None]:
+    """`text` cut to MAX_ANSWER_BYTES of UTF-8 plus the TRUNCATED marker, and the tokens that start
+    before the cut; both unchanged when the text fits or was cut already (a cached answer)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= MAX_ANSWER_BYTES:
+        return text, tokens
+    marker = _TRUNCATED.search(text)
+    if marker and len(text[: marker.start()].encode("utf-8", "replace")) <= MAX_ANSWER_BYTES:
+        return text, tokens
+    kept = data[:MAX_ANSWER_BYTES].decode("utf-8", "ignore")
+    if tokens is not None:
+        out, pos = [], 0
+        for t in tokens:
+            if pos >= len(kept):
+                break
+            out.append(t)
+            pos += len(t.token)
+        tokens = out
+    return kept + TRUNCATED.format(size=len(data), cap=MAX_ANSWER_BYTES), tokens
+
+
+def logprob(value: Any, where: str) -> float:
+    """A token log-probability: a number of at most 0 (LOGPROB_SLACK of rounding allowed), -Infinity
+    as LOGPROB_FLOOR; else Malformed naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Malformed(f"{where} is {_show(value)}, not a number")
+    x = float(value)
+    if math.isnan(x) or x > LOGPROB_SLACK:
+        raise Malformed(f"{where} is {_show(value)}, not a log-probability (a number of at most 0)")
+    return max(min(x, 0.0), LOGPROB_FLOOR)
+
+
+def read_tokens(content: Any) -> list[TokenLogprob]:
+    """`choices[0].logprobs.content` as TokenLogprobs; Malformed when any part is off."""
+    if not isinstance(content, list):
+        raise Malformed(f"logprobs.content is {_show(content)}, not a list")
+    out = []
+    for i, t in enumerate(content):
+        where = f"logprobs.content[{i}]"
+        if not isinstance(t, dict) or not isinstance(t.get("token"), str):
+            raise Malformed(f"{where} has no token text")
+        own = logprob(t.get("logprob"), f"{where}.logprob")
+        top = t.get("top_logprobs") or []
+        if not isinstance(top, list) or not all(isinstance(a, dict) and isinstance(a.get("token"), str)
+                                                for a in top):  # fmt: skip
+            raise Malformed(f"{where}.top_logprobs is not a list of tokens")
+        alts = tuple((_text(a["token"]), logprob(a.get("logprob"), f"{where}.top_logprobs[{j}].logprob"))
+                     for j, a in enumerate(top))  # fmt: skip
+        out.append(TokenLogprob(_text(t["token"]), own, alts))
+    return out
+
+
+def read_completion(body: bytes) -> Completion:
+    """The answer in a chat completion `body` (module docstring); Malformed says what is wrong."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise Malformed(f"the body is not UTF-8 (byte {err.start} of {len(body)})") from None
+    except (ValueError, RecursionError):
+        start = body[:60].decode("utf-8", "replace").strip()
+        raise Malformed(f"the body is not JSON ({len(body)} bytes starting {start!r})") from None
+    if not isinstance(data, dict):
+        raise Malformed(f"the body is {_show(data)}, not a JSON object")
+    if "choices" not in data and isinstance(data.get("error"), dict | str):
+        error = data["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise Malformed(f"the body is an error: {str(message).splitlines()[0][:300] if message else error}")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise Malformed(f"choices is {_show(choices)}, not a non-empty list")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise Malformed("choices[0] has no message")
+    text = message.get("content")
+    if text is None or (isinstance(text, str) and not text.strip()):
+        raise Malformed(f"empty answer (content {_show(text)})")
+    if not isinstance(text, str):
+        raise Malformed(f"message.content is {_show(text)}, not text")
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    tokens = read_tokens(content) if content else None
+    usage = data["usage"] if isinstance(data.get("usage"), dict) else {}
+    text, tokens = cap_answer(_text(text), tokens)
+    counts = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    return Completion(text, tokens, *counts)
+
+
+def _text(value: str) -> str:
+    """`value` as text that encodes to UTF-8: a lone surrogate (JSON allows "\\ud800") becomes U+FFFD."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _count(value: Any) -> int:
+    """A token count from `usage`: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _show(value: Any) -> str:
+    """`value` for a message: its JSON, at most 40 characters."""
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

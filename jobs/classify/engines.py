@@ -4,7 +4,10 @@ log-likelihood; not jobs.engines.hf's HFEngine, which generates NER answers for 
 
 Every engine takes `Query`s and returns one `Reply` per query, in order, calling `done(reply)` as
 each arrives. Answers go through the response cache: a cached answer sends no request, and each
-new answer is stored the moment it arrives (a killed job keeps what it was told).
+new answer is stored the moment it arrives (a killed job keeps what it was told). An endpoint's
+200 is read from its raw body by jobs.classify.answer.read_completion: one that holds no answer
+that can be scored (not JSON, no choices, empty content, impossible logprobs) is a failed item
+(`Reply.error`) and is never cached; a cache entry that does not read back as a Reply is a miss.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.classify.answer import TokenLogprob
+from jobs.classify.answer import Malformed, TokenLogprob, cap_answer, logprob, read_completion
 from jobs.classify.cache import ResponseCache, request_key
 
 TOP_LOGPROBS = 5
@@ -52,15 +55,29 @@ class Reply:
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}  # fmt: skip
 
     @classmethod
-    def from_cache(cls, data: dict[str, Any]) -> Reply:
-        tokens = data.get("tokens")
-        return cls(
-            text=data.get("text", ""), scores=data.get("scores"), latency_ms=data.get("latency_ms", 0.0),
-            tokens=None if tokens is None else [TokenLogprob(t, lp, tuple((a, b) for a, b in top))
-                                                for t, lp, top in tokens],
-            prompt_tokens=data.get("prompt_tokens", 0), completion_tokens=data.get("completion_tokens", 0),
-            cached=True,
-        )  # fmt: skip
+    def from_cache(cls, data: dict[str, Any]) -> Reply | None:
+        """The Reply a cache entry holds; None when the entry is not one `to_cache` writes (from an
+        older version, or damaged): the caller asks again."""
+        try:
+            text, tokens, scores = data["text"], data.get("tokens"), data.get("scores")
+            if not isinstance(text, str):
+                return None
+            toks: list[TokenLogprob] | None = None if tokens is None else [
+                TokenLogprob(str(t), logprob(lp, "token"), tuple((str(a), logprob(b, "top")) for a, b in top))
+                for t, lp, top in tokens
+            ]  # fmt: skip
+            if scores is not None and not all(
+                isinstance(v, int | float) and math.isfinite(v) for v in dict(scores).values()
+            ):
+                return None
+            text, toks = cap_answer(text, toks)  # an entry stored before the cap
+            return cls(
+                text=text, tokens=toks, scores=scores, latency_ms=float(data.get("latency_ms") or 0.0),
+                prompt_tokens=int(data.get("prompt_tokens") or 0),
+                completion_tokens=int(data.get("completion_tokens") or 0), cached=True,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError):  # Malformed is a ValueError
+            return None
 
 
 @dataclass
@@ -140,9 +157,9 @@ class OpenAIEngine:
         async def one(query: Query) -> Reply:
             key = self.key(query)
             hit = self.cache.get(key)
-            if hit is not None:
+            reply = Reply.from_cache(hit) if hit is not None else None
+            if reply is not None and reply.text.strip():  # an empty answer cached by an older version: ask
                 self.stats.cached += 1
-                reply = Reply.from_cache(hit)
             else:
                 async with gate:
                     await limit.wait()
@@ -168,8 +185,9 @@ class OpenAIEngine:
         sent = dict(self.settings)  # another request may drop logprobs while this one is in flight
         try:
             extra = {"response_format": query.response_format} if query.response_format else {}
-            resp = await client.chat.completions.create(model=self.model, messages=list(query.messages),
-                                                        **sent, **extra)  # fmt: skip
+            raw = await client.chat.completions.with_raw_response.create(
+                model=self.model, messages=list(query.messages), **sent, **extra
+            )
         except openai.APIStatusError as err:
             if "logprobs" in sent and "logprob" in str(err).lower():
                 if self.logprobs:
@@ -182,21 +200,17 @@ class OpenAIEngine:
             ms = (time.perf_counter() - started) * 1000
             return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
         ms = (time.perf_counter() - started) * 1000
-        choice = resp.choices[0]
-        tokens = None
-        content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
-        if content:
-            tokens = [
-                TokenLogprob(t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs or ()))
-                for t in content
-            ]
-        elif self.logprobs:
+        try:
+            answer = read_completion(raw.http_response.content)
+        except Malformed as err:
+            return Reply(
+                latency_ms=ms, error=f"malformed response (HTTP {raw.http_response.status_code}): {err}"
+            )
+        if answer.tokens is None and self.logprobs:
             self._no_logprobs("returned no logprobs")
-        usage = resp.usage
         return Reply(
-            text=choice.message.content or "", tokens=tokens, latency_ms=ms,
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            text=answer.text, tokens=answer.tokens, latency_ms=ms,
+            prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
         )  # fmt: skip
 
 
@@ -222,9 +236,10 @@ class ClassifyHFEngine:
                 self.ident, self.ident, self.settings, [list(query.messages), list(query.labels)]
             )
             hit = self.cache.get(key)
-            if hit is not None:
+            cached = Reply.from_cache(hit) if hit is not None else None
+            if cached is not None:
                 self.stats.cached += 1
-                reply = Reply.from_cache(hit)
+                reply = cached
             else:
                 if self.model is None:  # loaded at the first answer not in the cache: a rerun loads nothing
                     self.model, self.tokenizer = self._load()

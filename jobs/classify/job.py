@@ -15,8 +15,11 @@ Writes into DIR/results/<model name>/<recipe name>/: predictions.jsonl (one row 
 metrics.json (launcher.scoring.classification, plus the cell's dataset, level, shots, mode, model,
 engine, requests_sent, cached), metrics.json last; written, uploaded and logged to W&B through
 jobs.results. Answers are cached under $LAUNCH_HOME (see jobs.classify.cache): a rerun or a
-requeued job sends no request for what was answered. Exit codes: 0 done, 1 environment (no API
-key, engine missing), 2 bad input.
+requeued job sends no request for what was answered; a cache that cannot be used is said in one
+line naming its file, and the job runs without it. A malformed 200 or an empty answer is a failed
+item (`parse_status: error`, counted in `failures`), never cached; stored answers are capped at
+jobs.classify.answer.MAX_ANSWER_BYTES (64 KiB) with a marker. Exit codes: 0 done, 1 environment
+(no API key, engine missing), 2 bad input.
 """
 
 from __future__ import annotations
@@ -210,13 +213,14 @@ def classify(recipe: Recipe, run_dir: Path) -> int:
     cell, pool = sample_items(data.items, c.sample, c.seed)
     for note in data.tree.skipped:
         log(f"note: {note}")
-    cache = ResponseCache(enabled=e.cache)
+    cache = ResponseCache(enabled=e.cache, warn=log)  # an unusable cache: one line, then none
     stats = Stats()
     engine = build_engine(recipe, cache, stats, log)
     where = e.api.base_url if e.engine == "openai" and e.api else "in-process"
+    cached = "off" if not e.cache else "off (unusable, see above)" if cache.broken else f"on: {cache.path}"
     log(f"classifying {len(cell)} {data.name} items (seed {c.seed}) at level(s) {c.levels}, mode {c.mode}, "
         f"{e.shots}-shot, model {recipe.model.name_or_path} via {e.engine} ({where}), cache "
-        f"{'on: ' + str(cache.path) if e.cache else 'off'}")  # fmt: skip
+        f"{cached}")  # fmt: skip
     rows: list[dict[str, Any]] = []
     top1: dict[str, str | None] = {}  # item id -> the model's top-1 at the level just done
     started = time.perf_counter()
