@@ -16,6 +16,18 @@ def check_env_name(name: str) -> str:
     return name
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters (C0, DEL, C1) and Unicode line separators: they end or garble a script line."""
+
+
+def control_character(text: str, allowed: str = "") -> str | None:
+    """The first control character of `text` that is not in `allowed`, or None."""
+    for match in CONTROL.finditer(text):
+        if match.group() not in allowed:
+            return match.group()
+    return None
+
+
 def quote(value: object) -> str:
     """`value` as one shell word that expands to exactly itself."""
     return shlex.quote(str(value))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 from launcher.artifacts.transport import ByteProgress, FileEntry, StoreOptions
 from launcher.tracking.wandb_mode import redact_text
@@ -17,27 +18,40 @@ NOT_RETRIED = {
     "InvalidToken", "InvalidBucketName", "AllAccessDisabled", "AuthorizationHeaderMalformed",
     "InvalidClientTokenId", "UnrecognizedClientException", "403", "404", "400",
 }  # fmt: skip
+CHECK_TIMEOUT_S = 5.0
+"""The connect and the read timeout of the check before a run is created (and before a sync)."""
+CHECK_ATTEMPTS = 2
+"""Tries of that check (one retry for a transient error): about 10 s for an endpoint that hangs."""
+
+
+def _client(timeout_s: float, attempts: int | None) -> Any:
+    """An S3 client (the standard AWS configuration: endpoint, credentials, retry mode) with these
+    connect and read timeouts, and botocore's configured max_attempts (default 5), at most
+    `attempts` when given. Attempts count the first request (botocore's `total_max_attempts`;
+    its `max_attempts` in a Config counts retries only)."""
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+
+    core = botocore.session.get_session()
+    total = int(core.get_config_variable("max_attempts") or 5)
+    if attempts is not None:
+        total = min(attempts, total)
+    retries = {"mode": core.get_config_variable("retry_mode") or "standard", "total_max_attempts": total}
+    config = Config(
+        connect_timeout=timeout_s, read_timeout=timeout_s, retries=retries, max_pool_connections=16
+    )
+    return boto3.Session(botocore_session=core).client("s3", config=config)
 
 
 class S3Transport:
     """One bucket through boto3; keys are object keys."""
 
     def __init__(self, bucket: str, options: StoreOptions) -> None:
-        import boto3
-        import botocore.session
         from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
 
-        core = botocore.session.get_session()
-        retries = {
-            "mode": core.get_config_variable("retry_mode") or "standard",
-            "max_attempts": int(core.get_config_variable("max_attempts") or 5),
-        }
-        config = Config(
-            connect_timeout=options.timeout_s, read_timeout=options.timeout_s, retries=retries,
-            max_pool_connections=16,
-        )  # fmt: skip
-        self.client = boto3.Session(botocore_session=core).client("s3", config=config)
+        self.options = options
+        self.client = _client(options.timeout_s, None)
         self.bucket = bucket
         self.transfer = TransferConfig(
             multipart_threshold=options.chunk_bytes,
@@ -47,7 +61,11 @@ class S3Transport:
         self.endpoint = str(self.client.meta.endpoint_url)
 
     def check(self, key: str) -> None:
-        self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        """One small listing under a short bound of its own (CHECK_TIMEOUT_S to connect and to
+        read, CHECK_ATTEMPTS tries): an endpoint that accepts and never answers fails in about
+        10 s, not in the minutes the transfer timeouts and retries allow."""
+        client = _client(min(self.options.timeout_s, CHECK_TIMEOUT_S), CHECK_ATTEMPTS)
+        client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
 
     def put_file(self, local: Path, key: str, entry: FileEntry, progress: ByteProgress | None) -> None:
         self.client.upload_file(
@@ -130,6 +148,15 @@ def retryable(err: BaseException) -> bool:
         match = re.search(r"\(([A-Za-z0-9]+)\) when calling", str(err))
         code = match.group(1) if match else ""
     return code not in NOT_RETRIED
+
+
+def unreachable(err: BaseException) -> bool:
+    """True when the endpoint could not be reached or did not answer (a broken environment, not
+    a refusal of the request)."""
+    name = type(_root_cause(err)).__name__
+    return (
+        name in ("EndpointConnectionError", "ConnectionClosedError") or "Connect" in name or "Timeout" in name
+    )
 
 
 def describe(err: BaseException, endpoint: str, bucket: str | None, timeout_s: float) -> str:

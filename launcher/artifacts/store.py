@@ -50,13 +50,14 @@ from pathlib import Path
 from typing import Any
 
 from launcher.artifacts.local import LocalTransport
-from launcher.artifacts.s3 import S3Transport, describe, retryable
+from launcher.artifacts.s3 import CHECK_TIMEOUT_S, S3Transport, describe, retryable, unreachable
 from launcher.artifacts.transport import (
     READ_BLOCK,
     ByteProgress,
     FileEntry,
     StoreError,
     StoreOptions,
+    StoreUnreachable,
     Transport,
     sha256_of,
 )
@@ -226,8 +227,18 @@ class Store:
             raise self._fail(err, what) from None
 
     def check(self) -> None:
-        """The endpoint answers, the credentials are accepted and the bucket exists; else StoreError."""
-        self._call(f"cannot use {self.uri}", lambda: self.transport.check(self.root))
+        """The endpoint answers, the credentials are accepted and the bucket exists, within the
+        check's short bound (launcher.artifacts.s3.CHECK_TIMEOUT_S); else StoreError, or
+        StoreUnreachable when the endpoint could not be reached or did not answer in time."""
+        try:
+            self.transport.check(self.root)
+        except StoreError:
+            raise
+        except Exception as err:
+            timeout_s = min(self.options.timeout_s, CHECK_TIMEOUT_S)
+            text = describe(err, self.transport.endpoint, self.bucket, timeout_s)
+            kind = StoreUnreachable if unreachable(err) else StoreError
+            raise kind(f"cannot use {self.uri}: {text}") from None
 
     # ------------------------------------------------------------------ upload
 

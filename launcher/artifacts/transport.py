@@ -24,6 +24,10 @@ class StoreError(UserError):
     exit_code = 1
 
 
+class StoreUnreachable(StoreError):
+    """The store's endpoint could not be reached or did not answer: a broken environment (exit 1)."""
+
+
 @dataclass(frozen=True)
 class StoreOptions:
     """Timeouts, retries and part sizes; defaults from LAUNCH_S3_* (launcher.artifacts.store)."""

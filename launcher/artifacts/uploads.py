@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from launcher.artifacts.store import Store
-from launcher.artifacts.transport import ByteProgress, StoreError
+from launcher.artifacts.transport import ByteProgress, StoreError, StoreUnreachable
 from launcher.config.recipe import Recipe, read_resolved
-from launcher.errors import UserError
+from launcher.errors import SetupError, UserError
 from launcher.jsonio import atomic_write_json, read_object
 from launcher.runs.checkpoints import CHECKPOINT_NAME, MARKER
 from launcher.runs.launch_info import LaunchInfo
@@ -302,8 +302,9 @@ _CHECKED: set[str] = set()
 
 def check_artifacts(recipe: Recipe) -> None:
     """Before a run is created: an s3:// store must answer, accept the credentials and have its
-    bucket; a local one must be writable. One UserError line naming what is wrong. Each URI is
-    checked once per process (reeval prepares many runs)."""
+    bucket; a local one must be writable. One UserError line naming what is wrong, or a SetupError
+    (exit 1) when the endpoint cannot be reached or does not answer within the check's short bound.
+    Each URI is checked once per process (reeval prepares many runs)."""
     uri = recipe.artifacts.uri
     if not uri or uri in _CHECKED:
         return
@@ -311,8 +312,8 @@ def check_artifacts(recipe: Recipe) -> None:
         store = Store(uri)
         if store.is_s3 or Path(uri).expanduser().is_absolute():
             store.check()
-    except StoreError as err:
-        raise UserError(f"{recipe.source}: artifacts.uri: {err}") from None
-    except UserError as err:
+    except StoreUnreachable as err:
+        raise SetupError(f"{recipe.source}: artifacts.uri: {err}") from None
+    except UserError as err:  # a StoreError too: refused credentials, no bucket, not writable
         raise UserError(f"{recipe.source}: artifacts.uri: {err}") from None
     _CHECKED.add(uri)

@@ -9,23 +9,67 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from launcher.config.yamlio import Loader
 from launcher.errors import UserError, choices_text, did_you_mean
-from launcher.shell import check_env_name
+from launcher.shell import check_env_name, control_character
 from launcher.tracking.wandb_mode import is_secret, redact_text
 
 M = TypeVar("M", bound=BaseModel)
 
 
+TEXT_FIELDS = frozenset({"description"})
+"""Fields that hold free text, never put into a script: they may span lines (newlines and tabs)."""
+
+
+def _first_control(value: Any, allowed: str) -> tuple[str, str] | None:
+    """(the string, its first control character) of the first string in `value` (a string, or the
+    keys and items of lists and mappings; sections validate themselves) holding one not in `allowed`."""
+    if isinstance(value, str):
+        found = control_character(value, allowed)
+        return (value, found) if found else None
+    items: list[Any] = []
+    if isinstance(value, dict):
+        items = [x for pair in value.items() for x in pair]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    for item in items:
+        hit = _first_control(item, allowed)
+        if hit is not None:
+            return hit
+    return None
+
+
 class Strict(BaseModel):
     """Base for every schema section: unknown keys are errors, assignments are validated, floats
-    are finite (`1e309` and `.inf` are refused, never an OverflowError in a job)."""
+    are finite (`1e309` and `.inf` are refused, never an OverflowError in a job), and no string
+    holds a control character (a value may become one line of a job script, `#SBATCH
+    --account=...`; only the free text of TEXT_FIELDS may span lines)."""
 
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        hit = _first_control(value, "\n\t" if info.field_name in TEXT_FIELDS else "")
+        if hit is not None:
+            text, char = hit
+            raise ValueError(
+                f"{text!r} holds the control character {char!r}; valid: printable text on one line "
+                "(a value may become a line of the job script)"
+            )
+        return value
 
 
 def _env_key(name: str) -> str:

@@ -6,7 +6,9 @@ jobs/wandb_run.py starts W&B with `dir=<run_dir>`, so an offline run lives in
 once for all of them with the caller's environment (WANDB_API_KEY, WANDB_BASE_URL). wandb marks a
 run it uploaded with `run-<id>.wandb.synced`: those are skipped, and a directory still without the
 marker afterwards failed (wandb sync exits 0 after some server errors, so its exit code alone
-does not tell).
+does not tell). Before it starts, W&B's base URL must answer a short probe (launcher.tracking.
+wandb_reach): a closed port, an unknown host or a server that never answers is one line, not a
+silent wait.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from launcher.errors import SetupError, UserError
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
+from launcher.tracking.wandb_reach import base_url, check_reachable
 
 SYNC_TIMEOUT_S = 1800
 
@@ -95,9 +98,11 @@ def command(dirs: list[Path]) -> list[str]:
 
 def sync(todo: list[OfflineRun], report: Callable[[OfflineRun], None]) -> None:
     """Upload `todo` with one `wandb sync`; report each one synced; SetupError (one line) when
-    wandb could not upload one of them."""
+    W&B cannot be reached (checked first, within wandb_reach.REACH_TIMEOUT_S) or wandb could not upload one
+    of them."""
     if not todo:
         return
+    check_reachable(base_url())
     try:
         proc = subprocess.run(
             command([o.path for o in todo]), capture_output=True, text=True, timeout=SYNC_TIMEOUT_S,
