@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -28,3 +29,29 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def choices_text(choices: Iterable[str]) -> str:
     """Render valid choices as `a, b, c`."""
     return ", ".join(str(c) for c in choices)
+
+
+def require_file(path: Path, label: str | None = None) -> None:
+    """A UserError unless `path` is a file: "no such file", or "is a directory" for a directory.
+    `label` (an option or the text the user typed) is named instead of the path when given."""
+    if path.is_file():
+        return
+    where = label if label is not None else str(path)
+    if path.is_dir():
+        raise UserError(f"{where}: is a directory, not a file; give the file's path")
+    raise UserError(f"{where}: no such file")
+
+
+def require_positive(option: str, value: int) -> int:
+    """`value` when it is 1 or more, else a UserError naming the option (0 never means a default)."""
+    if value < 1:
+        raise UserError(f"{option}: {value} is not a positive number; valid: 1 or more")
+    return value
+
+
+def require_nonempty(what: str, ref: str) -> str:
+    """`ref` when it holds more than white space, else a UserError naming the argument: an empty
+    run id is never a prefix of every run, nor the current directory."""
+    if not ref.strip():
+        raise UserError(f"{what}: the argument is empty; give a run id, a unique prefix or a run directory")
+    return ref

@@ -5,19 +5,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.errors import UserError, choices_text, did_you_mean, require_file
+from launcher.shell import control_character
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _path_variable(name: str) -> str | None:
+    """The value of the path variable `name`; a UserError when it holds a control character (the
+    path goes into job scripts, where a newline splits a line)."""
+    value = os.environ.get(name)
+    char = value and control_character(value)
+    if char:
+        raise UserError(
+            f"${name}: {value!r} holds the control character {char!r}; valid: a path of printable characters"
+        )
+    return value
+
+
 def launch_home() -> Path:
     """$LAUNCH_HOME, default ~/.launch: the registry and user recipes/clusters."""
-    return Path(os.environ.get("LAUNCH_HOME") or Path.home() / ".launch").expanduser()
+    return Path(_path_variable("LAUNCH_HOME") or Path.home() / ".launch").expanduser()
 
 
 def runs_root() -> Path:
     """$LAUNCH_RUNS, default ./runs: the local root of run directories."""
-    return Path(os.environ.get("LAUNCH_RUNS") or "runs").expanduser().resolve()
+    return Path(_path_variable("LAUNCH_RUNS") or "runs").expanduser().resolve()
 
 
 def search_dirs(kind: str) -> list[Path]:
@@ -49,8 +62,7 @@ def resolve(kind: str, ref: str) -> Path:
     """Find a recipe or cluster profile by name or path; an unknown one is a UserError."""
     if looks_like_path(ref):
         path = Path(ref).expanduser()
-        if not path.is_file():
-            raise UserError(f"{ref}: no such file")
+        require_file(path, ref)
         return path
     items = catalog(kind)
     if ref in items:

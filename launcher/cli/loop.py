@@ -10,7 +10,7 @@ import typer
 
 from launcher.cli.common import ClusterOpt, SetOpt, ThenOpt, app, console, wide_console
 from launcher.cli.follow import follow_evals
-from launcher.errors import UserError
+from launcher.errors import UserError, require_positive
 
 
 @app.command("score")
@@ -79,7 +79,8 @@ def reeval_cmd(
     from launcher.runs import service as launching
     from launcher.runs.registry import Registry
 
-    registry = Registry()
+    require_positive("--max-parallel", max_parallel)
+    registry = Registry(create=not dry_run)  # a dry run creates nothing, not even the registry
     plan = reeval.plan(registry, run, recipe, set_ or [], every, last)
     err = console(stderr=True)
     for change in plan.aligned:
@@ -143,6 +144,8 @@ def bench_cmd(
     from launcher.runs.registry import Registry
     from launcher.scoring import bench, bench_cls
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a directory; give a directory (created if missing)")
     registry = Registry()
     if runs:
         run_dirs = [find_run(registry, ref, reeval.TRAINING_KINDS).run_dir for ref in runs]
@@ -156,11 +159,11 @@ def bench_cmd(
         run_dirs = [Path(r.run_dir) for r in registry.all() if bench.has_results(Path(r.run_dir))]
     skipped: list[str] = []
     rows = bench.collect(run_dirs, skipped=skipped)
+    cls_rows = bench_cls.collect(run_dirs, skipped=skipped)
     for line in skipped:
-        console(stderr=True).print(f"warning: skipped {line}", soft_wrap=True)
+        console(stderr=True).print(f"warning: skipped {line}", markup=False, soft_wrap=True)
     target = out or paths.runs_root() / "bench"
     files = bench.write(rows, target, run_dirs)
-    cls_rows = bench_cls.collect(run_dirs)
     files.update(bench_cls.write(cls_rows, target))
     screen = wide_console()
     err = console(stderr=True)
@@ -211,6 +214,9 @@ def sweep_cmd(
     plan = sweep.prepare(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
     first = plan.prepared[0].run
     chained = chain.validate(then, first.recipe, first.profile) if then else None
+    duplicates = sweep.duplicates_text(plan)
+    if duplicates:
+        console(stderr=True).print(duplicates, markup=False, soft_wrap=True)
     if dry_run:
         if chained:
             sys.stdout.write(f"# {chain.describe(chained)} (one chain per point, once it completed)\n")
@@ -248,6 +254,8 @@ def compare_cmd(
     from launcher.loop import compare
     from launcher.runs.registry import Registry
 
+    if png is not None:
+        compare.png_target(png)  # a bad --png is refused before anything is read or printed
     summaries = compare.load(Registry(), runs)
     screen = wide_console()
     for table in compare.tables(summaries):

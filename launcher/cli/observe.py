@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from launcher.cli.common import app, console, wide_console
-from launcher.errors import UserError
+from launcher.errors import require_nonempty
 
 if TYPE_CHECKING:
     from launcher.runs.registry import Registry
@@ -31,7 +31,7 @@ def status_cmd(
             metavar="[SECONDS]",
             is_flag=False,
             flag_value=2.0,
-            help="refresh in place every SECONDS (default 2); Ctrl-C stops",
+            help="refresh in place every SECONDS (default 2, at least 1, at most 86400); Ctrl-C stops",
         ),
     ] = None,
     state: Annotated[
@@ -47,7 +47,14 @@ def status_cmd(
     """Every run with its state, progress, best F1 or error; one run in detail."""
     from launcher.runs import service as launching
     from launcher.runs.registry import Registry
+    from launcher.views import status as status_view
 
+    if run is not None:
+        require_nonempty("RUN", run)
+    if watch is not None:
+        status_view.check_watch(watch)  # bad input refused before the registry is opened
+    if since is not None:
+        status_view.parse_since(since)
     registry = Registry()
     if run and _sweep_status(registry, run):
         return
@@ -71,8 +78,6 @@ def _status_table(
 ) -> None:  # fmt: skip
     from launcher.views import status as status_view
 
-    if watch is not None and not watch > 0:
-        raise UserError(f"--watch: SECONDS must be a positive number, got {watch:g}")
     filters = status_view.Filters(
         states=status_view.parse_states(state),
         recipe=recipe,

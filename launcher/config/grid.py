@@ -104,6 +104,19 @@ def expand(grid: dict[str, list[Any]], zip_: bool = False) -> list[Point]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
+def unique_points(points: list[Point]) -> tuple[list[Point], list[Point]]:
+    """(the points, each once, in order; the later copies left out). Two points are one when their
+    `--set` texts are equal (`train.seed=1,1,1` is one point)."""
+    seen: set[tuple[str, ...]] = set()
+    kept: list[Point] = []
+    dropped: list[Point] = []
+    for point in points:
+        key = tuple(point_overrides(point))
+        (dropped if key in seen else kept).append(point)
+        seen.add(key)
+    return kept, dropped
+
+
 def value_text(value: Any) -> str:
     """A value as `--set` text that reads back as the same value: 1e-05, 3, true, foo, [1, 2]."""
     if isinstance(value, bool):

@@ -114,7 +114,15 @@ def validate(then: list[str], train: Recipe, profile: ClusterProfile) -> ChainSp
     load and hold the eval recipe; `bench` needs a reeval before it (every backend runs a chain)."""
 
     steps = [parse_step(t) for t in then]
-    evaluator = kind_of(train).evaluator
+    kind = kind_of(train)
+    evaluator = kind.evaluator
+    first = next((s for s in steps if s.kind == "reeval"), None)
+    if first is not None and (not kind.trains or evaluator is None or train.eval.only):
+        what = f"{train.job} runs with eval.only" if kind.trains and evaluator else f"{train.job} runs"
+        raise _refuse(
+            first.text, f"{train.name} is a {train.job} recipe and {what} write no checkpoints, so there "
+            "is nothing to evaluate after it; drop --then (a chain follows a training recipe)"
+        )  # fmt: skip
     for i, step in enumerate(steps):
         if step.kind == "bench":
             if not any(s.kind == "reeval" for s in steps[:i]):

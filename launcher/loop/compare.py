@@ -182,8 +182,30 @@ def tables(summaries: Sequence[RunSummary]) -> list[Any]:
     return out
 
 
+PNG_NAME = "compare.png"
+"""The file `--png DIR` writes inside an existing directory."""
+
+
+def png_target(path: Path) -> Path:
+    """Where `--png PATH` writes: PATH itself when it ends in .png, `PATH/compare.png` for an
+    existing directory; else a UserError naming the argument (checked before anything is read)."""
+    if path.is_dir():
+        return path / PNG_NAME
+    if path.suffix.lower() != ".png":
+        what = f"ends in '{path.suffix}'" if path.suffix else "has no suffix"
+        raise UserError(
+            f"--png {path}: {what} and is not a directory; give a .png file (e.g. --png compare.png) "
+            "or an existing directory"
+        )
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"--png {path}: {path.parent} is not a directory")
+    return path
+
+
 def write_png(summaries: Sequence[RunSummary], path: Path) -> Path:
-    """Loss by step (left) and F1 by checkpoint step (right) of every run, in one PNG."""
+    """Loss by step (left) and F1 by checkpoint step (right) of every run, in one PNG at
+    `png_target(path)`; returns the path written."""
+    path = png_target(path)
     from launcher.scoring import plots
 
     curves = f1_curves([row for s in summaries for row in s.rows])

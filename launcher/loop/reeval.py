@@ -65,10 +65,12 @@ TRAINING_KINDS = [name for name, kind in KINDS.items() if kind.trains]
 
 def fetch_stored_run(uri: str, every: int | None, last: int | None) -> Path:
     """A local copy (under the runs root) of a run in the store with the checkpoints --every and
-    --last pick; only complete ones (COMPLETE marker in the store) are listed and downloaded."""
+    --last pick; only complete ones (COMPLETE marker in the store) are listed and downloaded. An
+    endpoint that cannot be reached or does not answer fails the store's short check first."""
     from launcher.artifacts.store import Store
 
     store = Store(uri)
+    store.check()
     stored = store.list_complete_checkpoints(uri)
     steps = [c.step for c in stored if not every or c.step % every == 0]
     if last is not None:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import copy
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from launcher import paths
 from launcher.config.cluster import load_cluster
-from launcher.config.grid import Point, expand, parse_grid, point_overrides, value_text
+from launcher.config.grid import Point, expand, parse_grid, point_overrides, unique_points, value_text
 from launcher.config.recipe import Recipe, load_recipe, recipe_from_data
 from launcher.config.yamlio import load_yaml
-from launcher.errors import UserError, choices_text
+from launcher.errors import UserError, choices_text, require_nonempty, require_positive
 from launcher.loop import chain
 from launcher.runs import service as launching
 from launcher.runs.registry import Registry, SweepRow
@@ -47,6 +47,8 @@ class PreparedSweep:
     points: list[Point]
     prepared: list[Prepared]
     max_parallel: int
+    duplicates: list[Point] = field(default_factory=list)
+    """Points the grid gave more than once, each left out after its first (`duplicates_text`)."""
 
 
 def prepare(
@@ -71,10 +73,10 @@ def prepare(
             f"{base.source}: no grid: give --grid KEY=V1,V2 (e.g. --grid train.lr=1e-5,2e-5) "
             "or a sweep: section with a grid"
         )
-    points = expand(values, zip_ or bool(spec and spec.zip))
-    parallel = max_parallel or (spec.max_parallel if spec else 4)
-    if parallel < 1:
-        raise UserError(f"--max-parallel: {parallel} is not a positive number of points")
+    if max_parallel is not None:
+        require_positive("--max-parallel", max_parallel)  # 0 is refused, never the default
+    points, duplicates = unique_points(expand(values, zip_ or bool(spec and spec.zip)))
+    parallel = max_parallel if max_parallel is not None else (spec.max_parallel if spec else 4)
     profile = load_cluster(cluster_ref)
     sweep_id = new_sweep_id(base.name)
     prepared = []
@@ -91,7 +93,18 @@ def prepare(
             raise
         p.run.sweep, p.run.sweep_point = sweep_id, point
         prepared.append(p)
-    return PreparedSweep(sweep_id, base, list(values), points, prepared, parallel)
+    return PreparedSweep(sweep_id, base, list(values), points, prepared, parallel, duplicates)
+
+
+def duplicates_text(p: PreparedSweep) -> str | None:
+    """The one warning line about the duplicate points left out; None when there were none."""
+    if not p.duplicates:
+        return None
+    first = " ".join(point_overrides(p.duplicates[0]))
+    return (
+        f"warning: the grid gives {len(p.duplicates)} duplicate point(s) (e.g. {first}): each runs once, "
+        f"{len(p.points)} point(s) left"
+    )
 
 
 def submit(p: PreparedSweep, registry: Registry) -> list[str]:
@@ -143,7 +156,9 @@ def dry_run_table(p: PreparedSweep) -> Table:
 
 def resolve(registry: Registry, ref: str) -> SweepRow | None:
     """The sweep an id or unique prefix names; None when it names none (it may be a run). A prefix
-    that does not start `sweep-` and names a run too is the run's."""
+    that does not start `sweep-` and names a run too is the run's; an empty `ref` is a UserError
+    (never a prefix of every sweep)."""
+    require_nonempty("RUN", ref)
     found = registry.find_sweeps(ref)
     if found and not ref.startswith("sweep-") and registry.find(ref):
         return None

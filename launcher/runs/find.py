@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.errors import UserError, choices_text, did_you_mean, require_nonempty
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 
@@ -21,7 +21,8 @@ class FoundRun(NamedTuple):
 def find_row(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -> RunRow:
     """A registered run by id or unique id prefix. With `kinds` (job kinds), a prefix that names
     several runs but exactly one of those kinds resolves to it: `tiny_ner` is the training run even
-    when its eval runs (`tiny_ner_eval-...`) share the prefix."""
+    when its eval runs (`tiny_ner_eval-...`) share the prefix. An empty `ref` is a UserError."""
+    require_nonempty("RUN", ref)
     rows = registry.find(ref)
     if len(rows) > 1 and kinds is not None:
         rows = [r for r in rows if r.job in kinds] or rows
@@ -35,7 +36,9 @@ def find_row(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -
 
 def find_run(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -> FoundRun:
     """A run by the path of its directory (one with a recipe.yaml; registered or not), else by id
-    or unique id prefix (`find_row`). A path-like `ref` that is neither is "not a run directory"."""
+    or unique id prefix (`find_row`). A path-like `ref` that is neither is "not a run directory";
+    an empty one is a UserError (never the current directory)."""
+    require_nonempty("RUN", ref)
     path = Path(ref).expanduser()
     if path.is_dir() and (path / "recipe.yaml").is_file():
         run_dir = path.resolve()

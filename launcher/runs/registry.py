@@ -93,18 +93,25 @@ class SweepRow:
 class Registry:
     """One SQLite file; every write is a short IMMEDIATE transaction, so concurrent CLIs queue."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        """Open (creating if needed) the registry; one that cannot be used is a SetupError."""
+    def __init__(self, path: Path | None = None, create: bool = True) -> None:
+        """Open (creating if needed) the registry; one that cannot be used is a SetupError.
+
+        With `create` false (a dry run) nothing is created: where there is no registry file yet,
+        this one is empty and lives in memory only."""
         self.path = path or paths.launch_home() / "registry.db"
         home = self.path.parent
+        in_memory = not create and not self.path.exists()
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            if not in_memory:
+                home.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             raise SetupError(f"{home}: $LAUNCH_HOME is not a directory; point LAUNCH_HOME at one") from None
         except OSError as err:
             raise SetupError(f"{home}: cannot create $LAUNCH_HOME: {err.strerror}") from None
         try:
-            self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._conn = sqlite3.connect(
+                ":memory:" if in_memory else self.path, timeout=60, isolation_level=None
+            )
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA busy_timeout = 60000")
             self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))

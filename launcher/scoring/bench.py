@@ -210,7 +210,8 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
     ]
     overrides = run_overrides(run_dir)
     notes.insert(1, short_overrides(overrides))
-    numbers = {k: float(numbers[k]) for k in ("precision", "recall", "f1")}
+    block = "token" if level == "token" else "strict"
+    numbers = {k: tables.fraction(f"{block}.{k}", numbers[k]) for k in ("precision", "recall", "f1")}
     if step is not None and not isinstance(step, int):
         raise ValueError(f"step: {step!r} is not an integer")
     params = metrics.get("params")
@@ -233,10 +234,10 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
     bio = metrics.get("token_bio")
     if not (isinstance(bio, dict) and level == "entity"):
         return [row]
+    p, r, f1 = (tables.fraction(f"token_bio.{k}", bio[k]) for k in ("precision", "recall", "f1"))
     token = replace(
-        row, precision=float(bio["precision"]), recall=float(bio["recall"]), f1=float(bio["f1"]),
-        level=TOKEN_BIO, notes=f"the research's token level; {row.notes}",
-    )  # fmt: skip
+        row, precision=p, recall=r, f1=f1, level=TOKEN_BIO, notes=f"the research's token level; {row.notes}"
+    )
     return [row, token]
 
 
@@ -327,12 +328,17 @@ def write(rows: Sequence[Row], out: Path, run_dirs: Sequence[Path] = ()) -> dict
 
 
 def log_wandb(rows: Sequence[Row], out: Path, project: str, mode: WandbRequest = "auto") -> str | None:
-    """The table (and the plot) as one W&B run, job_type bench; None when W&B is disabled."""
+    """The table (and the plot) as one W&B run, job_type bench; None when W&B is disabled. Online,
+    W&B must answer a short probe first (a SetupError line, not wandb's minutes of retries)."""
     from launcher.tracking.wandb_mode import wandb_mode
 
     resolved = wandb_mode(mode)
     if resolved == "disabled":
         return None
+    if resolved == "online":
+        from launcher.tracking.wandb_reach import base_url, check_reachable
+
+        check_reachable(base_url())
     import wandb
 
     run = wandb.init(project=project, job_type="bench", dir=str(out), mode=resolved, reinit="finish_previous",

@@ -121,53 +121,86 @@ def shots_text(shots: Any) -> str:
     return _first(shots)
 
 
-def run_rows(run_dir: Path) -> list[ClsRow]:
+def _check(row: ClsRow) -> None:
+    """A ValueError naming the first number of `row` out of its range (a fraction in [0, 1]; a
+    latency a finite number of ms, 0 or more; `n` a count), or of the wrong type."""
+    for key in ("top1", "top3", "top5", "ece", "ece_logprob"):
+        value = getattr(row, key)
+        if value is not None:
+            tables.fraction(key, value)
+    ms = row.p50_ms
+    if ms is not None and (
+        isinstance(ms, bool) or not isinstance(ms, int | float) or not (math.isfinite(ms) and ms >= 0)
+    ):
+        raise ValueError(f"latency_ms.p50: {ms!r} is out of range; valid: a number of ms, 0 or more")
+    if row.n is not None and (isinstance(row.n, bool) or not isinstance(row.n, int) or row.n < 0):
+        raise ValueError(f"n: {row.n!r} is not a count of items")
+
+
+def run_rows(run_dir: Path, skipped: list[str] | None = None) -> list[ClsRow]:
     """Rows of one classify run directory (none for any other kind of run).
 
     A metrics.json whose ``hierarchy`` (or itself) holds `score_levels` output gives one row per
-    level and a ``joint`` row; otherwise its top level is one row at its ``level``.
+    level and a ``joint`` row; otherwise its top level is one row at its ``level``. A file with a
+    number out of range (`_check`) is left out, and `<path>: <why>` appended to `skipped`.
     """
     recipe = _recipe(run_dir)
     if recipe.get("job") != KIND:
         return []
-    data = recipe.get("data") or {}
-    ev = recipe.get("eval") or {}
     rows: list[ClsRow] = []
     for path in result_files(run_dir):
         metrics = read_metrics(path.parent)
         if metrics is None:
             continue
-        shots = metrics.get("shots", ev.get("shots"))
-        meta = {
-            "dataset": _first(
-                metrics.get("dataset"), data.get("dataset"), data.get("name"), data.get("path")
-            ),
-            "shots": shots_text(shots),
-            "mode": _first(metrics.get("mode"), (recipe.get("classify") or {}).get("mode"), default="flat"),
-            "model": _first(metrics.get("model"), (recipe.get("model") or {}).get("name_or_path")),
-        }
-        hierarchy = metrics.get("hierarchy")
-        hier: Mapping[str, Any] = hierarchy if isinstance(hierarchy, Mapping) else metrics
-        levels = hier.get("levels")
-        result = path.parent.relative_to(run_dir / "results").as_posix()
-        if isinstance(levels, Mapping) and levels:
-            rows += [_row(block, meta, str(lv), run_dir.name, result) for lv, block in levels.items()]
-            joint = hier.get("joint_top1")
-            if isinstance(joint, Mapping):
-                product = hier.get("hit_rate_product")
-                note = f"{run_dir.name} {result}, per-item joint top-1"
-                if isinstance(product, int | float):
-                    note += f"; the research's product hit rate {product:.4f}"
-                rows.append(ClsRow(meta["dataset"], "joint", meta["shots"], meta["mode"], meta["model"],
-                                   joint.get("accuracy"), None, None, None, None, None, joint.get("items"),
-                                   note, run=run_dir.name, result=result))  # fmt: skip
-        elif "top1" in metrics:
-            rows.append(_row(metrics, meta, _first(metrics.get("level"), default="1"), run_dir.name, result))
+        found = _file_rows(run_dir, path, metrics, recipe)
+        try:
+            for row in found:
+                _check(row)
+        except ValueError as err:
+            if skipped is not None:
+                skipped.append(f"{path}: {err}")
+            continue
+        rows += found
     return rows
 
 
-def collect(run_dirs: Sequence[Path], published: bool = True) -> list[ClsRow]:
-    rows = [row for run_dir in run_dirs for row in run_rows(run_dir)]
+def _file_rows(run_dir: Path, path: Path, metrics: dict[str, Any], recipe: dict[str, Any]) -> list[ClsRow]:
+    """The rows of one metrics.json of a classify run (see `run_rows`)."""
+    data = recipe.get("data") or {}
+    ev = recipe.get("eval") or {}
+    rows: list[ClsRow] = []
+    shots = metrics.get("shots", ev.get("shots"))
+    meta = {
+        "dataset": _first(metrics.get("dataset"), data.get("dataset"), data.get("name"), data.get("path")),
+        "shots": shots_text(shots),
+        "mode": _first(metrics.get("mode"), (recipe.get("classify") or {}).get("mode"), default="flat"),
+        "model": _first(metrics.get("model"), (recipe.get("model") or {}).get("name_or_path")),
+    }
+    hierarchy = metrics.get("hierarchy")
+    hier: Mapping[str, Any] = hierarchy if isinstance(hierarchy, Mapping) else metrics
+    levels = hier.get("levels")
+    result = path.parent.relative_to(run_dir / "results").as_posix()
+    if isinstance(levels, Mapping) and levels:
+        rows += [_row(block, meta, str(lv), run_dir.name, result) for lv, block in levels.items()]
+        joint = hier.get("joint_top1")
+        if isinstance(joint, Mapping):
+            product = hier.get("hit_rate_product")
+            note = f"{run_dir.name} {result}, per-item joint top-1"
+            if isinstance(product, int | float):
+                note += f"; the research's product hit rate {product:.4f}"
+            rows.append(ClsRow(meta["dataset"], "joint", meta["shots"], meta["mode"], meta["model"],
+                               joint.get("accuracy"), None, None, None, None, None, joint.get("items"),
+                               note, run=run_dir.name, result=result))  # fmt: skip
+    elif "top1" in metrics:
+        rows.append(_row(metrics, meta, _first(metrics.get("level"), default="1"), run_dir.name, result))
+    return rows
+
+
+def collect(
+    run_dirs: Sequence[Path], published: bool = True, skipped: list[str] | None = None
+) -> list[ClsRow]:
+    """Rows of every classify run (in the order given), then the published rows; see `run_rows`."""
+    rows = [row for run_dir in run_dirs for row in run_rows(run_dir, skipped)]
     return rows + list(PUBLISHED) if published else rows
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import UserError
+from launcher.errors import UserError, require_file
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class LabelTree:
     def from_csv(cls, path: str | Path) -> LabelTree:
         """Read a tree from CSV (UTF-8, a BOM allowed). Bad files raise a one-line UserError."""
         path = Path(path)
+        if path.is_dir():
+            require_file(path)  # "is a directory", not the OS's "cannot read ... Is a directory"
         try:
             with path.open(newline="", encoding="utf-8-sig") as fh:
                 reader = csv.DictReader(fh)
@@ -152,7 +154,9 @@ class LabelTree:
         """A flat tree from a file with one label name per line (AG News' classes.txt)."""
         path = Path(path)
         try:
-            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            names = [
+                line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()
+            ]
         except (OSError, UnicodeDecodeError) as err:
             raise UserError(f"{path}: cannot read the class list ({str(err).splitlines()[0]})") from None
         if not names:

@@ -332,7 +332,7 @@ def seed_csv_examples(path: Path) -> list[Example]:
     ``model_output`` is the raw generation, parsed with ``parse_output``. A gold JSON that does
     not parse raises ``ValueError`` naming the CSV row (the header is row 1).
     """
-    with Path(path).open(encoding="utf-8", newline="") as f:
+    with Path(path).open(encoding="utf-8-sig", newline="") as f:  # a BOM (Excel's default) allowed
         reader = csv.DictReader(f)
         missing = {"sentence", "output", "model_output"} - set(reader.fieldnames or [])
         if missing:
@@ -378,7 +378,7 @@ def predictions_jsonl_examples(path: Path, *, reparse: bool = False) -> list[Exa
     which case ``raw`` is parsed again with ``parse_output``. Blank lines are ignored.
     """
     examples = []
-    with Path(path).open(encoding="utf-8") as f:
+    with Path(path).open(encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue

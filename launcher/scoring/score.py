@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from launcher.errors import UserError, choices_text
+from launcher.errors import UserError, choices_text, require_file
 
 FORMATS = {"jsonl": "jsonl", "seed-csv": "seed-csv", "seed-cls": "seed-cls"}
 EXTENSIONS = {".jsonl": "jsonl", ".csv": "seed-csv"}
@@ -44,8 +44,7 @@ def score_file(path: Path, fmt: str | None = None) -> dict[str, Any]:
     Every problem with the file (missing, unreadable, not the format, no sentences) is a
     one-line UserError.
     """
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     fmt = detect_format(path, fmt)
     from launcher.scoring import metrics, token_level
 

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import UserError
+from launcher.errors import UserError, require_file
 from launcher.scoring.classification import score_classification
 from launcher.scoring.cls_match import MATCHERS, Match, match
 from launcher.scoring.labels import LabelTree
@@ -44,8 +44,7 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The CSV's rows; a missing, unreadable or incomplete file is a one-line UserError."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     csv.field_size_limit(2**31 - 1)
     try:
         reader = csv.DictReader(_open_text(path))

@@ -1,8 +1,10 @@
-"""Writing a table of dataclass rows as Markdown and CSV: the bench tables share this."""
+"""Writing a table of dataclass rows as Markdown and CSV, and checking the numbers that go into
+them: the bench tables share this."""
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -26,3 +28,14 @@ def write_csv(rows: Sequence[Any], columns: Sequence[str], path: Path) -> None:
         for row in rows:
             data = asdict(row)
             writer.writerow({k: "" if data[k] is None else data[k] for k in columns})
+
+
+def fraction(key: str, value: Any) -> float:
+    """A precision, recall, F1, accuracy or ECE read from metrics.json: a finite number in [0, 1];
+    else a ValueError naming the key and the value (the bench skips the file with a warning)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: {value!r} is not a number")
+    number = float(value)
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise ValueError(f"{key}: {value!r} is out of range; valid: a number in [0, 1]")
+    return number

@@ -76,7 +76,7 @@ def score_tagged(
 def is_tagged_jsonl(path: Path) -> bool:
     """Whether the first row of a predictions.jsonl holds ``pred_tags`` (a baseline's file). A
     first row that does not read is not one: the generative reader then says what is wrong."""
-    with Path(path).open(encoding="utf-8") as f:
+    with Path(path).open(encoding="utf-8-sig") as f:
         for line in f:
             if line.strip():
                 try:
@@ -91,7 +91,7 @@ def score_tagged_jsonl(path: Path) -> dict[str, Any]:
     """`score_tagged` of a tagged predictions.jsonl; a malformed row raises ValueError naming
     the file and line."""
     tokens, gold, pred = [], [], []
-    with Path(path).open(encoding="utf-8") as f:
+    with Path(path).open(encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue

@@ -113,12 +113,30 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     match = _SINCE.match(text.strip().lower())
     if match:
-        return now - timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        try:
+            return now - timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        except OverflowError:
+            raise UserError(f"--since: {text} reaches back before the year 1; valid: {SINCE_FORMS}") from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UserError(f"--since: cannot read '{text}'; valid: {SINCE_FORMS}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+WATCH_MIN_S, WATCH_MAX_S = 1.0, 86400.0
+"""`--watch SECONDS`: at least 1 s (every refresh asks the schedulers), at most a day."""
+
+
+def check_watch(seconds: float) -> float:
+    """`--watch`'s interval when it is from WATCH_MIN_S to WATCH_MAX_S; else a UserError (NaN, inf,
+    0 and 0.001 included)."""
+    if not WATCH_MIN_S <= seconds <= WATCH_MAX_S:
+        raise UserError(
+            f"--watch: SECONDS must be from {WATCH_MIN_S:g} to {WATCH_MAX_S:g} (a day), got {seconds:g}; "
+            "each refresh asks the schedulers"
+        )
+    return seconds
 
 
 def parse_states(values: list[str]) -> set[str]:

@@ -65,7 +65,7 @@ def test_watch_refreshes_in_place_and_ctrl_c_exits_0(launch_env: dict[str, str],
 
     ids = _fabricate(tmp_path / "runs")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "launcher.cli", "status", "--watch", "0.2"], env=launch_env,
+        [sys.executable, "-m", "launcher.cli", "status", "--watch", "1"], env=launch_env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -118,7 +118,7 @@ def test_status_table_json_and_filters(launch: Launch, launch_env: dict[str, str
     for args, message in (
         (["--since", "soon"], "error: --since: cannot read 'soon'; valid: a duration (30m, 2h, 3d, 1w)"),
         (["--state", "done"], "error: --state: unknown state 'done'; valid: submitting, pending"),
-        (["--watch", "0"], "error: --watch: SECONDS must be a positive number"),
+        (["--watch", "0"], "error: --watch: SECONDS must be from 1 to 86400"),
     ):
         proc = launch("status", *args)
         assert proc.returncode == 2 and proc.stderr.startswith(message), proc.stderr
