@@ -21,6 +21,7 @@ from typing import Any
 
 from jobs.classify.answer import Malformed, TokenLogprob, cap_answer, logprob, read_completion
 from jobs.classify.cache import ResponseCache, request_key
+from launcher.tracking.wandb_mode import REDACTED, redact_text
 
 TOP_LOGPROBS = 5
 
@@ -177,6 +178,13 @@ class OpenAIEngine:
         finally:
             await client.close()
 
+    def _failed(self, started: float, error: str) -> Reply:
+        """A failed reply. Its error quotes the server, which may echo the API key: the key and every
+        secret of the environment are redacted before the text goes anywhere."""
+        if len(self.api_key) >= 4:
+            error = error.replace(self.api_key, REDACTED)
+        return Reply(latency_ms=(time.perf_counter() - started) * 1000, error=redact_text(error))
+
     async def _ask(self, client: Any, query: Query) -> Reply:
         import openai
 
@@ -194,18 +202,14 @@ class OpenAIEngine:
                     self.cache.put(self._refuses, self.base_url, self.model, {"refuses": "logprobs"})
                     self._no_logprobs(f"refuses logprobs (HTTP {err.status_code})", refused=True)
                 return await self._ask(client, query)
-            ms = (time.perf_counter() - started) * 1000
-            return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+            return self._failed(started, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
         except openai.OpenAIError as err:
-            ms = (time.perf_counter() - started) * 1000
-            return Reply(latency_ms=ms, error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+            return self._failed(started, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
         ms = (time.perf_counter() - started) * 1000
         try:
             answer = read_completion(raw.http_response.content)
         except Malformed as err:
-            return Reply(
-                latency_ms=ms, error=f"malformed response (HTTP {raw.http_response.status_code}): {err}"
-            )
+            return self._failed(started, f"malformed response (HTTP {raw.http_response.status_code}): {err}")
         if answer.tokens is None and self.logprobs:
             self._no_logprobs("returned no logprobs")
         return Reply(
