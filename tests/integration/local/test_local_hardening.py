@@ -172,6 +172,9 @@ def test_cancel_after_the_run_directory_was_deleted(launch: Launch, tmp_path: Pa
     run_id = launch("recipe", "tiny_smoke", "-c", str(profile), *LONG, *args, check=True).stdout.split()[0]
     run_dir = tmp_path / "runs" / run_id
     wait_for(lambda: run_state(launch, run_id) == "running")
+    # "running" is recorded when the job's process starts; deleted before the job has read its
+    # recipe, the job fails on its own and cancel has nothing left to do
+    wait_for(lambda: "step 1/" in (run_dir / "logs" / "task0.out").read_text())
     job = _job_pid(run_dir)
     supervisor = int(_job_id(tmp_path / "runs", run_id).split("@")[0])
     shutil.rmtree(run_dir)
