@@ -35,12 +35,24 @@ def follow_run(registry: Registry, run_id: str) -> int:
 
 def follow_chain(registry: Registry, run_id: str) -> int:
     """Follow training, then the chain's evaluations (state and F1 of each), then print the bench
-    table; 0 only when all of it succeeded."""
+    table; 0 only when all of it succeeded. The first Ctrl-C, at any stage, stops following (the
+    run and its chain go on), prints how to follow or cancel them and returns 130."""
+    from launcher.views import logs as logview
+
+    training = follow_run(registry, run_id)
+    if training == 130:
+        return training  # follow_run printed the hints
+    try:
+        return _follow_chain_steps(registry, run_id, trained=training == 0)
+    except KeyboardInterrupt:
+        return logview.interrupted([run_id])
+
+
+def _follow_chain_steps(registry: Registry, run_id: str, trained: bool) -> int:
     import time
 
     from launcher.loop import chain
 
-    trained = follow_run(registry, run_id) == 0
     row = registry.get(run_id)
     assert row is not None
     err = console(stderr=True)

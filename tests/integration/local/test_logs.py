@@ -107,10 +107,12 @@ def test_ctrl_c_while_following_leaves_the_run_running(
         launch("cancel", run_id, check=True)
 
 
+@pytest.mark.parametrize("then", [[], ["--then", "reeval"]], ids=["plain", "then"])
 def test_ctrl_c_during_launch_recipe_follow(
-    launch: Launch, launch_env: dict[str, str], tmp_path: Path
+    launch: Launch, launch_env: dict[str, str], tmp_path: Path, then: list[str]
 ) -> None:
-    slow = ["--set", "train.max_steps=200", "--set", "env={SMOKE_STEP_SECONDS: '0.2'}"]
+    """With --then too: the first Ctrl-C stops following at once (it used to go on to the chain)."""
+    slow = ["--set", "train.max_steps=200", "--set", "env={SMOKE_STEP_SECONDS: '0.2'}", *then]
     follower = subprocess.Popen(
         [sys.executable, "-m", "launcher.cli", "recipe", "tiny_smoke", "-c", "local", "--follow", *slow],
         env=launch_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -128,6 +130,8 @@ def test_ctrl_c_during_launch_recipe_follow(
         _, err = follower.communicate(timeout=30)
         assert follower.returncode == 130, err
         assert f"launch logs {run_id} -f" in err and f"launch cancel {run_id}" in err
+        assert err.count("interrupted: stopped following") == 1, err
+        assert "Waiting for the chain" not in err and "chain:" not in err, err
         assert _state(launch, run_id) == "running"
     finally:
         follower.kill()
