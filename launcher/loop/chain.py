@@ -289,12 +289,16 @@ def status(run_dir: Path, training_state: str | None = None) -> ChainStatus | No
     failed_training = training_state in ("failed", "cancelled", "timeout")
     if found.state == "waiting" and failed_training:
         found.state, found.reason = "not started", f"training {training_state}"
+        return found
+    gone = _job_ended(run_dir, found.job_id) if not found.ended and found.job_id and found.backend else None
+    if gone is not None:
+        data = read_state(run_dir)  # it may have written its last state since it was read above
+        if str(data.get("state")) in {s.value for s in ChainState if s.is_ended}:
+            found.state, found.reason = str(data["state"]), data.get("reason")
+        else:
+            found.state, found.reason = "failed", f"its job {found.job_id} ended ({gone}) unfinished"
     elif found.state == "waiting" and training_state == "completed":
         found.reason = "training completed; the chain is starting"
-    elif not found.ended and found.job_id and found.backend:
-        gone = _job_ended(run_dir, found.job_id)
-        if gone is not None:
-            found.state, found.reason = "failed", f"the chain's job {found.job_id} ended ({gone}) unfinished"
     return found
 
 
@@ -400,7 +404,8 @@ def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
     write_state(run_dir, "evaluating", reason=f"waiting for {len(evals)} evaluation(s)", submitted=True)
     rows = reeval.wait(registry, evals, lambda r: log(f"{r.run_id}: {r.state}"), poll=2.0)
     failed = [r.run_id for r in rows if r.state != RunState.COMPLETED.value]
-    if any(s.kind == "bench" for s in steps) and len(failed) < len(rows):  # no table of nothing
+    # no table of nothing; with no evaluation submitted, every checkpoint was scored before: bench those
+    if any(s.kind == "bench" for s in steps) and (len(failed) < len(rows) or not rows):
         write_state(run_dir, "bench", reason="building the table")
         out = run_dir / "bench"
         proc = subprocess.run(
@@ -417,7 +422,8 @@ def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
     if failed:
         write_state(run_dir, "failed", reason=f"{len(failed)} of {len(rows)} evaluation(s) did not complete")
         return 1
-    write_state(run_dir, "completed", reason=f"{len(rows)} evaluation(s) completed")
+    done = f"{len(rows)} evaluation(s) completed" if rows else f"{scored} checkpoint(s) were scored already"
+    write_state(run_dir, "completed", reason=done)
     return 0
 
 

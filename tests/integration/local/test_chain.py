@@ -7,6 +7,11 @@ sentences, written into the test's $LAUNCH_HOME/recipes."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,17 +25,31 @@ from tests.support.chain import (
     eval_runs,
     submit_and_leave,
 )
-from tests.support.cli import Launch, wait_for
+from tests.support.cli import Launch, run_state, wait_for
 
 
 @pytest.mark.slow
-def test_local_chain_evaluates_and_benches_after_the_cli_exited(launch: Launch, chain_world: Path) -> None:
+def test_local_chain_evaluates_and_benches_after_the_cli_exited(
+    launch: Launch, chain_world: Path, launch_env: dict[str, str]
+) -> None:
     run_id = submit_and_leave(launch, "local")
     wait_for(lambda: chain_line(launch, run_id).startswith(("chain: completed", "chain: failed")), 240, 2)
     assert chain_line(launch, run_id) == "chain: completed (2 evaluation(s) completed)"
     check_results(chain_world, run_id)
     status = launch("status", run_id, check=True).stdout
     assert f"chain bench: {chain_world / run_id / 'bench' / 'benchmark.md'}" in status
+
+    # run again (a requeued chain job, or one a manual reeval got ahead of): nothing is left to
+    # evaluate, and the table is built from the results there are (it used to build none)
+    shutil.rmtree(chain_world / run_id / "bench")
+    rerun = subprocess.run(
+        [sys.executable, "-m", "launcher.loop.chain", "--run-dir", str(chain_world / run_id)],
+        env=launch_env, cwd=chain_world.parent, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert chain_line(launch, run_id) == "chain: completed (2 checkpoint(s) were scored already)"
+    assert len(eval_runs(chain_world)) == 2  # nothing evaluated twice
+    check_results(chain_world, run_id)
 
 
 def test_no_table_when_every_evaluation_failed(
@@ -96,3 +115,31 @@ def test_a_sweep_with_then_evaluates_every_point(launch: Launch, chain_world: Pa
         )
         assert chain_line(launch, point.name) == "chain: completed (2 evaluation(s) completed)"
         check_results(chain_world, point.name)
+
+
+def test_a_chain_killed_before_its_evaluations_is_failed_and_follow_ends(
+    launch: Launch, chain_world: Path, launch_env: dict[str, str]
+) -> None:
+    """kill -9 of the chain's process: status said `waiting (training completed; the chain is
+    starting)` for good and --follow never returned. Now: `chain: failed`, and --follow exits 1."""
+    slow = ["--set", "train.max_steps=15", "--set", "env={SMOKE_STEP_SECONDS: '0.2'}"]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "launcher.cli", "recipe", "tiny_smoke", "-c", "local", *slow, *THEN[:2],
+         "--follow"],
+        env=launch_env, cwd=chain_world.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        run_id = follower.stdout.readline().strip()
+        info = chain_world / run_id / "launch.json"
+        wait_for(lambda: "job_id" in (json.loads(info.read_text()).get("chain") or {}), 30, 0.2)
+        pid = int(json.loads(info.read_text())["chain"]["job_id"].split("@")[0])
+        os.kill(pid, signal.SIGKILL)
+        _, err = follower.communicate(timeout=120)
+    finally:
+        follower.kill()
+    assert follower.returncode == 1, err
+    assert run_state(launch, run_id) == "completed"
+    line = chain_line(launch, run_id)
+    assert line.startswith("chain: failed (its job ") and line.endswith(" ended (failed) unfinished)"), line
+    assert "the chain is starting" not in line
