@@ -8,6 +8,8 @@ Modules:
 - `grid`: A sweep's grid: the `sweep:` section of a recipe, `--grid KEY=V1,V2,...`, and its points.
 - `kind_sections`: Recipe sections that one job kind owns: `classify:` (the classify kind) and `spacy:` (the
   spacy kind).
+- `project`: a user's project (launch.toml beside recipes/ and cluster/) and `launch init`, which writes
+  one with a profile of this machine (Slurm's scontrol, nvidia-smi or the CPUs).
 - `recipe`: Recipe: one experiment, written once. Loading, `--set` overrides, validation, hashing.
 - `schema`: Shared machinery for the YAML schemas: strict models, loading, readable errors, --set overrides.
 - `sections`: The sections of a recipe (model, lora, quantization, distributed, resources, data, train,

@@ -107,8 +107,13 @@ def axolotl_config(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
 
 
 def axolotl_config_text(recipe: Recipe, run_dir: Path) -> str:
-    source = Path(recipe.source)
-    if source.is_relative_to(paths.PROJECT_ROOT):
-        source = source.relative_to(paths.PROJECT_ROOT)
-    header = f"# rendered by recipe-launcher from recipe {recipe.name} ({source})\n"
+    source, project = Path(recipe.source), paths.find_project_root()
+    builtin = paths.builtin_dir("recipes")
+    if source.is_absolute() and source.is_relative_to(builtin):
+        shown = f"built-in recipes/{source.relative_to(builtin)}"  # the same wherever it is installed
+    elif project is not None and source.is_absolute() and source.is_relative_to(project):
+        shown = str(source.relative_to(project))
+    else:
+        shown = str(source)
+    header = f"# rendered by recipe-launcher from recipe {recipe.name} ({shown})\n"
     return header + yaml.safe_dump(axolotl_config(recipe, run_dir), sort_keys=False)

@@ -17,16 +17,28 @@ every other row's is, is such a row: it is skipped, logged, and recorded in ``La
 from __future__ import annotations
 
 import csv
+import importlib.util
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import UserError, require_file
+from launcher.errors import SetupError, UserError, require_file
 
 log = logging.getLogger(__name__)
 
-FILES = Path(__file__).resolve().parents[2] / "jobs" / "data" / "files"
+
+def _jobs_files() -> Path:
+    """jobs/data/files of the installed `jobs` package (found, not imported: launcher/ never imports
+    jobs/), wherever pip put it."""
+    spec = importlib.util.find_spec("jobs")
+    where = spec.submodule_search_locations if spec is not None else None
+    if not where:
+        raise SetupError("the jobs package is not installed beside launcher: reinstall recipe-launcher")
+    return Path(next(iter(where))) / "data" / "files"
+
+
+FILES = _jobs_files()
 DDC_CSV = FILES / "ddc_labels.csv"
 """The research's DDC tree, a byte copy (see the README's data section)."""
 AG_NEWS_CLASSES = FILES / "ag_news_classes.txt"

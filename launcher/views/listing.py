@@ -1,4 +1,5 @@
-"""Rich tables for `launch recipes` and `launch clusters`."""
+"""Rich tables for `launch recipes` and `launch clusters`: one row per name, where it comes from
+(project, home or built-in), and the directories searched under the table."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from launcher import paths
 from launcher.config.yamlio import Loader
-from launcher.kinds.table import KINDS
+from launcher.kinds.table import kind_named
 
 
 def header_comment(path: Path) -> str:
@@ -41,9 +42,31 @@ def _quick(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"_error": "error: not a mapping"}
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+def _origin(entry: paths.Entry, verbose: bool) -> str:
+    """`project`, `home` or `built-in` (a `*` when it hides a file of the same name further down
+    the search); with `verbose`, the file's path after it."""
+    text = entry.origin + ("*" if entry.shadows else "")
+    return f"{text} {entry.path}" if verbose else text
+
+
+def _searched(kind: str, found: dict[str, paths.Entry], verbose: bool) -> str:
+    """The caption: the project and $LAUNCH_HOME directories searched (the built-ins' with
+    `verbose`), and what a `*` means when a row has one."""
+    lines = []
+    if paths.find_project_root() is None:
+        lines.append(f"project: none (no {paths.MARKER} here or above: launch init makes one)")
+    for where in paths.search_dirs(kind):
+        if where.origin != "built-in" or verbose:
+            missing = "" if where.path.is_dir() else " (none)"
+            lines.append(f"{where.origin}: {where.path}{missing}")
+    if any(entry.shadows for entry in found.values()):
+        lines.append("*: hides the file of the same name further down (project, home, built-in)")
+    return "\n".join(lines)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
     """Every column as wide as its longest cell, but the last, which is cut to fit the terminal."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     used = 1
     for i, col in enumerate(columns[:-1]):
         width = max([len(col)] + [len(r[i]) for r in rows])
@@ -56,9 +79,11 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
-def recipe_table() -> Table:
+def recipe_table(verbose: bool = False) -> Table:
     rows = []
-    for name, path in sorted(paths.catalog("recipes").items()):
+    found = paths.entries("recipes")
+    for name, entry in sorted(found.items()):
+        path = entry.path
         data = _quick(path)
         res = data.get("resources") or {}
         per_node = res.get("gpus_per_node", 1)
@@ -66,20 +91,26 @@ def recipe_table() -> Table:
         model = str((data.get("model") or {}).get("name_or_path", "")).rsplit("/", 1)[-1]
         model = model if len(model) <= 24 else model[:23] + "…"  # every column still fits 80
         job = str(data.get("job", "?"))
-        kind = KINDS.get(job)
+        kind = kind_named(job)
+        if kind is not None and kind.custom and kind.module != job:  # a registered name: its module too
+            job = f"{job} ({kind.module})"
         if kind is not None and kind.methods:
             job = f"{job}/{data.get('method', 'fft')}"
         if kind is not None and not kind.implemented:
             job += " (not yet)"
         if "_error" in data:
             job = gpus = ""
-        rows.append([name, job, gpus, model, data.get("_error") or header_comment(path)])
-    return _table("recipes", ["name", "job", "GPUs", "model", "what"], rows)
+        what = data.get("_error") or header_comment(path)
+        rows.append([name, _origin(entry, verbose), job, gpus, model, what])
+    columns = ["name", "from", "job", "GPUs", "model", "what"]
+    return _table("recipes", columns, rows, _searched("recipes", found, verbose))
 
 
-def cluster_table() -> Table:
+def cluster_table(verbose: bool = False) -> Table:
     rows = []
-    for name, path in sorted(paths.catalog("clusters").items()):
+    found = paths.entries("clusters")
+    for name, entry in sorted(found.items()):
+        path = entry.path
         data = _quick(path)
         gpu = data.get("gpu")
         if isinstance(gpu, dict):
@@ -89,5 +120,7 @@ def cluster_table() -> Table:
         backend = str(data.get("backend", "?"))
         if "_error" in data:
             backend = gpus = ""
-        rows.append([name, backend, gpus, data.get("_error") or header_comment(path)])
-    return _table("clusters", ["name", "backend", "GPUs per node", "what"], rows)
+        what = data.get("_error") or header_comment(path)
+        rows.append([name, _origin(entry, verbose), backend, gpus, what])
+    columns = ["name", "from", "backend", "GPUs per node", "what"]
+    return _table("clusters", columns, rows, _searched("clusters", found, verbose))

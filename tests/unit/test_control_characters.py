@@ -85,7 +85,7 @@ def test_a_control_character_in_a_recipe_override_is_refused(override: str, key:
 
 def test_a_control_character_in_a_recipe_file_names_the_file(tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
-    text = (paths.PROJECT_ROOT / "recipes" / "tiny_smoke.yaml").read_text()
+    text = (paths.builtin_dir("recipes") / "tiny_smoke.yaml").read_text()
     text = text.replace("{mode: disabled}", '{mode: disabled, entity: "lab\\n"}')
     recipe.write_text(text + 'description: "fine\\nhere"\n')
     with pytest.raises(UserError, match=rf"^{recipe}: tracking\.wandb\.entity: .*control character"):
@@ -93,12 +93,10 @@ def test_a_control_character_in_a_recipe_file_names_the_file(tmp_path: Path) -> 
 
 
 def test_the_shipped_recipes_and_profiles_hold_no_control_characters() -> None:
-    for name in paths.catalog("recipes"):
-        if (paths.PROJECT_ROOT / "recipes" / f"{name}.yaml").is_file():
-            load_recipe(name)
-    for name in paths.catalog("clusters"):
-        if (paths.PROJECT_ROOT / "cluster" / f"{name}.yaml").is_file():
-            load_cluster(name)
+    for path in sorted(paths.builtin_dir("recipes").rglob("*.yaml")):
+        load_recipe(path)
+    for path in sorted(paths.builtin_dir("clusters").glob("*.yaml")):
+        load_cluster(path)
 
 
 @pytest.mark.parametrize("variable", ["LAUNCH_HOME", "LAUNCH_RUNS"])

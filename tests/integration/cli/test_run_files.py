@@ -23,11 +23,16 @@ def _sections(stdout: str) -> tuple[Path, dict[str, str]]:
     return run_dir, sections
 
 
-def test_dry_run_prints_the_axolotl_config(launch: Launch, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_prints_the_axolotl_config(
+    launch: Launch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     proc = launch("recipe", "llama4_scout_qlora", "--cluster", "a800", "--dry-run", "--force", check=True)
     run_dir, sections = _sections(proc.stdout)
     assert list(sections) == ["recipe.yaml", "axolotl.yaml"]
+    header = sections["axolotl.yaml"].splitlines()[0]
+    assert header.endswith("recipe llama4_scout_qlora (built-in recipes/llama4_scout_qlora.yaml)")
     monkeypatch.setenv("WANDB_MODE", "offline")  # as the launch fixture's environment
+    monkeypatch.chdir(tmp_path)  # and its working directory
     recipe = load_recipe("llama4_scout_qlora")
     assert sections["axolotl.yaml"] == axolotl_config_text(recipe, run_dir)
     assert sections["recipe.yaml"] == recipe.to_yaml()

@@ -41,7 +41,7 @@ def axolotl_recipes() -> list[str]:
     names = []
     for name, path in sorted(paths.catalog("recipes").items()):
         if (
-            path.parent == paths.PROJECT_ROOT / "recipes"
+            path.parent.resolve() == (ROOT / "recipes").resolve()
             and yaml.safe_load(path.read_text()).get("engine") == "axolotl"
         ):
             names.append(name)
