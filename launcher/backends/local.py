@@ -6,6 +6,9 @@ runs the run's submit.sh in its own process group with its output in logs/, enfo
 limit (SIGTERM, then SIGKILL of the group after `procs.GRACE_S`), and records the outcome in
 `<run_dir>/.local_state.json`. The job dies with its supervisor (PR_SET_PDEATHSIG); a process the
 job started that outlives both keeps the run `running` and its GPUs held until `launch cancel`.
+The supervisor runs in the run directory with the job's code on its PYTHONPATH (the run's snapshot,
+launcher.runs.code), so a queued run's supervisor and job never read the checkout; submit.sh `cd`s
+into the submitting working directory.
 
 Processes are named by PID + start time + boot id (`procs.Proc`), so a reused PID is never taken
 for a run's process. The job id is the supervisor's `PID@START` (a bare `PID` from older versions
@@ -98,6 +101,12 @@ class Slot:
     cap: int
 
 
+def _code_env(env: dict[str, str]) -> dict[str, str]:
+    """The job's code variables (PYTHONPATH, PYTHONSAFEPATH, LAUNCH_CODE): the supervisor runs the
+    launcher of the snapshot its job runs."""
+    return {k: v for k, v in env.items() if k in ("PYTHONPATH", "PYTHONSAFEPATH", "LAUNCH_CODE")}
+
+
 class LocalBackend(Backend[LocalPayload]):
     name = "local"
 
@@ -118,7 +127,7 @@ class LocalBackend(Backend[LocalPayload]):
             f"{spec.cluster} (local backend)\n"
             f"# needs {gpus} GPU(s); the supervisor sets CUDA_VISIBLE_DEVICES before running this\n"
             "set -euo pipefail\n"
-            f"cd {shlex.quote(str(paths.PROJECT_ROOT))}\n"
+            f"cd {shlex.quote(str(spec.workdir))}\n"
             f"{exports}\n"
             f"exec {shlex.join(spec.local_command(python))}\n"
         )
@@ -135,10 +144,11 @@ class LocalBackend(Backend[LocalPayload]):
         if slot is not None:
             cmd += ["--slot-group", slot.group, "--slot-index", str(slot.index), "--slot-cap", str(slot.cap)]
         atomic_write_json(run_dir / STATE_FILE, {"state": "pending"})
+        env = {**os.environ, **_code_env(request.spec.env), "LAUNCH_HOME": str(paths.launch_home())}
         with open(run_dir / "logs" / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(
-                cmd, cwd=paths.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, env={**os.environ, "LAUNCH_HOME": str(paths.launch_home())},
+                cmd, cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, env=env,
             )  # fmt: skip
         supervisor = Proc.of(proc.pid)
         job_id = str(supervisor)
@@ -167,7 +177,7 @@ class LocalBackend(Backend[LocalPayload]):
         for `after` itself. Its record (`follows`) lets `status` and `cancel` answer for its id."""
         with open(request.out, "ab") as out, open(request.err, "ab") as err:
             proc = subprocess.Popen(
-                request.command(sys.executable), cwd=paths.PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                request.command(sys.executable), cwd=request.workdir, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=err, start_new_session=True, env={**os.environ, **request.env},
             )  # fmt: skip
         follow_on = Proc.of(proc.pid)
@@ -197,6 +207,8 @@ class LocalBackend(Backend[LocalPayload]):
         state = RunState(recorded.get("state", "unknown"))
         if state.is_terminal:
             return state
+        if supervisor.alive() and not run_dir.is_dir():  # deleted under it: its state file went too
+            return RunState.RUNNING if job is not None and _run_alive([job]) else RunState.PENDING
         if supervisor.alive():
             return state
         if _run_alive([supervisor, job]):
@@ -228,6 +240,8 @@ class LocalBackend(Backend[LocalPayload]):
         if run_dir is None:
             return None
         recorded = _read_json(run_dir / STATE_FILE)
+        if not run_dir.is_dir() and _run_alive([supervisor, job]):
+            return f"its run directory {run_dir} is gone (deleted?); its processes run until `launch cancel`"
         if RunState(recorded.get("state", "unknown")).is_terminal or supervisor.alive():
             return recorded.get("reason")
         if _run_alive([supervisor, job]):
@@ -422,7 +436,7 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int, slo
         with open(logs / "task0.out", "ab") as out, open(logs / "task0.err", "ab") as err:
             proc = subprocess.Popen(
                 ["bash", str(run_dir / "submit.sh")], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=env, cwd=paths.PROJECT_ROOT, process_group=0, preexec_fn=_die_with(os.getpid()),
+                env=env, cwd=run_dir, process_group=0, preexec_fn=_die_with(os.getpid()),
             )  # fmt: skip
             job = Proc.of(proc.pid)
             started = True

@@ -48,6 +48,12 @@ class LaunchSpec:
     time: str
     """The duration as the recipe wrote it (for messages)."""
     env: dict[str, str] = field(default_factory=dict)
+    workdir: Path = Path(".")
+    """Where the job runs: the submitting process's working directory (the job's code comes from the
+    snapshot on its PYTHONPATH, `env`, never from there)."""
+    code_dir: Path | None = None
+    """The snapshot directory the job's code comes from (what a backend that copies code uploads);
+    None with --live-code."""
 
     @property
     def cpus_per_task(self) -> int:
@@ -76,10 +82,10 @@ class LaunchSpec:
 class FollowOn:
     """A launcher process to start after a job (`Backend.submit_after`): a run's `--then` chain.
 
-    Backend-neutral like LaunchSpec: `python -m <module> <args>` with `env` on top of the
-    submitting environment, run from the project directory, no GPU and at most one CPU; the
-    backend picks the Python. The submitted script or spec goes in `folder` as `<stem>.sh` or
-    `<stem>.yaml`, stdout and stderr are appended to `out` and `err`.
+    Backend-neutral like LaunchSpec: `python -m <module> <args>` with `env` (which puts the run's
+    code first on PYTHONPATH) on top of the submitting environment, run in `workdir`, no GPU and at
+    most one CPU; the backend picks the Python. The submitted script or spec goes in `folder` as
+    `<stem>.sh` or `<stem>.yaml`, stdout and stderr are appended to `out` and `err`.
     """
 
     name: str
@@ -96,6 +102,9 @@ class FollowOn:
     env: dict[str, str]
     minutes: int
     """Its time limit, where the scheduler needs one."""
+    workdir: Path = Path(".")
+    code_dir: Path | None = None
+    """As LaunchSpec.code_dir: the snapshot of the run it follows."""
 
     @property
     def out(self) -> Path:
@@ -110,10 +119,12 @@ class FollowOn:
 
 
 def job_env(run: Run) -> dict[str, str]:
-    """Variables the job gets on top of the submitting environment (never secrets)."""
+    """Variables the job gets on top of the submitting environment (never secrets). Its code
+    (launcher.runs.code) comes last: a PYTHONPATH the profile or recipe sets follows the snapshot."""
     env = {"LAUNCH_RUN_ID": run.run_id, "LAUNCH_RUN_DIR": str(run.run_dir), "PYTHONUNBUFFERED": "1"}
     env.update(run.profile.env)
     env.update(run.recipe.env)
+    env.update(run.planned_code.env(env.get("PYTHONPATH")))
     return env
 
 
@@ -144,6 +155,8 @@ def build_spec(run: Run) -> LaunchSpec:
         time_s=res.seconds,
         time=res.time,
         env=job_env(run),
+        workdir=run.planned_code.workdir,
+        code_dir=run.planned_code.snapshot.path if run.planned_code.snapshot else None,
     )
 
 

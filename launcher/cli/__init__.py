@@ -3,10 +3,12 @@
 Modules (the verb modules are imported in the order `launch --help` lists their verbs):
 
 - `common`: what every verb module shares: the typer app, the common options, the consoles.
+- `project`: `launch init`: make a directory a project with a recipe and a profile of this machine.
 - `submit`: verbs that check and submit recipes: recipe, plan, recipes, clusters, show.
 - `observe`: verbs that look at runs or stop them: status, logs, cancel.
 - `sync`: `launch sync`: upload a run to its artifact store, or sync offline W&B runs.
 - `loop`: the research loop's verbs: score, reeval, bench, sweep, compare.
+- `snapshots`: `launch snapshots`: the code snapshots beside the runs; `--prune` removes unused ones.
 - `follow`: the `--follow` loops shared by `recipe` and `reeval`.
 
 Heavy modules (torch, W&B, the backends) are imported inside the verbs: `launch --help` stays fast.
@@ -21,10 +23,12 @@ from launcher.errors import SetupError, UserError
 
 # importing a verb module registers its verbs; this order is the order of `launch --help`
 # isort: off
+from launcher.cli import project  # noqa: F401
 from launcher.cli import submit  # noqa: F401
 from launcher.cli import observe  # noqa: F401
 from launcher.cli import sync  # noqa: F401
 from launcher.cli import loop  # noqa: F401
+from launcher.cli import snapshots  # noqa: F401
 
 # isort: on
 

@@ -25,6 +25,14 @@ ThenOpt = Annotated[
         "--then", metavar="STEP", help="after training completed: reeval[=EVAL_RECIPE][@CLUSTER], then bench"
     ),
 ]
+LiveCodeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--live-code",
+        help="run the launcher and jobs packages where they are, not a snapshot (debugging: a queued "
+        "or requeued job runs whatever is there when it starts)",
+    ),
+]
 SetOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional here
     typer.Option(

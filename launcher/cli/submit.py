@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from launcher.cli.common import ClusterOpt, SetOpt, ThenOpt, app, console
+from launcher.cli.common import ClusterOpt, LiveCodeOpt, SetOpt, ThenOpt, app, console
 from launcher.cli.follow import follow_chain, follow_run
 
 
@@ -22,13 +22,14 @@ def recipe_cmd(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
     then: ThenOpt = None,
+    live_code: LiveCodeOpt = False,
 ) -> None:
     """Validate a recipe, check it fits the cluster, and submit it."""
     from launcher.loop import chain
     from launcher.runs import service as launching
     from launcher.runs.registry import Registry
 
-    prepared = launching.prepare(recipe, cluster, set_ or [], force=force)
+    prepared = launching.prepare(recipe, cluster, set_ or [], force=force, live_code=live_code)
     if prepared.run.recipe.sweep is not None:
         console(stderr=True).print(f"note: one plain run; `launch sweep {recipe}` runs its sweep: section")
     chained = chain.validate(then, prepared.run.recipe, prepared.run.profile) if then else None
@@ -84,19 +85,27 @@ def plan_cmd(
 
 
 @app.command("recipes")
-def recipes_cmd() -> None:
-    """List the recipes (project recipes/, then $LAUNCH_HOME/recipes)."""
+def recipes_cmd(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="each file's path")] = False,
+) -> None:
+    """List the recipes and where each comes from.
+
+    Searched in order: the project's recipes/ (beside launch.toml), $LAUNCH_HOME/recipes, the built-ins."""
     from launcher.views.listing import recipe_table
 
-    console().print(recipe_table())
+    console().print(recipe_table(verbose))
 
 
 @app.command("clusters")
-def clusters_cmd() -> None:
-    """List the cluster profiles (project cluster/, then $LAUNCH_HOME/clusters)."""
+def clusters_cmd(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="each file's path")] = False,
+) -> None:
+    """List the cluster profiles and where each comes from.
+
+    Searched in order: the project's cluster/ (beside launch.toml), $LAUNCH_HOME/clusters, the built-ins."""
     from launcher.views.listing import cluster_table
 
-    console().print(cluster_table())
+    console().print(cluster_table(verbose))
 
 
 @app.command("show")

@@ -59,6 +59,7 @@ def prepare(
     sets: list[str] | None = None,
     max_parallel: int | None = None,
     force: bool = False,
+    live_code: bool = False,
 ) -> PreparedSweep:
     """Load, validate and plan every point; creates nothing. A bad point is a UserError naming it.
 
@@ -87,7 +88,7 @@ def prepare(
         try:  # the file read once, each point built from a copy of its data
             recipe = recipe_from_data(copy.deepcopy(data), path, sets + point_overrides(point))
             recipe._base = base._base  # one base for every point: its digest is computed once
-            p = prepare_loaded(recipe, profile, parent=sweep_id, force=force)
+            p = prepare_loaded(recipe, profile, parent=sweep_id, force=force, live_code=live_code)
         except UserError as err:
             err.args = (f"sweep point {index} ({point_text(point)}): {err}",)
             raise

@@ -5,6 +5,8 @@ Modules:
 
 - `checkpoints`: Checkpoint directories of a run, never taken for complete before they are (torch-free: the
   launcher lists them, jobs write them).
+- `code`: Which code a run runs: its snapshot (or the live packages with --live-code), its working directory,
+  the git state of the project and the launcher; the job's PYTHONPATH.
 - `find`: Finding a run from what the user typed: a run id, a unique id prefix, or a run directory.
 - `history`: A training run's loss by step, read from files only (torch-free: bench and compare use it).
 - `launch_info`: launch.json: what a run was launched with, the one typed reader and writer of the file.
@@ -16,6 +18,7 @@ Modules:
 - `results`: Evaluation bookkeeping shared by `launch reeval` and `jobs.evaluate`: which checkpoints, which
   eval recipe, where results go, and the fingerprint that says a result is current.
 - `run`: A run: its id, its directory and launch.json, written only once everything validated.
+- `snapshot`: Code snapshots beside the runs, content-addressed: plan (hash), store, list, prune.
 - `service`: What the verbs do, apart from printing: prepare, submit, refresh and cancel runs.
 - `state`: The states of a run (kept in the registry) and of a run's `--then` chain (chain/state.json).
 """

@@ -37,6 +37,34 @@ class ChainInfo(BaseModel):
     steps: list[ChainStep] = Field(default_factory=list)
 
 
+class GitInfo(BaseModel):
+    """A git repository's state at submit: `diff` names the run's file of its uncommitted changes."""
+
+    model_config = ConfigDict(extra="allow")
+    root: str
+    commit: str | None = None
+    dirty: bool = False
+    diff: str | None = None
+
+
+class CodeInfo(BaseModel):
+    """`code`: which code the run runs (launcher.runs.code). `snapshot` is the snapshot id and `path`
+    its directory, both None with `live` (--live-code: `packages` where they were, not a copy)."""
+
+    model_config = ConfigDict(extra="allow")
+    snapshot: str | None = None
+    path: str | None = None
+    live: bool = False
+    files: int | None = None
+    bytes: int | None = None
+    packages: list[str] = Field(default_factory=list)
+    workdir: str | None = None
+    git: GitInfo | None = Field(None, description="the project: the git repository holding `workdir`")
+    launcher_git: GitInfo | None = Field(
+        None, description="the launcher's own checkout, when it runs from one other than the project"
+    )
+
+
 class LaunchInfo(BaseModel):
     """The content of launch.json. Every field has a default, so a file written by an older version
     (or a partial one) reads; the file holds only the keys that were ever given."""
@@ -69,6 +97,7 @@ class LaunchInfo(BaseModel):
     sweep_point: dict[str, Any] | None = Field(None, description='its varied keys: {"train.lr": 1e-05}')
     then: list[str] = Field(default_factory=list, description="the `--then` strings as given")
     chain: ChainInfo | None = None
+    code: CodeInfo | None = Field(None, description="the code the run runs; absent from older files")
 
     @classmethod
     def read(cls, run_dir: Path) -> LaunchInfo:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 from launcher import paths
 from launcher.config.cluster import ClusterProfile
 from launcher.config.recipe import Recipe
+from launcher.runs.code import DIFF_FILE, Code
+from launcher.runs.code import plan as plan_code
 from launcher.runs.launch_info import LaunchInfo
 
 
@@ -22,30 +23,6 @@ def new_run_id(recipe_name: str, now: datetime | None = None) -> str:
     return f"{recipe_name}-{now:%Y%m%d-%H%M}-{secrets.token_hex(2)}"
 
 
-def git_state(root: Path = paths.PROJECT_ROOT) -> tuple[str | None, bool]:
-    """(commit, dirty) of the project checkout; (None, False) outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None, False
-    return commit, dirty
-
-
 @dataclass(frozen=True)
 class RunFile:
     """One file a run writes into its directory when it is created (besides launch.json)."""
@@ -53,6 +30,8 @@ class RunFile:
     name: str
     text: str
     executable: bool = False
+    about: str | None = None
+    """What --dry-run prints instead of the content (a long file such as code.diff)."""
 
 
 @dataclass
@@ -66,6 +45,8 @@ class Run:
     parent: str | None = None
     sweep: str | None = None
     sweep_point: dict[str, Any] | None = None
+    code: Code | None = None
+    """The code it runs (launcher.runs.code); planned on first use of `planned_code` when not given."""
 
     @classmethod
     def new(
@@ -74,10 +55,18 @@ class Run:
         profile: ClusterProfile,
         root: Path | None = None,
         parent: str | None = None,
+        code: Code | None = None,
     ) -> Run:
         """A run of `recipe` on `profile` under a fresh run id (under `root`, the runs root by default)."""
         run_id = new_run_id(recipe.name)
-        return cls(run_id, (root or paths.runs_root()) / run_id, recipe, profile, parent)
+        return cls(run_id, (root or paths.runs_root()) / run_id, recipe, profile, parent, code=code)
+
+    @property
+    def planned_code(self) -> Code:
+        """`code`, planned as a snapshot beside the runs when it was not given."""
+        if self.code is None:
+            self.code = plan_code(self.recipe, self.run_dir.parent)
+        return self.code
 
     @property
     def logs_dir(self) -> Path:
@@ -102,11 +91,17 @@ class Run:
         `--dry-run` prints this same list, so what it shows is what a submit writes."""
         files = [RunFile("recipe.yaml", self.recipe.to_yaml()), RunFile("submit.sh", script, executable=True)]
         files += [RunFile(name, text) for name, text in self.rendered_files().items()]
+        diff = self.planned_code.dirty_diff
+        if diff is not None:
+            git = self.planned_code.git
+            about = f"the uncommitted changes of {git.root if git else '?'}, {len(diff.splitlines())} lines"
+            files.append(RunFile(DIFF_FILE, diff, about=about))
         return files
 
     def info(self) -> LaunchInfo:
         """launch.json as created: every key but `then` and `chain` (a run without a chain has none)."""
-        commit, dirty = git_state()
+        code = self.planned_code
+        git = code.git or code.launcher_git  # git_commit/git_dirty as older readers know them
         return LaunchInfo(
             run_id=self.run_id,
             recipe=self.recipe.name,
@@ -116,8 +111,8 @@ class Run:
             backend=self.profile.backend,
             job=self.recipe.job,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            git_commit=commit,
-            git_dirty=dirty,
+            git_commit=git.commit if git else None,
+            git_dirty=git.dirty if git else False,
             job_ids=[],
             parent=self.parent,
             wandb={},
@@ -126,6 +121,7 @@ class Run:
             recipe_hash_base=self.recipe.base_digest(),
             sweep=self.sweep,
             sweep_point=self.sweep_point,
+            code=code.info(),
         )
 
     def create(self, script: str) -> LaunchInfo:
@@ -134,7 +130,7 @@ class Run:
         self.logs_dir.mkdir()
         for f in self.files(script):
             path = self.run_dir / f.name
-            path.write_text(f.text)
+            path.write_text(f.text, errors="surrogateescape")  # a diff holds what the files hold
             if f.executable:
                 path.chmod(0o755)
         info = self.info()
@@ -147,8 +143,21 @@ def files_text(run: Run, script: str) -> str:
     content except the script itself (printed above)."""
     files = run.files(script)
     lines = [f"# files the run will write in {run.run_dir}:"]
-    lines += [f"#   {f.name}" + (" (the script above)" if f.name == "submit.sh" else "") for f in files]
-    lines.append("#   launch.json (at submit: run id, recipe hash, git commit, job ids)")
+    for f in files:
+        note = "the script above" if f.name == "submit.sh" else f.about
+        lines.append(f"#   {f.name}" + (f" ({note})" if note else ""))
+    lines.append("#   launch.json (at submit: run id, recipe hash, code, git commit, job ids)")
+    lines.append(f"# code: {code_line(run.planned_code)}")
     parts = ["\n".join(lines) + "\n"]
-    parts += [f"\n# ---- {f.name} ----\n{f.text.rstrip()}\n" for f in files if f.name != "submit.sh"]
+    shown = [f for f in files if f.name != "submit.sh" and not f.about]
+    parts += [f"\n# ---- {f.name} ----\n{f.text.rstrip()}\n" for f in shown]
     return "".join(parts)
+
+
+def code_line(code: Code) -> str:
+    """The dry run's line on the code: the snapshot a submit stores, or the live packages."""
+    if code.snapshot is None:
+        return f"LIVE packages {', '.join(str(p) for p in code.packages)} (--live-code: not a snapshot)"
+    snap = code.snapshot
+    there = "stored already" if (snap.path / "SNAPSHOT.json").is_file() else "stored at submit"
+    return f"snapshot {snap.id} ({snap.files} files, {snap.bytes / 1e6:.1f} MB) at {snap.path}, {there}"

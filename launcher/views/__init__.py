@@ -3,6 +3,7 @@ the registry first) and never import launcher.runs.service or a backend.
 
 Modules:
 
+- `code`: Which code a run ran (`launch status RUN`, `launch show RUN`) and the table of `launch snapshots`.
 - `listing`: Rich tables for `launch recipes` and `launch clusters`.
 - `logs`: What `launch logs` shows: labelled stdout/stderr lines, merged by time, known noise left out.
 - `run`: One run: `launch status RUN` (its facts, tasks and log tail) and `launch show RUN` (its recipe).

@@ -19,6 +19,7 @@ from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.progress import read_progress
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.state import RunState
+from launcher.views.code import code_facts, code_text
 from launcher.views.status import (
     age,
     best_result,
@@ -64,13 +65,14 @@ def run_detail(row: RunRow, chain: Sequence[str] = ()) -> Group:
     facts += [
         ("recipe", row.recipe),
         ("cluster", f"{row.cluster} ({row.backend})"),
-        ("run directory", row.run_dir),
+        ("run directory", row.run_dir if Path(row.run_dir).is_dir() else f"{row.run_dir} (gone: deleted?)"),
         ("created", f"{row.created_at} ({age(row.created_at)})"),
     ]
     if row.restarts:
         facts.append(("restarts", str(row.restarts)))
     if row.parent:
         facts.append(("parent run", row.parent))
+    facts += code_facts(Path(row.run_dir))  # the snapshot (or live checkout) it runs, its git commit
     facts += overrides_facts(Path(row.run_dir))  # launcher/config/grid.py: the --set overrides, the sweep
     w = wandb_text(Path(row.run_dir))
     if w:
@@ -123,4 +125,7 @@ def show_run_text(ref: str) -> str | None:
     ]
     if info.sweep:
         head.append(f"# sweep {info.sweep}, point {point_text(info.sweep_point or {})}")
+    code = code_text(info)
+    if code:
+        head.append(f"# code: {code}")
     return "\n".join(head) + "\n" + (run_dir / "recipe.yaml").read_text()

@@ -9,12 +9,12 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from launcher import paths
 from launcher.backends.base import BACKENDS, Backend
 from launcher.backends.spec import FollowOn
 from launcher.config.cluster import load_cluster
@@ -27,7 +27,8 @@ def _follow_on(tmp_path: Path, module: str = "launcher.loop.chain", args: tuple[
     return FollowOn(
         name="tiny-1-chain", title="recipe-launcher chain of run tiny-1", run_id="tiny-1", run_dir=run_dir,
         folder=run_dir / "chain", stem="chain", module=module, args=args or ("--run-dir", str(run_dir)),
-        env={"LAUNCH_RUNS": str(run_dir.parent)}, minutes=90,
+        env={"LAUNCH_RUNS": str(run_dir.parent)}, minutes=90, workdir=tmp_path,
+        code_dir=run_dir.parent / ".snapshots" / "0123456789abcdef",
     )  # fmt: skip
 
 
@@ -61,8 +62,7 @@ def test_slurm_follow_on_waits_for_the_job_it_follows(
 
     slurm = load_cluster("dev-slurm").slurm
     assert slurm is not None
-    request = _follow_on(tmp_path)
-    monkeypatch.setattr(paths, "PROJECT_ROOT", Path("/project"))  # the script cds there
+    request = replace(_follow_on(tmp_path), workdir=Path("/project"))  # the script cds there
     text = render.follow_on_script(slurm, request, "1234", "/usr/bin/python3")
     options = _options(text)
     assert options["dependency"] == "afterok:1234"
@@ -131,6 +131,7 @@ def test_ray_follow_on_is_a_job_without_resources(
     assert spec["metadata"] == {"launch_chain_of": "tiny-1", "launch_run_dir": str(request.folder)}
     env = spec["runtime_env"]["env_vars"]
     assert env["LAUNCH_RUNS"] == str(request.run_dir.parent) and "WANDB_API_KEY" not in env
+    assert spec["runtime_env"]["working_dir"] == str(request.code_dir)  # the run's snapshot is uploaded
     saved = (request.folder / "chain.yaml").read_text()
     assert "entrypoint_num_cpus: 0" in saved and "secret-value" not in saved
     assert not Path(env[agent.SECRETS_ENV]).exists()  # the submit failed: no secrets left behind
@@ -192,3 +193,22 @@ def test_the_chain_asks_for_a_follow_on_of_its_training_run(tmp_path: Path) -> N
     assert request.minutes == DEFAULT_MINUTES and request.out == tmp_path / "tiny-1" / "chain" / "chain.out"
     assert {"PYTHONPATH", "LAUNCH_HOME", "LAUNCH_RUNS"} <= set(request.env)
     assert _follow_on(row, load_cluster("a800")).minutes == 240 * 60  # its limits.max_time
+
+
+def test_the_chain_runs_the_snapshot_of_its_training_run(tmp_path: Path) -> None:
+    """Its PYTHONPATH starts with the run's snapshot, it runs in the run's working directory, and
+    a backend that uploads code gets the snapshot."""
+    from launcher.loop.chain import _follow_on
+    from launcher.runs.launch_info import CodeInfo, LaunchInfo
+    from launcher.runs.registry import RunRow
+
+    run_dir = tmp_path / "tiny-1"
+    run_dir.mkdir()
+    snap = tmp_path / ".snapshots" / "0123456789abcdef"
+    code = CodeInfo(snapshot=snap.name, path=str(snap), workdir="/project", packages=["/src/launcher"])
+    LaunchInfo(run_id="tiny-1", code=code).write(run_dir)
+    row = RunRow("tiny-1", "", "local", "local", "", str(run_dir), "", None, 0, None, "", "")
+    request = _follow_on(row, load_cluster("local"))
+    assert request.env["PYTHONPATH"].split(os.pathsep)[0] == str(snap)
+    assert request.env["PYTHONSAFEPATH"] == "1" and request.env["LAUNCH_CODE"] == snap.name
+    assert request.workdir == Path("/project") and request.code_dir == snap

@@ -1,30 +1,24 @@
 """Rendered sbatch scripts against golden files, and a dry run that calls no scheduler command.
 
-The goldens render with a fixed run id, runs root `/runs` and project root `/project`, so they hold
-no machine paths. `UPDATE_GOLDEN=1 pytest tests/unit/test_slurm_render.py` rewrites them.
+The goldens render with a fixed run id, runs root `/runs`, working directory `/project` and code
+snapshot `/runs/.snapshots/0123456789abcdef` (tests.support.code), so they hold no machine paths.
+`UPDATE_GOLDEN=1 pytest tests/unit/test_slurm_render.py` rewrites them.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
-from launcher import paths
 from launcher.backends.base import Request
 from launcher.backends.slurm.backend import SlurmBackend
 from launcher.config.cluster import ClusterProfile, load_cluster
 from launcher.config.recipe import load_recipe
 from launcher.runs.run import Run
+from tests.support.code import fixed_code
 from tests.support.paths import GOLDEN
-
-
-def project_at(root: str = "/project") -> AbstractContextManager[object]:
-    """Render as if the project lived at `root` (the script cds there)."""
-    return mock.patch.object(paths, "PROJECT_ROOT", Path(root))
 
 
 def request_for(
@@ -33,8 +27,8 @@ def request_for(
     loaded = load_recipe(recipe, overrides or [])
     profile = load_cluster(cluster)
     run_id = f"{loaded.name}-20260101-0000-{n:04d}"
-    with project_at():
-        return SlurmBackend(profile).dryrun(Run(run_id, Path("/runs") / run_id, loaded, profile))
+    run = Run(run_id, Path("/runs") / run_id, loaded, profile, code=fixed_code())
+    return SlurmBackend(profile).dryrun(run)
 
 
 def check_golden(name: str, text: str) -> None:
@@ -61,8 +55,7 @@ def test_golden_scripts(golden: str, recipe: str, overrides: list[str]) -> None:
 
 def test_golden_array() -> None:
     requests = [request_for("ds7b_eval_int8", n=i) for i in range(3)]
-    with project_at():
-        text = SlurmBackend(requests[0].run.profile).array_script(requests, 2)
+    text = SlurmBackend(requests[0].run.profile).array_script(requests, 2)
     check_golden("ds7b_eval_int8-a800-array.sbatch", text)
 
 
@@ -103,9 +96,8 @@ def test_profile_options_account_qos_constraint_gpus_per_node_and_extras() -> No
     )  # fmt: skip
     profile = ClusterProfile.model_validate(data)
     recipe = load_recipe("ds1.5b_fft", ["resources.mem_gb=200"])
-    run = Run("x-1", Path("/runs/x-1"), recipe, profile)
-    with project_at():
-        text = SlurmBackend(profile).dryrun(run).materialize()
+    run = Run("x-1", Path("/runs/x-1"), recipe, profile, code=fixed_code())
+    text = SlurmBackend(profile).dryrun(run).materialize()
     options = _options(text)
     for expected in ("--account=nlp", "--qos=high", "--constraint='a800&ib'", "--gpus-per-node=a800:4",
                      "--exclusive", "--mail-type=END", "--mem=200G"):  # fmt: skip
@@ -128,6 +120,8 @@ def test_cpu_job_asks_for_no_gpus() -> None:
     assert "--cpus-per-task=1" in options and not any(o.startswith(("--gres", "--gpus")) for o in options)
     assert "python -m jobs.smoke --run-dir /runs/tiny_smoke-20260101-0000-0000" in text
     assert "cd /project || exit 1" in text
+    assert "export PYTHONPATH=/runs/.snapshots/0123456789abcdef\nexport PYTHONSAFEPATH=1\n" in text
+    assert "export LAUNCH_CODE=0123456789abcdef\n" in text
 
 
 def test_array_tasks_must_share_resources() -> None:

@@ -214,7 +214,7 @@ def supervise_array(spec: dict[str, Any], poll: float = 1.0) -> int:
             job_id = entry["submission_id"]
             runtime_env = dict(entry["runtime_env"])  # secrets: in each entry's file (see above)
             if spec.get("upload", True):
-                runtime_env["working_dir"] = os.getcwd()  # the project as this supervisor got it
+                runtime_env["working_dir"] = os.getcwd()  # the code snapshot as this supervisor got it
             try:
                 client.submit_job(**{**entry, "runtime_env": runtime_env})
             except RuntimeError as err:

@@ -27,6 +27,11 @@ from launcher.errors import UserError
 ARRAY_PREFIX = "launch-array-"
 
 
+def _code_vars(env: dict[str, str]) -> dict[str, str]:
+    """The code variables of a job (its snapshot on PYTHONPATH): the supervisor runs that launcher."""
+    return {k: v for k, v in env.items() if k in ("PYTHONPATH", "PYTHONSAFEPATH", "LAUNCH_CODE")}
+
+
 def array_spec(jobs: RayJobs, requests: Sequence[Request[RayPayload]], max_parallel: int) -> dict[str, Any]:
     """The supervisor job that submits `requests` at most `max_parallel` at a time."""
     entries = []
@@ -39,11 +44,17 @@ def array_spec(jobs: RayJobs, requests: Sequence[Request[RayPayload]], max_paral
         "upload": jobs.spec.working_dir == "upload",
     }  # fmt: skip
     python = jobs.python()
-    first = requests[0].spec.run_id
+    first_spec = requests[0].spec
+    first = first_spec.run_id
     return {
         "submission_id": ARRAY_PREFIX + first,
-        "entrypoint": jobs.entrypoint([python, "-m", "launcher.backends.ray.agent", "array"]),
-        "runtime_env": jobs.runtime_env({ray_agent.ARRAY_ENV: ray_agent.encode_spec(payload)}),
+        "entrypoint": jobs.entrypoint(
+            [python, "-m", "launcher.backends.ray.agent", "array"], first_spec.workdir
+        ),
+        "runtime_env": jobs.runtime_env(
+            {**_code_vars(first_spec.env), ray_agent.ARRAY_ENV: ray_agent.encode_spec(payload)},
+            first_spec.code_dir,
+        ),
         "metadata": {
             "launch_array_entries": ",".join(r.spec.run_id for r in requests),
             "launch_max_parallel": str(max_parallel),

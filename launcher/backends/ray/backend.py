@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from launcher import paths
 from launcher.backends.base import Backend, Request
 from launcher.backends.follow import follow_files
 from launcher.backends.ray import agent as ray_agent
@@ -100,11 +99,6 @@ class RayBackend(Backend[RayPayload]):
                 "one node; valid: 1 (multi-node training: the slurm backend)"
             )
         self.jobs.endpoint  # noqa: B018 - a bad address is an error at dry-run time too
-        if self.spec.working_dir == "upload" and not (paths.PROJECT_ROOT / "pyproject.toml").is_file():
-            raise UserError(
-                f"{self.jobs.source}: ray.working_dir: upload needs the project checkout, but the "
-                f"launcher runs from {paths.PROJECT_ROOT}; install it with pip install -e . from a checkout"
-            )
         spec = self.jobs.job_spec(job)
         title = f"recipe-launcher run {job.run_id}: recipe {job.recipe_name} on cluster {job.cluster} (ray)"
         return self.jobs.spec_text(spec, title), RayPayload(spec)
@@ -196,9 +190,11 @@ class RayBackend(Backend[RayPayload]):
         out, err = shlex.quote(str(request.out)), shlex.quote(str(request.err))
         spec = {
             "submission_id": request.name,
-            "entrypoint": f"{self.jobs.entrypoint(words)} >>{out} 2>>{err}",
+            "entrypoint": f"{self.jobs.entrypoint(words, request.workdir)} >>{out} 2>>{err}",
             "entrypoint_num_cpus": 0,
-            "runtime_env": self.jobs.runtime_env({**request.env, ray_agent.SECRETS_ENV: str(secrets)}),
+            "runtime_env": self.jobs.runtime_env(
+                {**request.env, ray_agent.SECRETS_ENV: str(secrets)}, request.code_dir
+            ),
             "metadata": {"launch_chain_of": request.run_id, "launch_run_dir": str(request.folder)},
         }
         (request.folder / f"{request.stem}.yaml").write_text(self.jobs.spec_text(spec, request.title))

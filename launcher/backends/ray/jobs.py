@@ -19,14 +19,17 @@ timeout) and records the outcome in `DIR/.ray_exit.json`. Resources become
 `entrypoint_num_gpus` (gpus_per_node), `entrypoint_num_cpus` (cpus_per_gpu x GPUs) and
 `entrypoint_memory` (mem_gb); Ray sets CUDA_VISIBLE_DEVICES for the GPUs it hands out.
 
-Code and data: with `ray.working_dir: upload` (the default) the project directory is the job's
-runtime_env `working_dir`: Ray zips it (honouring .gitignore, minus EXCLUDES and the runs root)
-and stores it in the cluster once per content hash, so the nodes need no checkout, only a Python
-environment with the job's packages. With `shared` nothing is uploaded: the entrypoint `cd`s into
-the project, which must sit at the same path on every node. Either way the job reads and writes
-its run directory by absolute path: with a head on this machine that just works; on a remote
-cluster the runs root ($LAUNCH_RUNS) must be a filesystem shared at the same path by this machine
-and the nodes (the wrapper fails with exit 2 and says so otherwise).
+Code and data: with `ray.working_dir: upload` (the default) the run's code snapshot
+(launcher.runs.code) is the job's runtime_env `working_dir`: Ray zips it, stores it in the cluster
+once per content hash and puts it first on the job's PYTHONPATH, so the nodes need no checkout, only
+a Python environment with the job's dependencies; the job runs in Ray's copy of it, so a recipe's
+relative paths do not reach the nodes (give absolute ones on a shared filesystem). `--live-code`
+is refused there. With `shared` nothing is uploaded: the entrypoint `cd`s into the submitting
+working directory and the snapshot (beside the runs) is on PYTHONPATH; both must sit at the same
+path on every node. Either way the job reads and writes its run directory by absolute path: with a
+head on this machine that just works; on a remote cluster the runs root ($LAUNCH_RUNS) must be a
+filesystem shared at the same path by this machine and the nodes (the wrapper fails with exit 2 and
+says so otherwise).
 
 Environment: the job gets the LaunchSpec environment through runtime_env `env_vars`, and the
 submitting shell's `passthrough_env()` (W&B, AWS, HF, ... keys) through a 0600 file beside the run
@@ -37,7 +40,6 @@ job spec as YAML with the secrets' names only.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -66,12 +68,8 @@ from launcher.errors import UserError
 from launcher.jsonio import atomic_write_json
 from launcher.tracking.wandb_mode import redact_env
 
-EXCLUDES = [
-    "/.git", "/runs", "/wandb", "/bench", "/.whl", "/.tiny", "/.benchmarks", "/.venv",
-    "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info",
-    "*.pt", "*.pth", "*.bin", "*.safetensors", "*.ckpt", "*.gguf",
-]  # fmt: skip
-"""Never uploaded with the project (on top of what .gitignore says): run outputs, caches, weights."""
+EXCLUDES = ["__pycache__", "*.pyc"]
+"""Never uploaded with a snapshot (which holds none: a guard for a snapshot made by hand)."""
 
 
 def _index_dir() -> Path:
@@ -114,22 +112,26 @@ class RayJobs:
     def python(self) -> str:
         return self.spec.python or (sys.executable if self.endpoint.on_this_machine else "python")
 
-    def _excludes(self) -> list[str]:
-        excludes = list(EXCLUDES)
-        with contextlib.suppress(ValueError):
-            excludes.append("/" + paths.runs_root().relative_to(paths.PROJECT_ROOT).as_posix())
-        return excludes
-
-    def entrypoint(self, words: list[str]) -> str:
+    def entrypoint(self, words: list[str], workdir: Path) -> str:
+        """`words` as a shell line; with `shared`, run in `workdir` (with `upload`, in Ray's copy
+        of the code)."""
         line = shlex.join(words)
         if self.spec.working_dir == "shared":
-            return f"cd {shlex.quote(str(paths.PROJECT_ROOT))} && exec {line}"
+            return f"cd {shlex.quote(str(workdir))} && exec {line}"
         return f"exec {line}"
 
-    def runtime_env(self, env_vars: dict[str, str]) -> dict[str, Any]:
+    def runtime_env(self, env_vars: dict[str, str], code_dir: Path | None) -> dict[str, Any]:
+        """`env_vars`, and with `upload` the code snapshot as the working_dir (a UserError for live
+        code, which is never uploaded: the nodes would run a copy, not the live packages)."""
         if self.spec.working_dir == "shared":
             return {"env_vars": env_vars}
-        return {"working_dir": str(paths.PROJECT_ROOT), "excludes": self._excludes(), "env_vars": env_vars}
+        if code_dir is None:
+            raise UserError(
+                f"--live-code: {self.source} has ray.working_dir: upload, which sends the cluster a copy "
+                "of the code; submit without --live-code (the snapshot is uploaded), or use working_dir: "
+                "shared"
+            )
+        return {"working_dir": str(code_dir), "excludes": list(EXCLUDES), "env_vars": env_vars}
 
     def job_spec(self, job: LaunchSpec) -> dict[str, Any]:
         """The keyword arguments of JobSubmissionClient.submit_job, without passthrough variables."""
@@ -140,14 +142,14 @@ class RayJobs:
         ]  # fmt: skip
         spec: dict[str, Any] = {
             "submission_id": job.run_id,
-            "entrypoint": self.entrypoint(words),
+            "entrypoint": self.entrypoint(words, job.workdir),
             "entrypoint_num_cpus": job.cpus_per_task,
             "entrypoint_num_gpus": job.gpus_per_node,
         }
         if job.mem_gb:
             spec["entrypoint_memory"] = int(job.mem_gb * 1024**3)
         env = {**job.env, ray_agent.SECRETS_ENV: str(ray_agent.secrets_file(job.run_dir))}
-        spec["runtime_env"] = self.runtime_env(env)
+        spec["runtime_env"] = self.runtime_env(env, job.code_dir)
         spec["metadata"] = {
             "launch_run_id": job.run_id, "launch_run_dir": str(job.run_dir),
             "launch_recipe": job.recipe_name, "launch_cluster": self.profile.name,

@@ -7,7 +7,9 @@ from there; the golden scripts in tests/golden are what any other version must r
 
 A run's script runs the job under `srun --ntasks-per-node=1`: `python -m jobs.<job> --run-dir DIR`
 for one process, or, for a train job on several GPUs or nodes, one torchrun per node with c10d
-rendezvous on the head node.
+rendezvous on the head node. It `cd`s into the submitting working directory and exports the run's
+code (PYTHONPATH=<its snapshot>, PYTHONSAFEPATH=1: launcher.runs.code), so the job, every requeue
+of it (Slurm reruns the same script) and its torchrun workers run the code it was submitted with.
 
 Preemption and time limits (`--signal=B:USR2@90`, `--requeue`): Slurm signals the batch shell.
 Its trap notes the request and forwards USR2 to srun, which delivers it to every process of the
@@ -30,7 +32,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from launcher import paths
 from launcher.backends.spec import FollowOn, LaunchSpec, multi_node_kinds
 from launcher.config.cluster import SlurmSpec
 from launcher.errors import UserError
@@ -86,8 +87,8 @@ def _exports(env: dict[str, str]) -> list[str]:
     return [export_line(k, v) for k, v in env.items()]
 
 
-def _cd() -> str:
-    return f"cd {shlex.quote(str(paths.PROJECT_ROOT))} || exit 1"
+def _cd(workdir: Path) -> str:
+    return f"cd {shlex.quote(str(workdir))} || exit 1"
 
 
 def _srun(job: LaunchSpec) -> str:
@@ -180,7 +181,7 @@ def job_script(slurm: SlurmSpec, job: LaunchSpec) -> tuple[str, dict[str, Any]]:
     check_shape(job)
     body = [
         f"# recipe-launcher run {job.run_id}: recipe {job.recipe_name} on cluster {job.cluster}",
-        _cd(),
+        _cd(job.workdir),
         *_exports(job.env),
         *_step_lines(_srun(job), launch_command(job, slurm.python), job.torchrun is not None),
     ]
@@ -225,7 +226,7 @@ def array_script(slurm: SlurmSpec, jobs: Sequence[LaunchSpec], max_parallel: int
     torchrun = any(job.torchrun is not None for job in jobs)
     body = [
         f"# recipe-launcher array of {len(jobs)} runs: task i runs case i",
-        _cd(),
+        _cd(jobs[0].workdir),
         *cases,
         *_step_lines(_srun(jobs[0]), '"$@"', torchrun),
     ]
@@ -244,7 +245,7 @@ def follow_on_script(slurm: SlurmSpec, request: FollowOn, after: str, python: st
     unset = "|".join(f"{prefix}*" for prefix in JOB_VARIABLES)
     body = [
         f"# {request.title}: starts once job {after} completed",
-        _cd(),
+        _cd(request.workdir),
         *_exports(request.env),
         f'for name in $(compgen -e); do case "$name" in {unset}) unset "$name" ;; esac; done',
         f"exec {shlex.join(request.command(python))}",

@@ -3,13 +3,13 @@ the job spec and starts nothing."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.support.cli import Launch
-from tests.support.paths import ROOT
 from tests.support.ray_head import _free_ports, _profile
 
 
@@ -35,7 +35,11 @@ def test_dry_run_prints_the_job_spec_and_starts_nothing(
     assert "ray-secret-value-123" not in proc.stdout + proc.stderr
     assert "never in the spec: " in proc.stdout and "WANDB_API_KEY=***" in proc.stdout
     assert "-m launcher.backends.ray.agent job --run-dir" in proc.stdout and "-m jobs.smoke" in proc.stdout
-    assert f"http://127.0.0.1:{port}" in proc.stdout and "working_dir: " + str(ROOT) in proc.stdout
+    assert f"http://127.0.0.1:{port}" in proc.stdout
+    snapshot = rf"working_dir: {re.escape(str(tmp_path))}/runs/\.snapshots/[0-9a-f]{{16}}\n"
+    assert re.search(snapshot, proc.stdout)  # the code snapshot is uploaded, never the checkout
+    live = launch("recipe", "tiny_smoke", "-c", str(profile), "--dry-run", "--live-code")
+    assert live.returncode == 2 and "ray.working_dir: upload, which sends the cluster a copy" in live.stderr
     assert "entrypoint_num_gpus: 0" in proc.stdout and "entrypoint_num_cpus: 1" in proc.stdout
     assert not (tmp_path / "runs").exists()
     with socket.socket() as sock:

@@ -179,6 +179,10 @@ def test_cancel_after_the_run_directory_was_deleted(launch: Launch, tmp_path: Pa
     supervisor = int(_job_id(tmp_path / "runs", run_id).split("@")[0])
     shutil.rmtree(run_dir)
     profile.unlink()
+    detail = launch("status", run_id, check=True).stdout  # it said `unknown`
+    assert run_state(launch, run_id) == "running", detail
+    assert f"{run_dir} (gone: deleted?)" in detail
+    assert f"its run directory {run_dir} is gone (deleted?); its processes run until" in detail
     proc = launch("cancel", run_id)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
