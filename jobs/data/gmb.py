@@ -188,10 +188,11 @@ def recipe_split(data: DataSpec) -> GmbSplit:
     return split_gmb(sentences, data.test_size, data.seed, data.validation_size)
 
 
-def eval_sentences(recipe: Recipe) -> list[Sentence]:
+def eval_sentences(recipe: Recipe, split: GmbSplit | None = None) -> list[Sentence]:
     """The sentences an evaluation scores: the recipe's ``eval.split`` (test or validation) of its
-    split, capped by ``eval.max_samples`` (else ``data.max_eval_samples``)."""
-    split = recipe_split(recipe.data)
+    split (``split`` when the caller has it already), capped by ``eval.max_samples`` (else
+    ``data.max_eval_samples``)."""
+    split = split or recipe_split(recipe.data)
     sentences = split.test if recipe.eval.split == "test" else split.validation
     cap = recipe.eval.max_samples or recipe.data.max_eval_samples
     return sentences[:cap] if cap else sentences

@@ -17,7 +17,7 @@ epoch's shuffled sentences were used), the job exits 3, and the requeued job fin
 (Adam's moments restart: spaCy does not save its optimizer). `train.max_steps` stops it the same
 way after that many updates.
 
-At the end the last checkpoint is scored on the test split (`eval.max_samples`) into
+At the end the last checkpoint is scored on `eval.split` (test; `eval.max_samples`) into
 DIR/results/checkpoint-<N>/<recipe>_eval/ (predictions.jsonl, metrics.json: jobs.results).
 With `eval.only: true` nothing is trained: the pipeline at `model.name_or_path` is scored into
 `eval.results_dir` (how `launch reeval` scores a checkpoint). Exit codes: 0 done, 2 bad input,
@@ -151,8 +151,9 @@ def write_results(
     results.write_results(out, rows, metrics)
     s, tb = metrics["strict"], metrics["token_bio"]
     print(
-        f"test: strict entity P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f}; token (BIO) F1 "
-        f"{tb['f1']:.4f}; {len(rows)} sentences, {metrics['sentences_per_s']:.0f} sentences/s; wrote {out}",
+        f"{recipe.eval.split}: strict entity P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f}; "
+        f"token (BIO) F1 {tb['f1']:.4f}; {len(rows)} sentences, {metrics['sentences_per_s']:.0f} "
+        f"sentences/s; wrote {out}",
         flush=True,
     )
     return metrics
@@ -233,7 +234,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     from spacy.util import fix_random_seed, minibatch
 
     from jobs import wandb_run
-    from jobs.data.gmb import recipe_split
+    from jobs.data.gmb import eval_sentences, recipe_split
     from jobs.uploads import BackgroundUploader
     from launcher.runs.progress import Progress, eta_seconds, write_progress
 
@@ -244,8 +245,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     split = recipe_split(d)
     train_sents = split.train[: d.max_train_samples] if d.max_train_samples else split.train
     dev_sents = split.validation[: d.max_eval_samples] if d.max_eval_samples else split.validation
-    cap = recipe.eval.max_samples or d.max_eval_samples
-    test_sents = split.test[:cap] if cap else split.test
+    test_sents = eval_sentences(recipe, split)  # eval.split, as the eval-only scoring of a checkpoint
 
     stop = StopSignal()
     uploader = BackgroundUploader(recipe, run_dir)

@@ -6,7 +6,10 @@ Modules:
 - `axolotl`: The axolotl config a recipe with `engine: axolotl` asks for, rendered into the run directory.
 - `classify`: The rules of the classify job kind (torch-free); its `classify:` section is in
   launcher/config/kind_sections.py.
+- `custom`: A lab's own job kinds: the module a recipe's `job` names in the user's project, found and
+  checked at submit without importing it; `project_packages` for the code snapshot.
 - `deepspeed`: The DeepSpeed config a recipe asks for, rendered into the run directory as deepspeed.json.
+- `reads`: Which generic recipe keys each built-in job kind reads, and the file that reads each one.
 - `spacy`: spaCy pipelines for the `spacy` job kind: which names a recipe may give, where they load from,
   the recipe section that tunes spaCy's training, and the rules a spaCy recipe must keep.
 - `table`: The one table of job kinds: what each `recipe.job` is, asked by every other module.

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from launcher import paths
-from launcher.config.recipe import Recipe, load_recipe
+from launcher.config.recipe import Recipe, check_reads, load_recipe
 from launcher.config.schema import apply_overrides, validate
 from launcher.errors import UserError
 from launcher.jsonio import read_object
@@ -180,6 +180,7 @@ def self_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Recip
     source = f"{train.source} (with eval.only: true)"
     recipe = validate(Recipe, data, source)
     recipe._source = source
+    check_reads(recipe, overrides or [])  # `launch reeval --set` a key its kind does not read: refused
     return recipe
 
 
@@ -208,6 +209,7 @@ def default_eval_recipe(train: Recipe, overrides: list[str] | None = None) -> Re
     recipe = validate(Recipe, data, source, overrides)
     recipe._source = source
     recipe._overrides = list(overrides or [])
+    check_reads(recipe, recipe._overrides)
     return recipe
 
 

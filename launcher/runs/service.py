@@ -13,13 +13,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from launcher import paths
 from launcher.backends.base import NEVER_STARTS, Backend, Request, get_backend, overall_state
 from launcher.config.checks import check_inputs
 from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.config.recipe import Recipe, load_recipe
 from launcher.config.schema import validate
 from launcher.errors import SetupError, UserError, choices_text, did_you_mean
+from launcher.kinds.custom import check_job_module
 from launcher.kinds.table import implemented_jobs, kind_of
+from launcher.runs.code import plan as plan_code
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.run import Run
@@ -34,8 +37,12 @@ class Prepared:
 
 
 def check_job(recipe: Recipe) -> None:
-    """A recipe whose job module does not exist yet is refused before anything is created."""
-    if not kind_of(recipe).implemented:
+    """A recipe whose job module does not exist yet is refused before anything is created; a lab's
+    own job module must be found and runnable with `--run-dir` (launcher/kinds/custom.py)."""
+    kind = kind_of(recipe)
+    if kind.custom:
+        check_job_module(kind.module, recipe.at("job"))
+    elif not kind.implemented:
         valid = implemented_jobs()
         raise UserError(
             f"{recipe.at('job')}: '{recipe.job}' has no job module (jobs/{recipe.job}.py) in this "
@@ -73,23 +80,31 @@ def prepare(
     overrides: list[str] | None = None,
     parent: str | None = None,
     force: bool = False,
+    live_code: bool = False,
 ) -> Prepared:
     """Validate everything and build the request; creates nothing."""
     recipe = load_recipe(recipe_ref, overrides or [])
     profile = load_cluster(cluster_ref)
-    return prepare_loaded(recipe, profile, parent, force)
+    return prepare_loaded(recipe, profile, parent, force, live_code)
 
 
 def prepare_loaded(
-    recipe: Recipe, profile: ClusterProfile, parent: str | None = None, force: bool = False
+    recipe: Recipe,
+    profile: ClusterProfile,
+    parent: str | None = None,
+    force: bool = False,
+    live_code: bool = False,
 ) -> Prepared:
+    """`prepare` of a loaded recipe; the run's code is planned (hashed) here, stored at submit
+    (`live_code`: the packages where they are, no snapshot)."""
     check_fit(recipe, profile)
     check_inputs(recipe)
     check_job(recipe)
     if not force:
         check_plan(recipe, profile)
     backend = get_backend(profile)
-    run = Run.new(recipe, profile, parent=parent)
+    root = paths.runs_root()
+    run = Run.new(recipe, profile, root=root, parent=parent, code=plan_code(recipe, root, live_code))
     return Prepared(run, backend, backend.dryrun(run))
 
 
@@ -159,6 +174,7 @@ def submit(prepared: Prepared, registry: Registry) -> str:
     backend = prepared.backend
     backend.check([prepared.request])
     check_store(prepared.run.recipe)
+    prepared.run.planned_code.store()
     info = _claim(prepared, registry)
     try:
         job_id = backend.submit(prepared.request)
@@ -182,6 +198,8 @@ def submit_many(
     backend.check([p.request for p in prepared])
     for p in prepared:
         check_store(p.run.recipe)
+    for p in prepared:  # one snapshot for a whole sweep: stored once, then found
+        p.run.planned_code.store()
     claimed: list[tuple[Prepared, LaunchInfo]] = []
     try:
         for p in prepared:
@@ -270,7 +288,9 @@ def finished(state: str) -> bool:
     return RunState(state).is_terminal
 
 
-def cancel(registry: Registry, row: RunRow) -> RunState:
+def cancel(registry: Registry, row: RunRow, unanswered: Callable[[str], None] | None = None) -> RunState:
+    """Cancel every unfinished job of the run; its state after. A scheduler that took the cancel
+    but then did not answer leaves the state as last seen and tells `unanswered` why."""
     if row.state == RunState.SUBMITTING:
         raise UserError(
             f"run {row.run_id} is still being submitted (or its launcher stopped while submitting, "
@@ -281,4 +301,8 @@ def cancel(registry: Registry, row: RunRow) -> RunState:
     for job_id in row.job_ids:
         if not states.get(job_id, RunState.UNKNOWN).is_terminal:
             backend.cancel(job_id)
-    return RunState(refresh(registry, [row])[0].state)
+    silent = backend.unanswered
+    state = RunState(refresh(registry, [row])[0].state)
+    if silent and unanswered is not None and not state.is_terminal:
+        unanswered(silent.removesuffix("; states as last seen"))
+    return state
