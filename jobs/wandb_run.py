@@ -10,19 +10,7 @@ from typing import Any
 from launcher.config.grid import point_overrides, short_overrides
 from launcher.config.recipe import Recipe
 from launcher.runs.launch_info import LaunchInfo
-from launcher.tracking.wandb_mode import REDACTED, secret_values, wandb_mode
-
-
-def redact(value: Any, secrets: list[str]) -> Any:
-    """`value` with every secret string inside it replaced."""
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-    return value
+from launcher.tracking.wandb_mode import redact_data, wandb_mode
 
 
 def run_name(info: LaunchInfo, run_dir: Path) -> str:
@@ -50,7 +38,7 @@ def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> 
     config = {**recipe.model_dump(mode="json", exclude={"sweep"}), **extra_config, "overrides": overrides}
     if info.sweep:
         config.update(sweep=info.sweep, sweep_point=info.sweep_point or {})
-    config = redact(config, secret_values())
+    config = redact_data(config)
     run = wandb.init(
         project=spec.project, entity=spec.entity, group=info.sweep or spec.group or recipe.name,
         job_type=job_type, name=run_name(info, run_dir), id=run_id, resume="allow", dir=str(run_dir),

@@ -9,9 +9,12 @@ inside Markdown fences or after some text; a JSON object is looked for first, th
 A chat completion body is read by `read_completion`: UTF-8 JSON with a non-empty `choices` list whose
 first message has non-empty text content; token logprobs, when present, are numbers of at most 0
 (-Infinity becomes LOGPROB_FLOOR). Anything else raises `Malformed`, and the job records a failed
-item and caches nothing. An answer is stored (cache and predictions.jsonl) up to MAX_ANSWER_BYTES of
-UTF-8, cut at a character boundary and followed by TRUNCATED; its tokens are kept up to the same
-point, so a rerun from the cache scores exactly what the first run scored.
+item and caches nothing. Every text of the body is redacted of the secrets the caller names
+(launcher.tracking.wandb_mode) before anything of it is read, quoted or cut short: the tokens as
+their joined text is, so they still spell the (redacted) answer. An answer is stored (cache and
+predictions.jsonl) up to MAX_ANSWER_BYTES of UTF-8, cut at a character boundary and followed by
+TRUNCATED; its tokens are kept up to the same point, so a rerun from the cache scores exactly what
+the first run scored.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from launcher.tracking.wandb_mode import redact_data, redact_pieces, redact_text
 
 MAX_ANSWER_BYTES = 64 * 1024  # the most of an answer that is stored (cache, predictions.jsonl)
 TRUNCATED = "\n[... truncated: the answer was {size} bytes; the first {cap} are kept]"
@@ -221,14 +226,28 @@ def read_tokens(content: Any) -> list[TokenLogprob]:
     return out
 
 
-def read_completion(body: bytes) -> Completion:
-    """The answer in a chat completion `body` (module docstring); Malformed says what is wrong."""
+def redact_tokens(tokens: list[TokenLogprob], secrets: Sequence[str]) -> list[TokenLogprob]:
+    """`tokens` with every secret redacted as in their joined text (a secret cut into several
+    tokens too); an alternative equal to its token changes with it, any other is redacted alone."""
+    texts = redact_pieces([t.token for t in tokens], secrets=secrets)
+    out = []
+    for t, new in zip(tokens, texts, strict=True):
+        top = tuple((new if alt == t.token else redact_text(alt, secrets=secrets), lp) for alt, lp in t.top)
+        out.append(t if new == t.token and top == t.top else TokenLogprob(new, t.logprob, top))
+    return out
+
+
+def read_completion(body: bytes, secrets: Sequence[str] = ()) -> Completion:
+    """The answer in a chat completion `body` (module docstring), every text in it redacted of
+    `secrets`; Malformed says what is wrong."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        body_text = redact_pieces([body.decode("utf-8")], secrets=secrets)[0]
     except UnicodeDecodeError as err:
         raise Malformed(f"the body is not UTF-8 (byte {err.start} of {len(body)})") from None
+    try:
+        data = redact_data(json.loads(body_text), secrets=secrets)  # an escaped secret reads back whole
     except (ValueError, RecursionError):
-        start = body[:60].decode("utf-8", "replace").strip()
+        start = body_text[:60].strip()
         raise Malformed(f"the body is not JSON ({len(body)} bytes starting {start!r})") from None
     if not isinstance(data, dict):
         raise Malformed(f"the body is {_show(data)}, not a JSON object")
@@ -250,7 +269,7 @@ def read_completion(body: bytes) -> Completion:
         raise Malformed(f"message.content is {_show(text)}, not text")
     logprobs = choice.get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    tokens = read_tokens(content) if content else None
+    tokens = redact_tokens(read_tokens(content), secrets) if content else None
     usage = data["usage"] if isinstance(data.get("usage"), dict) else {}
     text, tokens = cap_answer(_text(text), tokens)
     counts = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))

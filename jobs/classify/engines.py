@@ -8,20 +8,28 @@ new answer is stored the moment it arrives (a killed job keeps what it was told)
 200 is read from its raw body by jobs.classify.answer.read_completion: one that holds no answer
 that can be scored (not JSON, no choices, empty content, impossible logprobs) is a failed item
 (`Reply.error`) and is never cached; a cache entry that does not read back as a Reply is a miss.
+
+Every reply passes `Reply.redacted` before it is cached or handed on, and an endpoint's body and
+error text are redacted before anything of them is read or cut short: the API key and every secret
+of the environment (launcher.tracking.wandb_mode) never reach the cache, predictions, logs or
+metrics, even when the endpoint echoes them. `timeout_s` bounds each whole request (connect, wait,
+body: `deadline_client`), so `attempts` x `timeout_s`, plus the client's waits between attempts
+(its backoff, or a 429's Retry-After of up to 60 s), bounds an item.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jobs.classify.answer import Malformed, TokenLogprob, cap_answer, logprob, read_completion
+from jobs.classify.answer import Malformed, TokenLogprob, cap_answer, logprob, read_completion, redact_tokens
 from jobs.classify.cache import ResponseCache, request_key
-from launcher.tracking.wandb_mode import REDACTED, redact_text
+from launcher.tracking.wandb_mode import redact_text, secret_values
 
 TOP_LOGPROBS = 5
 
@@ -54,6 +62,13 @@ class Reply:
         )
         return {"text": self.text, "tokens": tokens, "scores": self.scores, "latency_ms": self.latency_ms,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}  # fmt: skip
+
+    def redacted(self, secrets: Sequence[str]) -> Reply:
+        """This reply with every secret redacted from its text, tokens and error."""
+        text, error = redact_text(self.text, secrets=secrets), self.error
+        tokens = None if self.tokens is None else redact_tokens(self.tokens, secrets)
+        error = None if error is None else redact_text(error, secrets=secrets)
+        return replace(self, text=text, tokens=tokens, error=error)
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> Reply | None:
@@ -113,6 +128,31 @@ class RateLimit:
             await asyncio.sleep(delay)
 
 
+def deadline_client(timeout_s: float) -> Any:
+    """The openai client's own HTTP client (openai.DefaultAsyncHttpxClient: httpx or httpx2, as the
+    openai version has it) with each whole request (connect, wait, body) bounded by `timeout_s`.
+
+    httpx's timeouts bound each connect, read, write and pool wait on its own, so a server that
+    sends a byte a second never trips them, and neither httpx nor openai has a deadline for a whole
+    request. `send` is the documented place for one (openai takes `http_client=`); running out of
+    time is raised as the HTTP library's own ReadTimeout, so openai treats it as the timeout it is:
+    the connection is closed and the request retried with backoff, then APITimeoutError."""
+    import openai
+
+    base = openai.DefaultAsyncHttpxClient
+    http = sys.modules[base.__mro__[1].__module__.partition(".")[0]]
+
+    class DeadlineClient(base):  # type: ignore[valid-type,misc]
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await super().send(request, **kwargs)
+            except TimeoutError:
+                raise http.ReadTimeout(f"no whole response in {timeout_s:g} s", request=request) from None
+
+    return DeadlineClient()
+
+
 class OpenAIEngine:
     """Chat completions from an OpenAI-compatible endpoint, `concurrency` in flight at most."""
 
@@ -124,6 +164,7 @@ class OpenAIEngine:
         self.timeout_s, self.attempts, self.concurrency, self.rpm = timeout_s, attempts, concurrency, rpm
         self.cache, self.stats, self.log = cache, stats, log
         self.logprobs = logprobs
+        self.secrets = secret_values(also=[api_key])  # the key's variable may have any name
         self._refuses = request_key(base_url, model, {"refuses": "logprobs"}, None)
         if logprobs and cache.get(self._refuses) is not None:
             self._no_logprobs("refuses logprobs (remembered in the cache from an earlier run)", refused=True)
@@ -136,7 +177,8 @@ class OpenAIEngine:
             self.logprobs = False
             self.settings = {k: v for k, v in self.settings.items() if k not in ("logprobs", "top_logprobs")}
         if self.stats.logprobs_missing == 1:
-            note = f"{self.base_url} {why}: logprob confidence is not available (null, not zero)"
+            note = redact_text(f"{self.base_url} {why}: logprob confidence is not available (null, not zero)",
+                               secrets=self.secrets)  # fmt: skip
             self.stats.notes.append(note)
             self.log(f"note: {note}")
 
@@ -152,7 +194,8 @@ class OpenAIEngine:
         from openai import AsyncOpenAI
 
         client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s,
-                             max_retries=self.attempts - 1)  # fmt: skip
+                             max_retries=self.attempts - 1,
+                             http_client=deadline_client(self.timeout_s))  # fmt: skip
         gate, limit = asyncio.Semaphore(self.concurrency), RateLimit(self.rpm)
 
         async def one(query: Query) -> Reply:
@@ -161,10 +204,11 @@ class OpenAIEngine:
             reply = Reply.from_cache(hit) if hit is not None else None
             if reply is not None and reply.text.strip():  # an empty answer cached by an older version: ask
                 self.stats.cached += 1
+                reply = reply.redacted(self.secrets)  # cached by an older version, or under another key
             else:
                 async with gate:
                     await limit.wait()
-                    reply = await self._ask(client, query)
+                    reply = (await self._ask(client, query)).redacted(self.secrets)
                 if reply.error is None:
                     key = self.key(query)  # logprobs may have been dropped meanwhile
                     self.cache.put(key, self.base_url, self.model, reply.to_cache())
@@ -179,11 +223,11 @@ class OpenAIEngine:
             await client.close()
 
     def _failed(self, started: float, error: str) -> Reply:
-        """A failed reply. Its error quotes the server, which may echo the API key: the key and every
-        secret of the environment are redacted before the text goes anywhere."""
-        if len(self.api_key) >= 4:
-            error = error.replace(self.api_key, REDACTED)
-        return Reply(latency_ms=(time.perf_counter() - started) * 1000, error=redact_text(error))
+        """A failed reply: the first line of `error`, at most 300 characters. It quotes the server,
+        which may echo the API key: the key and every secret of the environment are redacted
+        before the text is cut short (a cut could leave a part of one) or goes anywhere."""
+        lines = redact_text(error, secrets=self.secrets).strip().splitlines() or [""]
+        return Reply(latency_ms=(time.perf_counter() - started) * 1000, error=lines[0][:300])
 
     async def _ask(self, client: Any, query: Query) -> Reply:
         import openai
@@ -202,12 +246,15 @@ class OpenAIEngine:
                     self.cache.put(self._refuses, self.base_url, self.model, {"refuses": "logprobs"})
                     self._no_logprobs(f"refuses logprobs (HTTP {err.status_code})", refused=True)
                 return await self._ask(client, query)
-            return self._failed(started, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+            return self._failed(started, f"{type(err).__name__}: {err}")
+        except openai.APITimeoutError:
+            return self._failed(started, f"APITimeoutError: no whole response within eval.api.timeout_s "
+                                         f"({self.timeout_s:g} s) in {self.attempts} attempt(s)")  # fmt: skip
         except openai.OpenAIError as err:
-            return self._failed(started, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+            return self._failed(started, f"{type(err).__name__}: {err}")
         ms = (time.perf_counter() - started) * 1000
         try:
-            answer = read_completion(raw.http_response.content)
+            answer = read_completion(raw.http_response.content, self.secrets)
         except Malformed as err:
             return self._failed(started, f"malformed response (HTTP {raw.http_response.status_code}): {err}")
         if answer.tokens is None and self.logprobs:
@@ -232,6 +279,7 @@ class ClassifyHFEngine:
         self.tokenizer: Any = None
         self.settings = {**settings, "hf_mode": mode}
         self.cache, self.stats = cache, stats
+        self.secrets = secret_values()
 
     def run(self, queries: Sequence[Query], done: Done) -> list[Reply]:
         out = []
@@ -243,7 +291,7 @@ class ClassifyHFEngine:
             cached = Reply.from_cache(hit) if hit is not None else None
             if cached is not None:
                 self.stats.cached += 1
-                reply = cached
+                reply = cached.redacted(self.secrets)
             else:
                 if self.model is None:  # loaded at the first answer not in the cache: a rerun loads nothing
                     self.model, self.tokenizer = self._load()
@@ -251,6 +299,7 @@ class ClassifyHFEngine:
                 started = time.perf_counter()
                 reply = self._loglik(query) if self.mode == "loglik" else self._generate(query)
                 reply.latency_ms = (time.perf_counter() - started) * 1000
+                reply = reply.redacted(self.secrets)
                 self.cache.put(key, self.ident, self.ident, reply.to_cache())
             done(reply)
             out.append(reply)

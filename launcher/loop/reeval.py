@@ -1,23 +1,26 @@
 """`launch reeval`: evaluate a training run's complete checkpoints, each as its own eval run.
 
-Planning reads only files (the run directory, results/*/metrics.json) and the registry; the
-submit goes through `launching.submit_many`: one job array on Slurm, parallel jobs on the local
-backend. Every eval run is registered with parent = the training run and writes into the
-training run's `results/<checkpoint>/<eval recipe>/` (evaluation.results_name), so two eval
-recipes on one checkpoint both keep their results.
+Planning reads only files (the run directory, results/*/metrics.json) and the registry, under a
+lock per run (`planned`) that is held until the evaluations are registered, so two reevals of one
+run at once evaluate each checkpoint once; the submit goes through `launching.submit_many`: one
+job array on Slurm, parallel jobs on the local backend. Every eval run is registered with parent =
+the training run and writes into the training run's `results/<checkpoint>/<eval recipe>/`
+(evaluation.results_name), so two eval recipes on one checkpoint both keep their results.
 """
 
 from __future__ import annotations
 
+import fcntl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import paths
 from launcher.config.cluster import load_cluster
 from launcher.config.recipe import Recipe, load_recipe, read_resolved
-from launcher.errors import UserError
+from launcher.errors import SetupError, UserError
 from launcher.kinds.table import KINDS, kind_of
 from launcher.runs import results as evaluation
 from launcher.runs import service as launching
@@ -27,6 +30,8 @@ from launcher.runs.registry import Registry, RunRow
 from launcher.runs.service import Prepared
 from launcher.runs.state import RunState
 
+LOCK = ".reeval.lock"
+"""In a training run's directory: held by a reeval from planning until its evaluations are registered."""
 SPLIT_KEYS = ("dataset", "path", "test_size", "seed", "validation_size")
 """The data keys that define the held-out split: an eval recipe takes them from the training run."""
 
@@ -124,7 +129,50 @@ def plan(
     every: int | None = None,
     last: int | None = None,
 ) -> Reevaluation:
-    """Which checkpoints of the run need evaluating with which eval recipe; submits nothing."""
+    """Which checkpoints of the run need evaluating with which eval recipe; submits nothing (and
+    takes no lock: `planned` plans to submit)."""
+    run_id, run_dir = _target(registry, ref, every, last)
+    return _plan(registry, run_id, run_dir, recipe_ref, overrides, every, last)
+
+
+@contextmanager
+def planned(
+    registry: Registry,
+    ref: str,
+    recipe_ref: str | None = None,
+    overrides: list[str] | None = None,
+    every: int | None = None,
+    last: int | None = None,
+    *,
+    lock: bool = True,
+    say: Callable[[str], None] = print,
+) -> Iterator[Reevaluation]:
+    """`plan(...)` under the run's reeval lock (RUN/.reeval.lock), held until the block ends: submit
+    inside the block, and another reeval of the run plans once these evaluations are registered, so
+    it sees them being evaluated and submits none of them again. `lock=False` (a dry run) takes no
+    lock and creates nothing; `say` gets a line while another reeval of the run holds the lock."""
+    run_id, run_dir = _target(registry, ref, every, last)
+    if not lock:
+        yield _plan(registry, run_id, run_dir, recipe_ref, overrides, every, last)
+        return
+    path = run_dir / LOCK
+    try:
+        handle = open(path, "a")  # noqa: SIM115 (the with below closes it, which releases the lock)
+    except OSError as err:
+        raise SetupError(f"{path}: cannot open the reeval lock: {err.strerror or err}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another reeval of {run_id} to finish submitting ({path}) ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as err:  # a file system without locks: plan as before rather than not at all
+            say(f"note: {path}: cannot lock ({err.strerror or err}); planning without the lock")
+        yield _plan(registry, run_id, run_dir, recipe_ref, overrides, every, last)
+
+
+def _target(registry: Registry, ref: str, every: int | None, last: int | None) -> tuple[str, Path]:
+    """The training run's id and directory (a run in the store is downloaded first)."""
     if every is not None and every < 1:
         raise UserError(f"--every: {every} is not a step count; valid: 1 or more")
     if last is not None and last < 1:
@@ -132,6 +180,18 @@ def plan(
     if ref.startswith("s3://"):
         ref = str(fetch_stored_run(ref, every, last))
     run_id, run_dir, _ = find_run(registry, ref, TRAINING_KINDS)
+    return run_id, run_dir
+
+
+def _plan(
+    registry: Registry,
+    run_id: str,
+    run_dir: Path,
+    recipe_ref: str | None,
+    overrides: list[str] | None,
+    every: int | None,
+    last: int | None,
+) -> Reevaluation:
     train = evaluation.training_recipe(run_dir)
     if recipe_ref:
         eval_recipe = load_recipe(recipe_ref, overrides or [])
@@ -168,8 +228,9 @@ def plan(
     return Reevaluation(run_id, run_dir, train, eval_recipe, checkpoints, aligned, len(complete))
 
 
-def prepare(p: Reevaluation, cluster: str, force: bool = False) -> list[Prepared]:
-    """One launching.Prepared per checkpoint to evaluate (nothing created yet)."""
+def prepare(p: Reevaluation, cluster: str, force: bool = False, live_code: bool = False) -> list[Prepared]:
+    """One launching.Prepared per checkpoint to evaluate (nothing created yet), each to run the code
+    of this process (one snapshot; `live_code`: the packages where they are)."""
 
     profile = load_cluster(cluster)
     if not force:
@@ -182,7 +243,7 @@ def prepare(p: Reevaluation, cluster: str, force: bool = False) -> list[Prepared
     prepared = []
     for ckpt in p.todo:
         recipe = evaluation.checkpoint_recipe(p.eval_recipe, ckpt.path, ckpt.results)
-        prepared.append(launching.prepare_loaded(recipe, profile, parent=p.run_id, force=True))
+        prepared.append(launching.prepare_loaded(recipe, profile, p.run_id, True, live_code))
     return prepared
 
 

@@ -1,11 +1,19 @@
-"""W&B mode resolution and secret redaction."""
+"""W&B mode resolution and secret redaction.
+
+Redaction is one function for the whole project, `redact_pieces` (`redact_text` for one string,
+`redact_data` for JSON-like values): every stretch of text that a secret covers (the values of the
+environment's secret-looking variables, plus any `also` a caller knows, such as an API key read from
+a variable of any name) becomes REDACTED. Overlapping secrets are merged into one stretch, so no part
+of either survives; a text cut into parts (an answer's tokens) is redacted as the joined text is.
+Redact before cutting a text short: a cut can leave a part of a secret no redaction recognises.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Literal, TypeGuard
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeGuard
 
 WandbMode = Literal["online", "offline", "disabled"]
 """What W&B runs in, resolved."""
@@ -25,17 +33,84 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: (REDACTED if is_secret(k) else v) for k, v in env.items()}
 
 
-def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
-    """Values of the secret variables in the environment (at least 4 characters long)."""
+def secret_values(env: Mapping[str, str] | None = None, also: Iterable[str] = ()) -> list[str]:
+    """Values of the secret variables in the environment and `also`, each at least 4 characters
+    long (shorter ones would redact ordinary text), longest first, without repeats."""
     env = os.environ if env is None else env
-    return [v for k, v in env.items() if is_secret(k) and len(v) >= 4]
+    found = {v for k, v in env.items() if is_secret(k)} | set(also)
+    return sorted((v for v in found if len(v) >= 4), key=lambda v: (-len(v), v))
 
 
-def redact_text(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`text` with every secret value from the environment replaced."""
-    for value in sorted(secret_values(env), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
+def _covered(text: str, secrets: Sequence[str]) -> list[tuple[int, int]]:
+    """The stretches [start, end) of `text` that any secret covers, overlapping ones merged, in order."""
+    spans = []
+    for secret in secrets:
+        at = text.find(secret)
+        while at >= 0:
+            spans.append((at, at + len(secret)))
+            at = text.find(secret, at + 1)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def redact_pieces(
+    pieces: Sequence[str], env: Mapping[str, str] | None = None, *, secrets: Sequence[str] | None = None
+) -> list[str]:
+    """`pieces` (one text in parts, such as an answer's tokens) with every secret replaced: each
+    stretch a secret covers in the joined text becomes REDACTED in the piece where it starts and is
+    cut from the pieces it runs on into, so `"".join(result) == redact_text("".join(pieces))`.
+    The secrets are `secrets` (from secret_values) when given, else the environment's."""
+    secrets = secret_values(env) if secrets is None else secrets
+    text = "".join(pieces)
+    if not any(s in text for s in secrets):
+        return list(pieces)
+    spans, out, pos, k = _covered(text, secrets), [], 0, 0
+    for piece in pieces:
+        start, end = pos, pos + len(piece)
+        kept, cur = [], start
+        while cur < end:
+            while k < len(spans) and spans[k][1] <= cur:
+                k += 1
+            if k == len(spans) or spans[k][0] >= end:
+                kept.append(text[cur:end])
+                break
+            first, last = spans[k]
+            if first > cur:
+                kept.append(text[cur:first])
+                cur = first
+                continue
+            if first == cur:  # the stretch starts in this piece
+                kept.append(REDACTED)
+            cur = min(last, end)
+        out.append("".join(kept))
+        pos = end
+    return out
+
+
+def redact_text(
+    text: str, env: Mapping[str, str] | None = None, *, secrets: Sequence[str] | None = None
+) -> str:
+    """`text` with every secret value replaced (the secrets as `redact_pieces` takes them)."""
+    return redact_pieces([text], env, secrets=secrets)[0]
+
+
+def redact_data(
+    value: Any, env: Mapping[str, str] | None = None, *, secrets: Sequence[str] | None = None
+) -> Any:
+    """`value` (dicts, lists, strings and other JSON values) with every string in it redacted, keys too."""
+    secrets = secret_values(env) if secrets is None else secrets
+    if isinstance(value, str):
+        return redact_text(value, secrets=secrets)
+    if isinstance(value, dict):
+        return {redact_data(k, secrets=secrets): redact_data(v, secrets=secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v, secrets=secrets) for v in value]
+    return value
 
 
 def _is_mode(value: str | None) -> TypeGuard[WandbMode]:

@@ -250,6 +250,17 @@ def show(
         printer.print(line)
 
 
+def tasks_text(tasks: list[int]) -> str:
+    """What a run's task indexes are, for a --task message: `has 1 task; valid: 0`, `has 4 tasks;
+    valid: 0-3`, `has 3 tasks; valid: 0, 2, 5`, or `has no task yet` (not submitted)."""
+    if not tasks:
+        return "has no task yet (it was not submitted)"
+    ordered = sorted(tasks)
+    contiguous = ordered == list(range(ordered[0], ordered[-1] + 1))
+    valid = f"{ordered[0]}-{ordered[-1]}" if contiguous and len(ordered) > 2 else ", ".join(map(str, ordered))
+    return f"has {len(ordered)} task{'s' if len(ordered) > 1 else ''}; valid: {valid}"
+
+
 def interrupted(run_ids: list[str], what: str = "run") -> int:
     """After Ctrl-C while following: the runs go on; how to follow or cancel them. Exit 130."""
     many = len(run_ids) > 1

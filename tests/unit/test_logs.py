@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.views.logs import Line, NoiseFilter, merge, merged_backlog, stamp, tidy
+from launcher.views.logs import Line, NoiseFilter, merge, merged_backlog, stamp, tasks_text, tidy
 from tests.support.paths import FIXTURES
 
 # A stretch of real task0.err files (tiny_ner on the local backend with W&B offline, a Ray eval,
@@ -73,3 +73,11 @@ def test_interrupted_names_every_run_with_its_commands(capsys: pytest.CaptureFix
         "  follow again: launch logs ev-2 -f",
         "  cancel:       launch cancel ev-2",
     ]
+
+
+def test_the_tasks_a_run_has_for_a_task_message() -> None:
+    assert tasks_text([0]) == "has 1 task; valid: 0"
+    assert tasks_text([1, 0]) == "has 2 tasks; valid: 0, 1"
+    assert tasks_text([0, 1, 2, 3]) == "has 4 tasks; valid: 0-3"
+    assert tasks_text([0, 2, 5]) == "has 3 tasks; valid: 0, 2, 5"
+    assert tasks_text([]) == "has no task yet (it was not submitted)"

@@ -1,15 +1,19 @@
 """The classify job against a hostile OpenAI-compatible server on loopback (tests.support.hostile_llm):
 malformed 200s and empty answers are failed items that are never cached, non-finite numbers are
 written as `null`, stored answers are capped, and a broken response cache is said in one line and
-then done without (issue 26, items 4, 5, 14 and 15)."""
+then done without (issue 26, items 4, 5, 14 and 15); an API key the server echoes back reaches no
+file and no output, and a dripping or hanging server fails an item within attempts x timeout_s
+(items 1 and 2)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import pytest
 
 from tests.support.classify import run_dir_of
 from tests.support.cli import Launch
-from tests.support.hostile_llm import HUGE_BYTES, HostileLLM
+from tests.support.hostile_llm import ECHOES, HUGE_BYTES, HostileLLM
 
 CAP = 64 * 1024  # jobs.classify.answer.MAX_ANSWER_BYTES, as the README states it
 
@@ -183,3 +187,59 @@ def test_a_read_only_cache_is_said_in_one_line(
         metrics, _, log = classify(launch, url, "--set", "classify.seed=7")
     assert metrics["n"] == 2 and metrics["failures"] == 0
     assert sum(str(path) in line and "without the cache" in line for line in log.splitlines()) == 1, log
+
+
+# ------------------------------------------------- item 1: an echoed key reaches no file, no output
+def test_an_echoed_key_reaches_no_file_and_no_output(
+    launch: Launch, launch_env: dict[str, str], tmp_path: Path, server: HostileLLM
+) -> None:
+    """The key (from a variable whose name does not look secret, so only the recipe names it) and
+    another secret of the environment, echoed back in an error body of each status and in a 200's
+    answer, its logprob tokens and its malformed bodies: none of them, nor a part of one, is in any
+    file the run, the job or the cache wrote, or in what `launch` printed."""
+    key, token = f"sk-{secrets.token_hex(20)}", f"hf_{secrets.token_hex(16)}"
+    launch_env.update(LLM_AUTH=key, HF_TOKEN=token)
+    server.echo_also = [token]
+    sets = [f"eval.api.base_url={server.url('echo')}", "eval.api.key_env=LLM_AUTH", "classify.attempts=1",
+            f"classify.sample={len(ECHOES)}", "eval.api.max_concurrency=1",
+            "tracking.wandb.mode=disabled"]  # fmt: skip
+    proc = launch("recipe", "agnews_zero_shot", "--cluster", "local", "--follow",
+                  *(a for s in sets for a in ("--set", s)))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert server.requests["echo"] == len(ECHOES)
+    parts = [s[i : i + 10] for s in (key, token) for i in range(len(s) - 9)]  # a cut can leave a part
+    leaks = [str(p.relative_to(tmp_path)) for p in sorted(tmp_path.rglob("*"))
+             if p.is_file() and any(part.encode() in p.read_bytes() for part in parts)]  # fmt: skip
+    assert not leaks, leaks
+    printed = proc.stdout + proc.stderr
+    assert not [part for part in parts if part in printed], printed
+    results = next((run_dir_of(proc.stdout) / "results").glob("*/*/metrics.json")).parent
+    rows = [strict_json(line) for line in (results / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == len(ECHOES)
+    for row, (what, _) in zip(rows, ECHOES, strict=True):
+        quoted = "***" in row["raw"] or row["raw"].endswith(
+            f"Error code: {what}"
+        )  # openai quotes only `message`
+        assert quoted, (what, row["raw"])
+        assert row["parse_status"] == ("error" if what != "200 answer" else "ok"), (what, row)
+        assert what.startswith("200") or what in row["raw"], (what, row["raw"])  # the status is kept
+    assert rows[0]["raw"].endswith("key: *** ***"), rows[0]["raw"]  # the key, then the other secret
+
+
+# ----------------------------------------- item 2: a dripping or hanging server: attempts x timeout_s
+@pytest.mark.parametrize("mode", ["drip", "hang"])
+def test_a_dripping_or_hanging_server_fails_each_item_within_attempts_times_the_timeout(
+    mode: str, launch: Launch, server: HostileLLM
+) -> None:
+    """timeout_s 2, 2 attempts: each item fails within 2 x 2 s plus the client's backoff (0.5 s)
+    and some slack, and the job goes on to the next item; `drip` (a byte a second) outlived every
+    read timeout before, for up to 60 s an attempt."""
+    started = time.monotonic()
+    metrics, rows, _ = classify(
+        launch, server.url(mode), "--set", "eval.api.timeout_s=2", "--set", "classify.attempts=2"
+    )
+    assert metrics["n"] == 2 and metrics["failures"] == 2 and server.requests[mode] == 4
+    for row in rows:
+        assert row["parse_status"] == "error" and "timeout_s" in row["raw"], row
+        assert 3900 <= row["latency_ms"] <= 4000 + 500 + 2000, row["latency_ms"]
+    assert time.monotonic() - started < 60
