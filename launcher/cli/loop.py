@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from launcher.cli.common import ClusterOpt, SetOpt, ThenOpt, app, console, wide_console
+from launcher.cli.common import ClusterOpt, LiveCodeOpt, SetOpt, ThenOpt, app, console, wide_console
 from launcher.cli.follow import follow_evals
 from launcher.errors import UserError, require_positive
 
@@ -73,47 +73,46 @@ def reeval_cmd(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be submitted")] = False,
     force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    live_code: LiveCodeOpt = False,
 ) -> None:
     """Evaluate a training run's complete checkpoints not yet scored by the eval recipe."""
+    from functools import partial
+
     from launcher.loop import reeval
     from launcher.runs import service as launching
     from launcher.runs.registry import Registry
 
     require_positive("--max-parallel", max_parallel)
     registry = Registry(create=not dry_run)  # a dry run creates nothing, not even the registry
-    plan = reeval.plan(registry, run, recipe, set_ or [], every, last)
     err = console(stderr=True)
-    for change in plan.aligned:
-        err.print(f"note: split taken from the training run: {change}", markup=False, soft_wrap=True)
-    for ckpt in plan.checkpoints:
-        if ckpt.status != "todo":
-            how = "already scored" if ckpt.status == "scored" else "being evaluated"
-            err.print(
-                f"skip {ckpt.path.name}: {how} by {plan.eval_recipe.name} ({ckpt.run_id or '?'})",
-                markup=False, soft_wrap=True,
-            )  # fmt: skip
-    if not plan.todo:
-        if not plan.complete:
-            print(f"nothing to do: {plan.run_id} has no complete checkpoint yet (checkpoints/*/COMPLETE)")
+    say = partial(err.print, markup=False, soft_wrap=True)  # what users typed: no markup
+    # planned and submitted under the run's reeval lock: a second reeval at once sees these evaluations
+    with reeval.planned(registry, run, recipe, set_ or [], every, last, lock=not dry_run, say=say) as plan:
+        for change in plan.aligned:
+            say(f"note: split taken from the training run: {change}")
+        for ckpt in plan.checkpoints:
+            if ckpt.status != "todo":
+                how = "already scored" if ckpt.status == "scored" else "being evaluated"
+                say(f"skip {ckpt.path.name}: {how} by {plan.eval_recipe.name} ({ckpt.run_id or '?'})")
+        if not plan.todo:
+            if not plan.complete:
+                print(f"nothing to do: {plan.run_id} has no complete checkpoint yet (checkpoints/*/COMPLETE)")
+                return
+            what = f"{len(plan.checkpoints)} selected of {plan.complete} complete checkpoint(s)"
+            print(f"nothing to do: {what} of {plan.run_id} need no evaluation by {plan.eval_recipe.name}")
             return
-        what = f"{len(plan.checkpoints)} selected of {plan.complete} complete checkpoint(s)"
-        print(f"nothing to do: {what} of {plan.run_id} need no evaluation by {plan.eval_recipe.name}")
-        return
-    prepared = reeval.prepare(plan, cluster, force=force)
-    if dry_run:
-        sys.stdout.write(reeval.dry_run_text(plan, prepared, max_parallel))
-        return
-    with err.status(f"Submitting {len(prepared)} evaluation(s) ..."):
-        job_ids = launching.submit_many(prepared, registry, max_parallel, parent=plan.run_id)
-    for p, ckpt in zip(prepared, plan.todo, strict=True):
-        print(p.run.run_id, flush=True)
-        err.print(f"  {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results}", markup=False, soft_wrap=True)
-    profile = prepared[0].run.profile
-    err.print(
-        f"submitted {len(prepared)} evaluation(s) of {plan.run_id} with {plan.eval_recipe.name} on "
-        f"{profile.name} ({profile.backend}): job(s) {', '.join(job_ids)}",
-        markup=False, soft_wrap=True,
-    )  # fmt: skip
+        prepared = reeval.prepare(plan, cluster, force=force, live_code=live_code)
+        if dry_run:
+            sys.stdout.write(reeval.dry_run_text(plan, prepared, max_parallel))
+            return
+        with err.status(f"Submitting {len(prepared)} evaluation(s) ..."):
+            job_ids = launching.submit_many(prepared, registry, max_parallel, parent=plan.run_id)
+        for p, ckpt in zip(prepared, plan.todo, strict=True):
+            print(p.run.run_id, flush=True)
+            say(f"  {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results}")
+        profile = prepared[0].run.profile
+        say(f"submitted {len(prepared)} evaluation(s) of {plan.run_id} with {plan.eval_recipe.name} on "
+            f"{profile.name} ({profile.backend}): job(s) {', '.join(job_ids)}")  # fmt: skip
     if follow:
         run_ids = [p.run.run_id for p in prepared]
         try:
@@ -204,6 +203,7 @@ def sweep_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the points and the submission")] = False,
     force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
     then: ThenOpt = None,
+    live_code: LiveCodeOpt = False,
 ) -> None:
     """One run per point of a grid (or the recipe's sweep: section), all validated first; with
     --then, each point's checkpoints are evaluated (and benched) when that point completed."""
@@ -211,7 +211,7 @@ def sweep_cmd(
     from launcher.runs.registry import Registry
     from launcher.views.sweeps import point_text
 
-    plan = sweep.prepare(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force)
+    plan = sweep.prepare(recipe, cluster, grid or [], zip_, set_ or [], max_parallel, force, live_code)
     first = plan.prepared[0].run
     chained = chain.validate(then, first.recipe, first.profile) if then else None
     duplicates = sweep.duplicates_text(plan)
@@ -227,9 +227,11 @@ def sweep_cmd(
     err = console(stderr=True)
     with err.status(f"Submitting {len(plan.points)} point(s) ..."):
         job_ids = sweep.submit(plan, registry)
-        if chained:
-            chain.attach_many(registry, [p.run.run_id for p in plan.prepared], chained)
-    print(plan.sweep_id, flush=True)
+    print(plan.sweep_id, flush=True)  # first, whatever happens to the chains
+    failures: list[str] = []
+    if chained:
+        with err.status(f"Submitting {len(plan.points)} chain(s) ..."):
+            _, failures = chain.attach_many(registry, [p.run.run_id for p in plan.prepared], chained)
     for p, point in zip(plan.prepared, plan.points, strict=True):
         err.print(f"  {p.run.run_id}  {point_text(point)}", soft_wrap=True)
     profile = plan.prepared[0].run.profile
@@ -240,6 +242,11 @@ def sweep_cmd(
     if chained:
         err.print(f"{chain.describe(chained)}: one chain per point", soft_wrap=True)
     err.print(f"status: launch status {plan.sweep_id}", soft_wrap=True)
+    for line in failures:
+        err.print(f"error: {line}", markup=False, soft_wrap=True)
+    if failures:
+        err.print(f"{len(failures)} of {len(plan.points)} chain(s) not submitted", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command("compare")

@@ -128,6 +128,7 @@ def logs_cmd(
 ) -> None:
     """Print a run's logs: stdout lines labelled `out|`, stderr lines `err|`; known library noise
     (FutureWarnings, W&B banners, ...) is left out of the view, never out of the files."""
+    from launcher.errors import SetupError, UserError
     from launcher.runs import service as launching
     from launcher.runs.find import find_row
     from launcher.runs.registry import Registry
@@ -135,6 +136,11 @@ def logs_cmd(
 
     registry = Registry()
     row = find_row(registry, run)
+    tasks = [index for index, _, _ in row.jobs]
+    if task is not None and task not in tasks:
+        raise UserError(f"--task {task}: {row.run_id} {logview.tasks_text(tasks)}")
+    if not Path(row.run_dir).is_dir():
+        raise SetupError(f"{row.run_id}: its run directory {row.run_dir} is gone (deleted or moved): no logs")
     backend = launching.backend_of(row)
     try:
         for index, job_id, _ in row.jobs:
@@ -160,10 +166,12 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
     if _sweep_cancel(registry, run):
         return
     row = find_row(registry, run)
+    silent: list[str] = []
     with console(stderr=True).status(f"Cancelling {row.run_id} ..."):
-        state = launching.cancel(registry, row)
+        state = launching.cancel(registry, row, silent.append)
         chained = chain.cancel(registry, registry.get(row.run_id) or row)
-    print(f"{row.run_id}: {state.value}" + (f" (chain: {chained})" if chained else ""))
+    said = f"cancel sent; {silent[0]}" if silent else state.value
+    print(f"{row.run_id}: {said}" + (f" (chain: {chained})" if chained else ""))
 
 
 def _sweep_status(registry: Registry, ref: str) -> bool:

@@ -40,6 +40,7 @@ from launcher.kinds.table import kind_of
 from launcher.loop import reeval
 from launcher.runs import results as evaluation
 from launcher.runs import service as launching
+from launcher.runs.code import live_search_path, split_path, working_directory
 from launcher.runs.launch_info import ChainInfo, ChainStep, LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.state import ChainState, RunState
@@ -167,15 +168,34 @@ def chain_dir(run_dir: Path) -> Path:
     return run_dir / "chain"
 
 
-def _env() -> dict[str, str]:
-    """What the chain needs of the submitting shell: this project's code first, the same registry
-    and runs root (secrets reach it the way its backend passes the submitting environment on)."""
-    here = str(paths.PROJECT_ROOT)
-    pythonpath = os.environ.get("PYTHONPATH", "")
-    if here not in pythonpath.split(os.pathsep):
-        pythonpath = os.pathsep.join(p for p in (here, pythonpath) if p)
+def _code(info: LaunchInfo) -> tuple[dict[str, str], Path, Path | None]:
+    """The training run's code as its chain runs it: (variables, working directory, snapshot).
+
+    The chain runs the run's own snapshot (its PYTHONPATH, PYTHONSAFEPATH and LAUNCH_CODE as the
+    job got them), in the run's working directory; so do the evaluations it submits, which plan the
+    code they run from what the chain imported (the same snapshot, found again by its hash)."""
+    code = info.code
+    workdir = Path(code.workdir) if code and code.workdir else working_directory()
+    if code is not None and code.path:
+        entries = [code.path]
+    elif code is not None and code.live:
+        entries = list(dict.fromkeys(str(Path(p).parent) for p in code.packages))
+    else:  # a run from before snapshots: the packages this process runs, live
+        entries = live_search_path()
+    given = split_path(os.environ.get("PYTHONPATH", ""))
+    variables = {
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys([*entries, *given])),
+        "PYTHONSAFEPATH": "1",
+        "LAUNCH_CODE": (code.snapshot if code else None) or "live",
+    }
+    return variables, workdir, Path(code.path) if code and code.path else None
+
+
+def _env(info: LaunchInfo) -> dict[str, str]:
+    """What the chain needs of the submitting shell: the run's code first, the same registry and
+    runs root (secrets reach it the way its backend passes the submitting environment on)."""
     return {
-        "PYTHONPATH": pythonpath,
+        **_code(info)[0],
         "LAUNCH_HOME": str(paths.launch_home().resolve()),
         "LAUNCH_RUNS": str(paths.runs_root()),
     }
@@ -185,10 +205,12 @@ def _follow_on(row: RunRow, profile: ClusterProfile) -> FollowOn:
     """The chain of a training run, as its backend submits it."""
     run_dir = Path(row.run_dir)
     limit = duration_seconds(profile.limits.max_time) // 60 if profile.limits.max_time else DEFAULT_MINUTES
+    info = LaunchInfo.read(run_dir)
+    _, workdir, code_dir = _code(info)
     return FollowOn(
         name=f"{row.run_id}-chain", title=f"recipe-launcher chain of run {row.run_id}", run_id=row.run_id,
         run_dir=run_dir, folder=chain_dir(run_dir), stem="chain", module="launcher.loop.chain",
-        args=("--run-dir", str(run_dir)), env=_env(), minutes=limit,
+        args=("--run-dir", str(run_dir)), env=_env(info), minutes=limit, workdir=workdir, code_dir=code_dir,
     )  # fmt: skip
 
 
@@ -207,8 +229,8 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     LaunchInfo.update(run_dir, then=spec.then, chain=ChainInfo(backend=profile.backend, steps=steps))
     try:
         job_id = get_backend(profile).submit_after(_follow_on(row, profile), after=row.job_ids[0])
-    except UserError as err:
-        write_state(run_dir, "not started", reason=str(err))
+    except (UserError, SetupError) as err:
+        write_state(run_dir, "not started", reason=str(err).splitlines()[0])
         raise SetupError(
             f"{run_id} was submitted (job {row.job_ids[0]}) but its chain was not: {err}; "
             f"`launch reeval {run_id} --cluster C` evaluates it once it ends"
@@ -218,9 +240,16 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     return job_id
 
 
-def attach_many(registry: Registry, run_ids: list[str], spec: ChainSpec) -> list[str]:
-    """`attach` for each run of a sweep: one chain per point."""
-    return [attach(registry, run_id, spec) for run_id in run_ids]
+def attach_many(registry: Registry, run_ids: list[str], spec: ChainSpec) -> tuple[list[str], list[str]]:
+    """`attach` for each run of a sweep, one chain per point: (the chains' job ids, one line per
+    point whose chain could not be submitted). A failure never keeps the later points' chains back."""
+    job_ids, failures = [], []
+    for run_id in run_ids:
+        try:
+            job_ids.append(attach(registry, run_id, spec))
+        except (UserError, SetupError) as err:
+            failures.append(str(err).splitlines()[0])
+    return job_ids, failures
 
 
 # ---------------------------------------------------------------- the chain's state
@@ -321,10 +350,15 @@ def cancel(registry: Registry, row: RunRow) -> str | None:
     """Stop a run's chain and the evaluations it submitted that have not ended; its new state."""
 
     run_dir = Path(row.run_dir)
-    found = status(run_dir)  # as the chain last said: a chain waiting for a cancelled run is stopped
-    if found is None or found.ended:
-        return found.state if found else None
-    if found.job_id:
+    found = status(run_dir)
+    if found is None:
+        return None
+    # as the chain itself last said (not as derived from its job, which the scheduler may have
+    # dropped with the training job): a chain that had not ended is cancelled, as status then says
+    recorded = str(read_state(run_dir).get("state", "waiting"))
+    if recorded in {s.value for s in ChainState if s.is_ended}:
+        return recorded
+    if found.job_id and _job_ended(run_dir, found.job_id) is None:
         launching.backend_of(row).cancel(found.job_id)  # waits until it ended
     for eval_id in found.evals:
         child = registry.get(eval_id)
@@ -352,19 +386,26 @@ def _wait_training(registry: Registry, run_id: str, poll: float = 2.0) -> RunRow
 def _submit_evals(
     registry: Registry, row: RunRow, step: Step, log: Callable[[str], None]
 ) -> tuple[list[str], int]:
-    """`launch reeval RUN --cluster C [--recipe E]` of one step: (eval run ids, checkpoints scored)."""
+    """`launch reeval RUN --cluster C [--recipe E]` of one step, under the run's reeval lock as
+    `launch reeval` plans (a manual reeval at the same moment evaluates nothing twice): (the eval
+    run ids to wait for, checkpoints scored). An evaluation another reeval is running is waited for
+    too, so the table holds its result."""
 
-    plan = reeval.plan(registry, row.run_id, step.recipe)
-    for ckpt in plan.checkpoints:
-        if ckpt.status != "todo":
-            log(f"skip {ckpt.path.name}: {ckpt.status} by {plan.eval_recipe.name} ({ckpt.run_id or '?'})")
-    if not plan.todo:
-        return [], len(plan.checkpoints)
-    prepared = reeval.prepare(plan, step.cluster or row.cluster)
-    job_ids = launching.submit_many(prepared, registry, MAX_PARALLEL, parent=plan.run_id)
+    with reeval.planned(registry, row.run_id, step.recipe, say=log) as plan:
+        others = []
+        for ckpt in plan.checkpoints:
+            if ckpt.status != "todo":
+                log(f"skip {ckpt.path.name}: {ckpt.status} by {plan.eval_recipe.name} ({ckpt.run_id or '?'})")
+            if ckpt.status == "running" and ckpt.run_id:
+                others.append(ckpt.run_id)
+        if not plan.todo:
+            return others, len(plan.checkpoints)
+        code = LaunchInfo.read(Path(row.run_dir)).code
+        prepared = reeval.prepare(plan, step.cluster or row.cluster, live_code=bool(code and code.live))
+        job_ids = launching.submit_many(prepared, registry, MAX_PARALLEL, parent=plan.run_id)
     ids = [p.run.run_id for p in prepared]
     log(f"submitted {len(ids)} evaluation(s) with {plan.eval_recipe.name}: job(s) {', '.join(job_ids)}")
-    return ids, len(plan.checkpoints)
+    return [*others, *ids], len(plan.checkpoints)
 
 
 def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
@@ -410,7 +451,7 @@ def run(run_dir: Path, log: Callable[[str], None] = print) -> int:
         out = run_dir / "bench"
         proc = subprocess.run(
             [sys.executable, "-m", "launcher.cli", "bench", str(run_dir), "--out", str(out)],
-            capture_output=True, text=True, env={**os.environ, **_env()}, cwd=paths.PROJECT_ROOT,
+            capture_output=True, text=True, env={**os.environ, **_env(info)},
         )  # fmt: skip
         (chain_dir(run_dir) / "bench.txt").write_text(proc.stdout)
         log(proc.stdout + proc.stderr)

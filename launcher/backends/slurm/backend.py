@@ -226,10 +226,13 @@ class SlurmBackend(Backend[SlurmPayload]):
         return done
 
     def cancel(self, job_id: str) -> None:
-        """scancel, then wait (up to 30 s) until the scheduler reports the job ended."""
+        """scancel, then wait (up to 30 s) until the scheduler reports the job ended; no longer
+        once squeue stops answering (`unanswered` says so: the cancel was sent all the same)."""
         _call(["scancel", job_id], "scancel", timeout=SUBMIT_TIMEOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not self.status([job_id])[job_id].is_terminal:
+            if self.unanswered:
+                return
             time.sleep(0.5)
 
 

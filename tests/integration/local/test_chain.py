@@ -143,3 +143,19 @@ def test_a_chain_killed_before_its_evaluations_is_failed_and_follow_ends(
     line = chain_line(launch, run_id)
     assert line.startswith("chain: failed (its job ") and line.endswith(" ended (failed) unfinished)"), line
     assert "the chain is starting" not in line
+
+
+def test_cancel_and_status_agree_on_a_chain_whose_job_died(
+    launch: Launch, chain_world: Path, launch_env: dict[str, str]
+) -> None:
+    """The chain's process died during training, then the run is cancelled: cancel said
+    `chain: failed` and status `not started (training cancelled)`; both now say cancelled."""
+    slow = ["--set", "train.max_steps=300", "--set", "env={SMOKE_STEP_SECONDS: '0.2'}"]
+    run_id = launch("recipe", "tiny_smoke", "-c", "local", *slow, *THEN[:2], check=True).stdout.split()[0]
+    info = json.loads((chain_world / run_id / "launch.json").read_text())
+    pid = int(info["chain"]["job_id"].split("@")[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(), 20)
+    cancelled = launch("cancel", run_id, check=True)
+    assert cancelled.stdout.strip() == f"{run_id}: cancelled (chain: cancelled)"
+    assert chain_line(launch, run_id) == "chain: cancelled (launch cancel)"

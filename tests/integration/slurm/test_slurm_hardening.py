@@ -162,3 +162,24 @@ def test_a_job_slurm_will_never_start_says_so(
         assert "will never start: PartitionConfig" in launch("status", run_id, check=True).stdout
     finally:
         _cancel(launch, launch_env, [run_id])
+
+
+def test_cancel_with_a_hung_squeue_says_the_cancel_was_sent(
+    launch: Launch, launch_env: dict[str, str], tmp_path: Path
+) -> None:
+    """It took 52 s and printed `pending` although scancel went through."""
+    require_slurm()
+    runs = _held_runs(launch, tmp_path, 1)
+    try:
+        bin_dir = _stand_ins(tmp_path, {"squeue": "sleep 300", "sacct": "sleep 300"})
+        launch_env.update(PATH=f"{bin_dir}:{launch_env['PATH']}", LAUNCH_SLURM_TIMEOUT="2")
+        started = time.monotonic()
+        proc = launch("cancel", runs[0], timeout=60)
+        took = time.monotonic() - started
+        assert proc.returncode == 0, proc.stderr
+        assert took < 15, f"launch cancel took {took:.0f} s with a hung squeue"
+        assert proc.stdout.strip() == f"{runs[0]}: cancel sent; Slurm did not answer in 2 s (squeue)"
+    finally:
+        launch_env.pop("LAUNCH_SLURM_TIMEOUT", None)
+        launch_env["PATH"] = os.environ["PATH"]
+    assert launch("status", runs[0], check=True).stdout.count("cancelled") >= 1
