@@ -14,8 +14,9 @@ Packages, each with its modules named in its own docstring, from the user's side
 - `cli`: the `launch` verbs (submit, observe, loop, sync, follow); thin, imports heavy modules lazily.
 - `loop`: the research loop over runs and the backend contract: sweep, reeval, `--then` chains, compare.
 - `views`: tables and text from registry rows and run files; never ask a scheduler.
-- `runs`: RunState, launch.json (LaunchInfo), the registry, checkpoints, progress, results, and the
-  service that prepares, submits, refreshes and cancels runs.
+- `runs`: RunState, launch.json (LaunchInfo), the registry, checkpoints, progress, results, the
+  code a run runs (`code`, `snapshot`: content-addressed copies beside the runs), and the service
+  that prepares, submits, refreshes and cancels runs.
 - `backends`: the contract (`base`: Backend, Request, submit_after, arrays; `spec`: LaunchSpec) and
   one package or module per scheduler: local, slurm/, ray/.
 - `config`, `kinds`: what users write (recipe, sections, cluster profile, sweep grid) and the job-kind
@@ -33,7 +34,10 @@ Where things go:
 - A new backend: a module or package under `launcher/backends/` implementing `backends.base.Backend`
   (dryrun, submit, submit_array, submit_after, status, logs, cancel), one line in `backends.base.BACKENDS`,
   its profile section in `launcher/config/cluster.py`, one test file under `tests/integration/`.
-  Nothing in `loop/`, `views/` or `cli/` names a scheduler.
+  Nothing in `loop/`, `views/` or `cli/` names a scheduler. It runs `spec.workdir` with `spec.env`
+  (which puts the run's code snapshot first on PYTHONPATH), never the launcher's own directory.
+- A lab's own job kind needs no edit here: its recipe names its module (`job: my_lab.probe`) or an
+  entry point of the group `recipe_launcher.jobs` (`kinds/custom.py` finds and checks it).
 - A new verb: a function in the `launcher/cli/` module of its group, registered on `cli.common.app`;
   what it does apart from printing goes in `runs/service.py` or `loop/`, what it prints in `views/`.
 """

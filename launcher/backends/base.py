@@ -113,6 +113,12 @@ class Backend(ABC, Generic[P]):
         """Checks only the scheduler can answer, before anything is created; raise UserError."""
         return None
 
+    def find_submitted(self, runs: Sequence[tuple[str, Path]]) -> dict[str, str]:
+        """After a submit that was interrupted (a signal) or a row left `submitting`: the job id the
+        scheduler holds for each (run id, run directory) it knows, found by what the submit named the
+        job, so that it is recorded (or cancelled) rather than lost. Default: none can be found."""
+        return {}
+
     def array_limit(self, requests: Sequence[Request[P]], max_parallel: int) -> int:
         """How many of `requests` `submit_array` lets run at once (the backend may lower it)."""
         return max_parallel

@@ -155,6 +155,23 @@ class LocalBackend(Backend[LocalPayload]):
         atomic_write_json(_state_dir() / f"{job_id}.json", {"run_dir": str(run_dir), "boot": supervisor.boot})
         return job_id
 
+    def find_submitted(self, runs: Sequence[tuple[str, Path]]) -> dict[str, str]:
+        """A supervisor started for a run directory (its command line names it), recorded here
+        when the submit was stopped before it recorded the supervisor itself."""
+        wanted = {str(run_dir): run_id for run_id, run_dir in runs}
+        found: dict[str, str] = {}
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with suppress(OSError, ValueError, IndexError):  # a process that ended meanwhile
+                words = cmdline.read_bytes().decode(errors="replace").split("\0")
+                if "launcher.backends.local" in words and "--run-dir" in words:
+                    run_dir = words[words.index("--run-dir") + 1]
+                    if run_dir in wanted:
+                        supervisor = Proc.of(int(cmdline.parent.name))
+                        record = {"run_dir": run_dir, "boot": supervisor.boot}
+                        atomic_write_json(_state_dir() / f"{supervisor}.json", record)
+                        found[wanted[run_dir]] = str(supervisor)
+        return found
+
     def array_limit(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> int:
         """Runs without GPUs share this machine's cores: at most cores // CPUs per task of them at
         once (two 2-CPU evaluations side by side on two cores ran 4x slower than one by one)."""

@@ -16,6 +16,7 @@ Heavy modules (torch, W&B, the backends) are imported inside the verbs: `launch 
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from launcher.cli.common import app, console
@@ -40,10 +41,20 @@ def _fail(message: object, code: int) -> None:
     sys.exit(code)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM or SIGHUP: leave the way an error does (SystemExit runs every clean-up path, so a
+    submit that was stopped half-way leaves no `submitting` row), then exit 128 + signum."""
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr (one per error) and exit code 2;
     a problem of this machine (disk, permissions, a damaged registry) one line and exit code 1."""
     import sqlite3
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminated)
 
     try:
         app()

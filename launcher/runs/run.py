@@ -116,7 +116,7 @@ class Run:
             job_ids=[],
             parent=self.parent,
             wandb={},
-            extra={},
+            extra={"profile": self.profile.model_dump(mode="json")},  # status and cancel read it back
             overrides=self.recipe.overrides,
             recipe_hash_base=self.recipe.base_digest(),
             sweep=self.sweep,

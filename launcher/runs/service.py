@@ -178,11 +178,27 @@ def submit(prepared: Prepared, registry: Registry) -> str:
     info = _claim(prepared, registry)
     try:
         job_id = backend.submit(prepared.request)
-    except BaseException:
-        _forget(registry, [prepared.run])
+    except BaseException as err:
+        _undo(registry, backend, [(prepared.run, info)], err)
         raise
     _record(registry, prepared.run, info, [job_id])
     return job_id
+
+
+def _undo(
+    registry: Registry, backend: Backend[Any], claimed: Sequence[tuple[Run, LaunchInfo]], err: BaseException
+) -> None:
+    """After a failed submit: nothing left behind. After an interrupted one (a signal, Ctrl-C), the
+    jobs that reached the scheduler anyway are recorded (found by name) and the rest forgotten."""
+    found: dict[str, str] = {}
+    if isinstance(err, SystemExit | KeyboardInterrupt):
+        with contextlib.suppress(Exception):
+            found = backend.find_submitted([(run.run_id, run.run_dir) for run, _ in claimed])
+    _forget(registry, [run for run, _ in claimed if run.run_id not in found])
+    for run, info in claimed:
+        if run.run_id in found:
+            with contextlib.suppress(SetupError):
+                _record(registry, run, info, [found[run.run_id]])
 
 
 def submit_many(
@@ -204,9 +220,13 @@ def submit_many(
     try:
         for p in prepared:
             claimed.append((p, _claim(p, registry, parent)))
-        job_ids = backend.submit_array([p.request for p in prepared], max_parallel)
     except BaseException:
         _forget(registry, [p.run for p, _ in claimed])
+        raise
+    try:
+        job_ids = backend.submit_array([p.request for p in prepared], max_parallel)
+    except BaseException as err:
+        _undo(registry, backend, [(p.run, info) for p, info in claimed], err)
         raise
     for (p, info), job_id in zip(claimed, job_ids, strict=True):
         _record(registry, p.run, info, [job_id])
@@ -292,10 +312,7 @@ def cancel(registry: Registry, row: RunRow, unanswered: Callable[[str], None] | 
     """Cancel every unfinished job of the run; its state after. A scheduler that took the cancel
     but then did not answer leaves the state as last seen and tells `unanswered` why."""
     if row.state == RunState.SUBMITTING:
-        raise UserError(
-            f"run {row.run_id} is still being submitted (or its launcher stopped while submitting, "
-            f"with no job id recorded); see {row.run_dir}"
-        )
+        return _end_submitting(registry, row, unanswered)
     backend = backend_of(row)
     states = backend.status(row.job_ids)
     for job_id in row.job_ids:
@@ -306,3 +323,16 @@ def cancel(registry: Registry, row: RunRow, unanswered: Callable[[str], None] | 
     if silent and unanswered is not None and not state.is_terminal:
         unanswered(silent.removesuffix("; states as last seen"))
     return state
+
+
+def _end_submitting(registry: Registry, row: RunRow, unanswered: Callable[[str], None] | None) -> RunState:
+    """A row still `submitting` (its launcher was killed while submitting): the scheduler is asked
+    for a job of the run first (a scheduler that cannot be asked is the error); one found is
+    recorded and cancelled like any run's job, else the row ends `cancelled`."""
+    found = backend_of(row).find_submitted([(row.run_id, Path(row.run_dir))])
+    if row.run_id in found:
+        registry.record_jobs(row.run_id, [found[row.run_id]])
+        return cancel(registry, registry.get(row.run_id) or row, unanswered)
+    note = "cancelled while being submitted; no job of it had reached the scheduler"
+    registry.set_state(row.run_id, RunState.CANCELLED.value, note=note)
+    return RunState.CANCELLED

@@ -14,6 +14,7 @@ seen. A pending reason in `NEVER_STARTS_REASONS` is shown as "will never start: 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -138,6 +139,24 @@ class SlurmBackend(Backend[SlurmPayload]):
         array_id = self._sbatch(jobs[0].run_dir / "submit.sh")
         return [f"{array_id}_{index}" for index in range(len(jobs))]
 
+    def find_submitted(self, runs: Sequence[tuple[str, Path]]) -> dict[str, str]:
+        """One squeue of this user's jobs: a run's own job by its name (the run id), a task of an
+        array by the array's comment and the run's link in `.slurm-arrays/` (`<A>_<index>`). A job
+        that already left the queue is not found (sacct is not asked)."""
+        wanted = {run_id for run_id, _ in runs}
+        tasks = {key: run_id for run_id, run_dir in runs for key in _array_links(run_dir)}
+        out = _call(["squeue", "-h", "--me", "-o", "%i|%F|%j|%k"], "squeue")
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            job_id, array_id, name, comment = [*line.split("|"), "", "", ""][:4]
+            if not comment.startswith(render.ARRAY_COMMENT):
+                if name in wanted:
+                    found[name] = job_id
+                continue
+            first = comment.removeprefix(render.ARRAY_COMMENT)
+            found.update({run: f"{array_id}_{i}" for (links, i), run in tasks.items() if links == first})
+        return found
+
     def submit_after(self, request: FollowOn, *, after: str) -> str:
         """sbatch `<folder>/<stem>.sh`, held until job `after` completed (`render.follow_on_script`);
         the launcher's own Python runs it."""
@@ -234,6 +253,16 @@ class SlurmBackend(Backend[SlurmPayload]):
             if self.unanswered:
                 return
             time.sleep(0.5)
+
+
+def _array_links(run_dir: Path) -> list[tuple[str, int]]:
+    """(links directory, task index) of each `.slurm-arrays/<first run id>/<index>` link to `run_dir`."""
+    found = []
+    for link in run_dir.parent.glob(".slurm-arrays/*/*"):
+        with suppress(OSError, ValueError):
+            if link.is_symlink() and Path(os.readlink(link)).name == run_dir.name:
+                found.append((link.parent.name, int(link.name)))
+    return found
 
 
 def _shape_shortfall(res: LaunchSpec, part: Partition) -> str | None:

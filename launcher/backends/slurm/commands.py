@@ -73,6 +73,12 @@ def run(
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise SlurmSilent(f"Slurm did not answer in {limit:g} s ({what})") from None
+    except BaseException:  # a signal (SIGTERM, Ctrl-C): nothing of it may go on behind our back
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, errors)
 
 

@@ -194,6 +194,14 @@ def links_dir(jobs: Sequence[LaunchSpec]) -> Path:
     return jobs[0].run_dir.parent / ".slurm-arrays" / jobs[0].run_id
 
 
+ARRAY_COMMENT = "launch-array:"
+
+
+def array_comment(jobs: Sequence[LaunchSpec]) -> str:
+    """`launch-array:<first run id>`, the array's links directory: unique, and found from any of its runs."""
+    return ARRAY_COMMENT + jobs[0].run_id
+
+
 def _array_name(jobs: Sequence[LaunchSpec]) -> str:
     recipes = {job.recipe_name for job in jobs}
     return f"{recipes.pop()}-array" if len(recipes) == 1 else "launch-array"
@@ -218,6 +226,7 @@ def array_script(slurm: SlurmSpec, jobs: Sequence[LaunchSpec], max_parallel: int
             "the tasks of one Slurm array share one set of #SBATCH options"
         )
     options = {**sbatch_options(slurm, jobs[0]), "job_name": _array_name(jobs)}
+    options["comment"] = array_comment(jobs)  # finds the array again after an interrupted submit
     cases: list[str] = ['case "$SLURM_ARRAY_TASK_ID" in']
     for index, job in enumerate(jobs):
         cases += [f"    {index})", *(f"        {line}" for line in _exports(job.env))]
