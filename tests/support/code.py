@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from launcher.runs.code import Code, GitState
 from launcher.runs.snapshot import Planned
+from tests.support.cli import Launch
 from tests.support.paths import ROOT
 
 SNAPSHOT_ID = "0123456789abcdef"
@@ -57,3 +60,23 @@ def checkout_env(env: dict[str, str], checkout: Path) -> dict[str, str]:
     """`env` with the copy first on PYTHONPATH."""
     rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {**env, "PYTHONPATH": os.pathsep.join([str(checkout), *rest])}
+
+
+def copy_launcher(env: dict[str, str], cwd: Path, default_timeout: float) -> Launch:
+    """`launch ARGS...` as the `launch` fixture runs it, importing the launcher and jobs of the copy
+    that `env` (from `checkout_env`) names."""
+
+    def run(
+        *args: str, timeout: float = default_timeout, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=cwd,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"launch {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    return run

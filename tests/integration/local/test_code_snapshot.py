@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import Launch, run_state, wait_for
-from tests.support.code import MARKER, checkout_env, copy_checkout, edit_checkout, smoke_job
+from tests.support.code import MARKER, checkout_env, copy_checkout, copy_launcher, edit_checkout, smoke_job
 
 ONE_GPU = """\
 # one pretend GPU (the jobs never touch it): a run that holds it keeps the next ones queued
@@ -45,16 +45,7 @@ def launch_copy(launch_env: dict[str, str], tmp_path: Path, checkout: Path) -> L
     """`launch` as the fixture runs it, importing the launcher and jobs of the copy."""
     env = checkout_env(launch_env, checkout)
 
-    def run(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=tmp_path,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"launch {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
+    run = copy_launcher(env, tmp_path, 120)
 
     code = "import launcher, importlib.util as u; print(launcher.__file__, u.find_spec('jobs').origin)"
     where = subprocess.run(

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.cli import Launch, require_slurm, run_state, wait_for
-from tests.support.code import MARKER, checkout_env, copy_checkout, edit_checkout
+from tests.support.code import MARKER, checkout_env, copy_checkout, copy_launcher, edit_checkout
 
 pytestmark = pytest.mark.slurm
 
@@ -35,16 +34,7 @@ def world(launch_env: dict[str, str], tmp_path: Path) -> tuple[Launch, Path, Pat
     checkout = copy_checkout(tmp_path / "code")
     env = checkout_env(launch_env, checkout)
 
-    def run(*args: str, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "launcher.cli", *args], env=env, cwd=tmp_path,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"launch {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
+    run = copy_launcher(env, tmp_path, 180)
 
     held = tmp_path / "dev-slurm-held.yaml"
     held.write_text(HELD)
