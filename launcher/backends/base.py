@@ -134,6 +134,11 @@ class Backend(ABC, Generic[P]):
         (for --dry-run; pure); None, the default: it submits them one by one, each its own script."""
         return None
 
+    def array_cost(self, requests: Sequence[Request[P]], max_parallel: int) -> str | None:
+        """What `submit_array` of `requests` costs the submitting machine (processes, memory) when
+        that is worth stating: `# ...` lines for --dry-run (pure); None, the default: nothing."""
+        return None
+
     @abstractmethod
     def submit_after(self, request: FollowOn, *, after: str) -> str:
         """Submit `request` to run after job `after` (a job of this backend); return its job id.

@@ -12,8 +12,11 @@ into the submitting working directory.
 
 Processes are named by PID + start time + boot id (`procs.Proc`), so a reused PID is never taken
 for a run's process. The job id is the supervisor's `PID@START` (a bare `PID` from older versions
-is matched by PID only). The GPU table is one per machine, shared by every user and every
-$LAUNCH_HOME (`$LAUNCH_GPU_TABLE`, default /tmp/recipe-launcher-gpus), like one Slurm node's GRES.
+is matched by PID only). An array with more runs than may run at once gets one runner process
+instead, which starts each run's supervisor as a slot frees (`local_array`: a queued run has no
+process; its job id is `RUNNER#INDEX`, which answers as its supervisor's id once it started).
+The GPU table is one per machine, shared by every user and every $LAUNCH_HOME
+(`$LAUNCH_GPU_TABLE`, default /tmp/recipe-launcher-gpus), like one Slurm node's GRES.
 
 A follow-on job (`submit_after`: a run's `--then` chain) is one detached process, no supervisor, no
 GPU, started at once; its job id is its own `PID@START`.
@@ -24,7 +27,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import fcntl
-import json
 import os
 import shlex
 import signal
@@ -38,41 +40,21 @@ from pathlib import Path
 from typing import Any
 
 from launcher import paths
+from launcher.backends import local_array
 from launcher.backends.base import Backend, Request
 from launcher.backends.follow import follow_files
+from launcher.backends.local_array import STATE_FILE, ArrayRun, Member, code_env, start_supervisor
+from launcher.backends.local_array import merge_json as _merge_json
+from launcher.backends.local_array import read_json as _read_json
+from launcher.backends.local_array import state_dir as _state_dir
 from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
 from launcher.backends.spec import FollowOn, LaunchSpec
 from launcher.jsonio import atomic_write_json
 from launcher.runs.state import RunState
 from launcher.shell import export_line
 
-STATE_FILE = ".local_state.json"
-
-
 GPU_TABLE_DIR = Path("/tmp/recipe-launcher-gpus")
 """Where the machine's GPU table lives unless $LAUNCH_GPU_TABLE names another directory."""
-
-
-def _state_dir() -> Path:
-    path = paths.launch_home() / "local"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _merge_json(path: Path, **changes: object) -> None:
-    """Merge `changes` into a JSON file; a directory that was deleted meanwhile is not an error."""
-    data = _read_json(path)
-    data.update(changes)
-    with suppress(FileNotFoundError):
-        atomic_write_json(path, data)
 
 
 def _merge_state(run_dir: Path, **changes: object) -> None:
@@ -90,21 +72,6 @@ class LocalPayload:
 
     gpu_ids: tuple[int, ...]
     time_limit_s: int
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A run's place in an array that may run `cap` of its runs at once."""
-
-    group: str
-    index: int
-    cap: int
-
-
-def _code_env(env: dict[str, str]) -> dict[str, str]:
-    """The job's code variables (PYTHONPATH, PYTHONSAFEPATH, LAUNCH_CODE): the supervisor runs the
-    launcher of the snapshot its job runs."""
-    return {k: v for k, v in env.items() if k in ("PYTHONPATH", "PYTHONSAFEPATH", "LAUNCH_CODE")}
 
 
 class LocalBackend(Backend[LocalPayload]):
@@ -133,61 +100,49 @@ class LocalBackend(Backend[LocalPayload]):
         )
         return script, LocalPayload(tuple(self._gpu_ids()), spec.time_s)
 
-    def submit(self, request: Request[LocalPayload], slot: Slot | None = None) -> str:
-        run_dir = request.spec.run_dir
+    @staticmethod
+    def _supervisor_args(request: Request[LocalPayload]) -> tuple[str, ...]:
+        """The supervisor's arguments after `--run-dir RUN_DIR`."""
         gpu_ids = ",".join(str(i) for i in request.payload.gpu_ids)
-        cmd = [
-            sys.executable, "-m", "launcher.backends.local", "--run-dir", str(run_dir),
-            "--gpus", str(request.gpus), "--gpu-ids", gpu_ids,
-            "--time-limit", str(request.payload.time_limit_s),
-        ]  # fmt: skip
-        if slot is not None:
-            cmd += ["--slot-group", slot.group, "--slot-index", str(slot.index), "--slot-cap", str(slot.cap)]
-        atomic_write_json(run_dir / STATE_FILE, {"state": "pending"})
-        env = {**os.environ, **_code_env(request.spec.env), "LAUNCH_HOME": str(paths.launch_home())}
-        with open(run_dir / "logs" / "supervisor.log", "ab") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, env=env,
-            )  # fmt: skip
-        supervisor = Proc.of(proc.pid)
-        job_id = str(supervisor)
-        atomic_write_json(_state_dir() / f"{job_id}.json", {"run_dir": str(run_dir), "boot": supervisor.boot})
-        return job_id
+        return ("--gpus", str(request.gpus), "--gpu-ids", gpu_ids,
+                "--time-limit", str(request.payload.time_limit_s))  # fmt: skip
+
+    def submit(self, request: Request[LocalPayload]) -> str:
+        env = {**os.environ, **code_env(request.spec.env), "LAUNCH_HOME": str(paths.launch_home())}
+        _, supervisor = start_supervisor(request.spec.run_dir, self._supervisor_args(request), env)
+        return str(supervisor)
 
     def find_submitted(self, runs: Sequence[tuple[str, Path]]) -> dict[str, str]:
-        """A supervisor started for a run directory (its command line names it), recorded here
-        when the submit was stopped before it recorded the supervisor itself."""
+        """A supervisor started for a run directory (its command line names it), or a live array
+        runner holding it (its manifest names it), recorded here when the submit was stopped before
+        it recorded the job itself."""
         wanted = {str(run_dir): run_id for run_id, run_dir in runs}
-        found: dict[str, str] = {}
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            with suppress(OSError, ValueError, IndexError):  # a process that ended meanwhile
-                words = cmdline.read_bytes().decode(errors="replace").split("\0")
-                if "launcher.backends.local" in words and "--run-dir" in words:
-                    run_dir = words[words.index("--run-dir") + 1]
-                    if run_dir in wanted:
-                        supervisor = Proc.of(int(cmdline.parent.name))
-                        record = {"run_dir": run_dir, "boot": supervisor.boot}
-                        atomic_write_json(_state_dir() / f"{supervisor}.json", record)
-                        found[wanted[run_dir]] = str(supervisor)
-        return found
+        found = {**local_array.supervisors(set(wanted)), **local_array.queued_members(set(wanted))}
+        return {wanted[run_dir]: job_id for run_dir, job_id in found.items()}
 
     def array_limit(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> int:
         """Runs without GPUs share this machine's cores: at most cores // CPUs per task of them at
-        once (two 2-CPU evaluations side by side on two cores ran 4x slower than one by one)."""
+        once (two 2-CPU evaluations side by side on two cores ran 4x slower than one by one). Runs
+        with GPUs: at most as many as this machine's GPUs hold at once (the others would only wait)."""
         if requests and not requests[0].gpus:
             cores = len(os.sched_getaffinity(0))
             return min(max_parallel, max(1, cores // max(1, requests[0].spec.cpus_per_task)))
+        if requests:
+            return min(max_parallel, max(1, len(requests[0].payload.gpu_ids) // requests[0].gpus))
         return max_parallel
 
     def submit_array(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> list[str]:
-        """One supervisor per run; with fewer than N at once they share the `array_limit` slots (as
-        Slurm's `%P` throttles an array), taken in order before each one queues for its GPUs."""
-        max_parallel = self.array_limit(requests, max_parallel)
-        if max_parallel >= len(requests):
+        """One supervisor per run, started at once, when all may run at once; else one runner that
+        starts them in order as `array_limit` slots free (as Slurm's `%P` throttles an array), each
+        supervisor then queueing for its GPUs."""
+        cap = self.array_limit(requests, max_parallel)
+        if cap >= len(requests):
             return [self.submit(r) for r in requests]
-        group = requests[0].spec.run_id
-        return [self.submit(r, Slot(group, i, max(1, max_parallel))) for i, r in enumerate(requests)]
+        runs = [ArrayRun(r.spec.run_dir, self._supervisor_args(r), code_env(r.spec.env)) for r in requests]
+        return local_array.submit(runs, cap)
+
+    def array_cost(self, requests: Sequence[Request[LocalPayload]], max_parallel: int) -> str | None:
+        return local_array.cost_text(len(requests), self.array_limit(requests, max_parallel))
 
     def submit_after(self, request: FollowOn, *, after: str) -> str:
         """A detached process (its own session, like a supervisor) started at once: `request` waits
@@ -213,7 +168,20 @@ class LocalBackend(Backend[LocalPayload]):
             job = Proc.from_json(_read_json(run_dir / STATE_FILE).get("job"))
         return supervisor, run_dir, job
 
+    @staticmethod
+    def _started(job_id: str) -> tuple[str, tuple[str, str | None] | None]:
+        """The id to answer for: an array run's supervisor once the runner started it (else the id
+        itself); with (state, reason) of an array run that was not started."""
+        member = Member.parse(job_id)
+        if member is None:
+            return job_id, None
+        supervisor = member.supervisor()
+        return (supervisor, None) if supervisor is not None else (job_id, member.queued())
+
     def _state(self, job_id: str) -> RunState:
+        job_id, queued = self._started(job_id)
+        if queued is not None:
+            return RunState(queued[0])
         try:
             supervisor, run_dir, job = self._record(job_id)
         except ValueError:
@@ -250,6 +218,9 @@ class LocalBackend(Backend[LocalPayload]):
         return {job_id: self._state(job_id) for job_id in job_ids}
 
     def explain(self, job_id: str) -> str | None:
+        job_id, queued = self._started(job_id)
+        if queued is not None:
+            return queued[1]
         try:
             supervisor, run_dir, job = self._record(job_id)
         except ValueError:
@@ -276,7 +247,16 @@ class LocalBackend(Backend[LocalPayload]):
     def cancel(self, job_id: str) -> None:
         """Kill first, record after: SIGTERM the supervisor (it passes it on to the job's group),
         or the job's group itself when the supervisor is gone; SIGKILL what is left after GRACE_S.
-        A run directory deleted meanwhile only means there is nothing to record."""
+        A run directory deleted meanwhile only means there is nothing to record. An array run not
+        started yet is taken off the runner's queue."""
+        member = Member.parse(job_id)
+        if member is not None:
+            if self._state(job_id).is_terminal:
+                return
+            started = member.take_off_queue()
+            if started is None:
+                return
+            job_id = started
         supervisor, run_dir, job = self._record(job_id)
         if run_dir is not None and self._state(job_id).is_terminal:
             return
@@ -362,45 +342,10 @@ def _acquire(me: Proc, count: int, gpu_ids: list[int], run_dir: Path) -> list[in
         time.sleep(1.0)
 
 
-def _acquire_slot(me: Proc, slot: Slot, run_dir: Path) -> None:
-    """Block until fewer than `slot.cap` runs of the group hold a slot and no waiting run of the
-    group has a lower index; the slot is held like a GPU (while any process of the run lives)."""
-    entry = {"supervisor": me.to_json(), "index": slot.index}
-    while True:
-        with _gpu_table() as table:
-            groups = table.setdefault("groups", {})
-            group = groups.setdefault(slot.group, {"holders": [], "waiting": []})
-            group["holders"] = [h for h in group["holders"] if _holder_alive(h)]
-            group["waiting"] = [w for w in group["waiting"] if _holder_alive(w) and w != entry]
-            first = min((w["index"] for w in group["waiting"]), default=slot.index) >= slot.index
-            if len(group["holders"]) < slot.cap and first:
-                group["holders"].append({"supervisor": me.to_json(), "job": None})
-                return
-            group["waiting"].append(entry)
-            running = len(group["holders"])
-        _merge_state(run_dir, state="pending", reason=f"array limit: {running} of {slot.cap} runs at once")
-        time.sleep(1.0)
-
-
-def _slot_groups(table: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every slot holder entry of the table (for the job's process and the release)."""
-    for group in (table.get("groups") or {}).values():
-        yield from group.get("holders", [])
-
-
-def _release_slot(me: Proc, group: str) -> None:
-    with _gpu_table() as table:
-        entry = (table.get("groups") or {}).get(group)
-        if entry is not None:
-            entry["holders"] = [h for h in entry["holders"] if Proc.from_json(h.get("supervisor")) != me]
-            if not entry["holders"] and not entry["waiting"]:
-                del table["groups"][group]
-
-
 def _hold_by_job(me: Proc, job: Proc) -> None:
     """The job's process group holds this supervisor's GPUs too (the GPUs outlive a dead supervisor)."""
     with _gpu_table() as table:
-        for entry in [*table["holders"].values(), *_slot_groups(table)]:
+        for entry in table["holders"].values():
             if isinstance(entry, dict) and Proc.from_json(entry.get("supervisor")) == me:
                 entry["job"] = job.to_json()
 
@@ -429,7 +374,7 @@ def _die_with(parent: int) -> Callable[[], None]:
     return setup
 
 
-def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int, slot: Slot | None = None) -> int:
+def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int) -> int:
     """Run submit.sh once its GPUs are free; record the outcome. Returns the job's exit code."""
     me = Proc.me()
     stop: dict[str, int | None] = {"signal": None}
@@ -443,8 +388,6 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int, slo
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    if slot is not None:
-        _acquire_slot(me, slot, run_dir)
     taken = _acquire(me, gpus, gpu_ids, run_dir) if gpus else []
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in taken)}
     logs = run_dir / "logs"
@@ -459,7 +402,7 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int, slo
             started = True
             with suppress(OSError):
                 atomic_write_json(_state_dir() / f"{me}.job.json", {"job": job.to_json()})
-            if taken or slot is not None:
+            if taken:
                 _hold_by_job(me, job)
             _merge_state(
                 run_dir, state="running", gpus=taken, reason=None, started=time.time(), job=job.to_json()
@@ -482,8 +425,6 @@ def supervise(run_dir: Path, gpus: int, gpu_ids: list[int], time_limit: int, slo
     finally:
         if taken:
             _release(me)
-        if slot is not None:
-            _release_slot(me, slot.group)
     if stop["signal"] is not None:
         state = "cancelled"
     elif timed_out:
@@ -500,13 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=0)
     parser.add_argument("--gpu-ids", default="")
     parser.add_argument("--time-limit", type=int, default=0)
-    parser.add_argument("--slot-group", help="an array's name: at most --slot-cap of its runs at once")
-    parser.add_argument("--slot-index", type=int, default=0)
-    parser.add_argument("--slot-cap", type=int, default=1)
     args = parser.parse_args(argv)
     ids = [int(x) for x in args.gpu_ids.split(",") if x.strip()]
-    slot = Slot(args.slot_group, args.slot_index, args.slot_cap) if args.slot_group else None
-    return supervise(args.run_dir, args.gpus, ids, args.time_limit, slot)
+    return supervise(args.run_dir, args.gpus, ids, args.time_limit)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,8 @@ def dry_run_text(p: Reevaluation, prepared: list[Prepared], max_parallel: int) -
         return "\n".join(head) + "\n"
     backend = prepared[0].backend
     requests = [x.request for x in prepared]
+    cost = backend.array_cost(requests, max_parallel)
+    head += [cost] if cost else []
     one_script = backend.array_script(requests, max_parallel) if len(requests) > 1 else None
     if one_script is None:
         return "\n".join(head) + "\n\n" + "\n".join(r.describe() for r in requests)

@@ -116,7 +116,8 @@ def submit(p: PreparedSweep, registry: Registry) -> list[str]:
     try:
         return launching.submit_many(p.prepared, registry, p.max_parallel, parent=p.sweep_id)
     except BaseException:
-        registry.remove_sweep(p.sweep_id)
+        if not registry.children(p.sweep_id):  # a signal may have left points that reached the scheduler
+            registry.remove_sweep(p.sweep_id)
         raise
 
 
@@ -138,6 +139,8 @@ def dry_run_text(p: PreparedSweep) -> str:
         f"# sweep {p.sweep_id}: {len(p.points)} point(s) of {p.recipe.name} on {first.run.profile.name} "
         f"({first.run.profile.backend}), at most {at_once(p)} at once"
     ]
+    cost = backend.array_cost(requests, p.max_parallel)
+    head += [cost] if cost else []
     one_script = backend.array_script(requests, p.max_parallel) if len(requests) > 1 else None
     if one_script is not None:
         body = one_script.rstrip() + "\n"
@@ -171,8 +174,10 @@ def resolve(registry: Registry, ref: str) -> SweepRow | None:
 def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
     """Cancel every unfinished point of a sweep and every point's chain; {run id: state after}."""
 
-    states = {}
-    for row in launching.refresh(registry, registry.children(sweep_row.sweep_id)):
+    rows = launching.refresh(registry, registry.children(sweep_row.sweep_id))
+    states = {row.run_id: row.state for row in rows}  # in the sweep's order
+    # queued points first: none of them then starts in the slot a cancelled running point frees
+    for row in sorted(rows, key=lambda r: r.state != RunState.PENDING):
         if row.state == RunState.SUBMITTING or RunState(row.state).is_terminal:
             states[row.run_id] = row.state
         else:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import shutil
+import signal
 import sqlite3
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,8 @@ def submit(prepared: Prepared, registry: Registry) -> str:
     except BaseException as err:
         _undo(registry, backend, [(prepared.run, info)], err)
         raise
-    _record(registry, prepared.run, info, [job_id])
+    with _signals_held():
+        _record(registry, prepared.run, info, [job_id])
     return job_id
 
 
@@ -228,9 +230,21 @@ def submit_many(
     except BaseException as err:
         _undo(registry, backend, [(p.run, info) for p, info in claimed], err)
         raise
-    for (p, info), job_id in zip(claimed, job_ids, strict=True):
-        _record(registry, p.run, info, [job_id])
+    with _signals_held():  # submitted: every job id is recorded before a signal can end this
+        for (p, info), job_id in zip(claimed, job_ids, strict=True):
+            _record(registry, p.run, info, [job_id])
     return job_ids
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM, SIGHUP and SIGINT wait until the block ends (then act as usual)."""
+    held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) -> None:

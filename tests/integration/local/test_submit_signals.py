@@ -15,6 +15,15 @@ from pathlib import Path
 from tests.support.cli import Launch
 
 POINTS = 24
+PROFILE = f"""\
+# {POINTS} pretend GPUs, one per point: every point runs at once, each with its own supervisor (an
+# array that does not fit gets one runner instead: tests/integration/local/test_local_array.py)
+name: manygpu
+backend: local
+gpu: {{type: test, memory_gb: 1, per_node: {POINTS}, bf16: true}}
+limits: {{max_nodes: 1}}
+local: {{gpu_ids: {list(range(POINTS))}}}
+"""
 
 
 def _supervised_dirs() -> set[str]:
@@ -34,10 +43,12 @@ def test_sigterm_during_a_sweep_submit_leaves_no_submitting_row(
     launch: Launch, launch_env: dict[str, str], tmp_path: Path
 ) -> None:
     seeds = ",".join(str(i) for i in range(POINTS))
-    slow = ["--set", "train.max_steps=300", "--set", "env={SMOKE_STEP_SECONDS: '1'}"]
+    slow = ["--set", "train.max_steps=300", "--set", "env={SMOKE_STEP_SECONDS: '1'}",
+            "--set", "resources.gpus_per_node=1"]  # fmt: skip
+    (tmp_path / "manygpu.yaml").write_text(PROFILE)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "launcher.cli", "sweep", "tiny_smoke", "-c", "local", "--grid",
-         f"train.seed={seeds}", "--max-parallel", str(POINTS), *slow],
+        [sys.executable, "-m", "launcher.cli", "sweep", "tiny_smoke", "-c", str(tmp_path / "manygpu.yaml"),
+         "--grid", f"train.seed={seeds}", "--max-parallel", str(POINTS), *slow],
         env=launch_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     runs = tmp_path / "runs"
