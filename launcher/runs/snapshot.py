@@ -183,6 +183,18 @@ def _place(objects: Path, entry: Entry, dest: Path) -> None:
     dest.chmod(0o555 if entry.executable else 0o444)
 
 
+def _drop_unlinked(objects: Path, planned: Planned) -> None:
+    """After a failed store: the objects of `planned` that no snapshot links to (its own tree is
+    gone) and that were written in the last minute (by this store, not by one a prune waits for)."""
+    recent = time.time() - 60
+    for entry in planned.entries:
+        path = objects / entry.object_name
+        with suppress(OSError):
+            info = path.stat()
+            if info.st_nlink == 1 and info.st_mtime > recent:
+                path.unlink()
+
+
 def _touch(path: Path) -> None:
     """Mark a snapshot as just used (a prune keeps it for PRUNE_MIN_AGE_S)."""
     with suppress(OSError):
@@ -219,6 +231,11 @@ def store(planned: Planned) -> Path:
                 raise
             _touch(target)  # an identical submit stored it first
     except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _drop_unlinked(objects, planned)
+        for empty in (objects, planned.root):  # a first store that failed (a full disk) leaves nothing
+            with suppress(OSError):
+                empty.rmdir()
         raise SetupError(f"{target}: cannot store the code snapshot: {err.strerror or err}") from None
     finally:
         if tmp.exists():

@@ -21,7 +21,7 @@ Setup = Callable[[Path], contextlib.AbstractContextManager[None]]
 
 def _nothing_created(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    assert not runs.exists() or not any(runs.iterdir()), "a run directory was created"
+    assert not runs.exists() or not any(runs.iterdir()), f"created: {sorted(runs.rglob('*'))}"
     db = tmp_path / "home" / "registry.db"
     if db.is_file():
         try:
@@ -418,6 +418,14 @@ CASES = [
     case(
         "full_disk_at_submit",
         SMOKE,
+        "{tmp}/runs/.snapshots/",
+        "cannot store the code snapshot: No space left on device",
+        code=1,
+        setup=_full_runs_root,
+    ),
+    case(
+        "full_disk_at_submit_live_code",  # no snapshot: the run directory is the first thing written
+        [*SMOKE, "--live-code"],
         "{tmp}/runs/tiny_smoke-",
         "cannot write the run directory: No space left on device",
         code=1,
