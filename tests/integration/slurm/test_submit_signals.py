@@ -37,6 +37,7 @@ def _submit_and_stop(launch_env: dict[str, str], tmp_path: Path, sbatch: str, si
     (tmp_path / "held.yaml").write_text(HELD)
     env = {**launch_env, "PATH": f"{bin_dir}:{launch_env['PATH']}"}
     held = str(tmp_path / "held.yaml")
+    before = set((tmp_path / "runs").glob("tiny_smoke-*"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "launcher.cli", "recipe", "tiny_smoke", "--cluster", held],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -52,8 +53,9 @@ def _submit_and_stop(launch_env: dict[str, str], tmp_path: Path, sbatch: str, si
     # kill -9 leaves the stand-in running (its own session): stop it as a closed terminal would
     subprocess.run(["pkill", "-f", str(bin_dir / "sbatch")], check=False)
     (bin_dir / "started").unlink()
-    runs = sorted((tmp_path / "runs").glob("tiny_smoke-*"))
-    return runs[-1].name if runs else ""
+    new = set((tmp_path / "runs").glob("tiny_smoke-*")) - before
+    assert len(new) <= 1, new
+    return new.pop().name if new else ""
 
 
 def _row(launch_env: dict[str, str], run_id: str) -> tuple[str, ...] | None:
