@@ -40,7 +40,7 @@ from launcher.kinds.table import kind_of
 from launcher.loop import reeval
 from launcher.runs import results as evaluation
 from launcher.runs import service as launching
-from launcher.runs.code import live_search_path, split_path, working_directory
+from launcher.runs.code import code_variables, live_search_path, split_path, working_directory
 from launcher.runs.launch_info import ChainInfo, ChainStep, LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.state import ChainState, RunState
@@ -183,11 +183,7 @@ def _code(info: LaunchInfo) -> tuple[dict[str, str], Path, Path | None]:
     else:  # a run from before snapshots: the packages this process runs, live
         entries = live_search_path()
     given = split_path(os.environ.get("PYTHONPATH", ""))
-    variables = {
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys([*entries, *given])),
-        "PYTHONSAFEPATH": "1",
-        "LAUNCH_CODE": (code.snapshot if code else None) or "live",
-    }
+    variables = code_variables(entries, given, (code.snapshot if code else None) or "live")
     return variables, workdir, Path(code.path) if code and code.path else None
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,6 +30,7 @@ from launcher.errors import SetupError
 from launcher.kinds.view import RecipeView
 from launcher.runs import snapshot
 from launcher.runs.launch_info import CodeInfo, GitInfo
+from launcher.tracking.wandb_mode import redact_text
 
 DIFF_FILE = "code.diff"
 DIFF_LIMIT = 20 * 1024 * 1024
@@ -77,6 +79,9 @@ def _diff(root: Path, commit: str | None) -> str:
     if untracked:
         head.append(f"# untracked files (not in the diff): {' '.join(untracked)}")
     body = _git(root, "diff", "HEAD", "--binary") if commit else ""
+    # an uncommitted edit may hold a key that is also in the environment: redacted before the cut,
+    # which could otherwise leave part of one
+    body = redact_text(body)
     if len(body) > DIFF_LIMIT:
         body = body[:DIFF_LIMIT] + f"\n# ... cut at {DIFF_LIMIT} characters\n"
     return "\n".join(head) + "\n" + body
@@ -84,6 +89,16 @@ def _diff(root: Path, commit: str | None) -> str:
 
 def split_path(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split(os.pathsep) if p)
+
+
+def code_variables(search_path: Sequence[str], given: Sequence[str], code_id: str) -> dict[str, str]:
+    """PYTHONPATH with the code first (then `given`), PYTHONSAFEPATH (the working directory is never
+    imported) and LAUNCH_CODE: what a job, a chain or a supervisor runs its code with."""
+    return {
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys([*search_path, *given])),
+        "PYTHONSAFEPATH": "1",
+        "LAUNCH_CODE": code_id,
+    }
 
 
 def live_search_path() -> list[str]:
@@ -151,12 +166,7 @@ class Code:
     def env(self, pythonpath: str | None = None) -> dict[str, str]:
         """The job's code variables; `pythonpath` (default: the submitting one) follows the code."""
         given = self.inherited if pythonpath is None else split_path(pythonpath)
-        entries = [*self.search_path, *given]
-        return {
-            "PYTHONPATH": os.pathsep.join(dict.fromkeys(entries)),
-            "PYTHONSAFEPATH": "1",
-            "LAUNCH_CODE": self.id,
-        }
+        return code_variables(self.search_path, given, self.id)
 
     def store(self) -> None:
         """Write the snapshot (nothing for live code); a SetupError when it cannot be."""

@@ -250,9 +250,7 @@ def _signals_held() -> Iterator[None]:
 def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) -> None:
     """The job ids of a submitted run, in launch.json first (beside the job), then the registry."""
     try:
-        LaunchInfo.update(
-            run.run_dir, job_ids=job_ids, extra={**info.extra, "profile": run.profile.model_dump(mode="json")}
-        )
+        LaunchInfo.update(run.run_dir, job_ids=job_ids)  # its profile is in launch.json from the start
         registry.record_jobs(run.run_id, job_ids)
     except (OSError, sqlite3.Error) as err:
         raise SetupError(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
+import pytest
+
 from jobs.classify.answer import TokenLogprob, redact_tokens
 from launcher.tracking.wandb_mode import (
     REDACTED,
@@ -48,3 +53,23 @@ def test_an_answers_tokens_are_redacted_with_their_alternatives() -> None:
     assert redacted[0].top == (("ok ***", -0.1), ("ok", -3.0)) and redacted[1].logprob == -0.2
     assert redacted[2].top == (("!", 0.0), ("***", -9.0))
     assert redact_tokens(tokens[:1], ["zzzz9999"])[0] is tokens[0]
+
+
+def test_code_diff_is_redacted_of_the_environments_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """code.diff holds the uncommitted changes a run was submitted with: a key pasted into a tracked
+    file, and also in the environment, is not written into the run directory."""
+    from launcher.runs import code
+
+    key = "wk-0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "train.py").write_text("KEY = None\n")
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    (tmp_path / "train.py").write_text(f"KEY = '{key}'\n")
+    state = code.git_state.__wrapped__(tmp_path)
+    assert state is not None and state.dirty and state.diff is not None
+    assert "KEY = '" in state.diff and key[:10] not in state.diff

@@ -13,16 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.integration.local.test_local_backend import FAKE_GPUS
 from tests.support.cli import Launch, run_state, wait_for
 from tests.support.sweeps import submit_sweep, sweep_states
 
-TWO_GPUS = """\
-name: twogpu
-backend: local
-gpu: {type: test, memory_gb: 1, per_node: 2, bf16: true}
-limits: {max_nodes: 1}
-local: {gpu_ids: [0, 1]}
-"""
 SLOW = ["--set", "train.max_steps=300", "--set", "env={SMOKE_STEP_SECONDS: '1'}"]
 
 
@@ -200,7 +194,7 @@ def test_the_dry_run_of_a_thousand_points_states_processes_and_memory(launch: La
 def test_points_with_gpus_run_no_more_at_once_than_the_gpus_hold(launch: Launch, tmp_path: Path) -> None:
     """Points beyond what the GPUs hold would only wait, each a supervisor: the runner holds them."""
     profile = tmp_path / "twogpu.yaml"
-    profile.write_text(TWO_GPUS)
+    profile.write_text(FAKE_GPUS)
     args = ["--grid", "train.seed=1,2,3,4,5", "--set", "resources.gpus_per_node=1", "--max-parallel", "8"]
     out = launch("sweep", "tiny_smoke", "-c", str(profile), *args, "--dry-run", check=True).stdout
     assert "5 point(s) of tiny_smoke on twogpu (local), at most 2 at once" in out
