@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the single-node test cluster that cluster/dev/slurm-up.sh started.
+# Stop the two-node test cluster that cluster/dev/slurm-up.sh started.
 #
 #   sudo bash cluster/dev/slurm-down.sh
 #

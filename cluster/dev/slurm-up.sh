@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Stand up a real single-node Slurm cluster on loopback, for tests.
+# Stand up a real two-node Slurm cluster on loopback, for tests: one slurmctld and two slurmd on
+# this machine (`slurmd -N dev-n1`, `slurmd -N dev-n2`, each on its own port, both NodeAddr
+# 127.0.0.1), so a job can span two nodes (`--nodes=2`) with nothing listening beyond loopback.
 #
 #   sudo bash cluster/dev/slurm-up.sh            # install, configure, start, wait for the node
 #   SLURM_DEV_ACCOUNTING=0 bash cluster/dev/slurm-up.sh   # skip MariaDB + slurmdbd (no sacct)
 #
 # Idempotent: a second run with everything up only checks munge, the daemons and the node
-# (resuming it if it is DOWN or DRAINED) and returns in a few seconds. Daemons are started
+# (resuming a node that is DOWN or DRAINED) and returns in a few seconds. Daemons are started
 # directly (no systemd). See cluster/dev/README.md for what runs where; cluster/dev/slurm-down.sh
 # stops it all.
 set -euo pipefail
@@ -14,7 +16,10 @@ ACCOUNTING="${SLURM_DEV_ACCOUNTING:-1}"
 WAIT_S="${SLURM_DEV_WAIT_S:-120}"
 
 CLUSTER=dev
-NODE="$(hostname -s)"
+NODE="$(hostname -s)"                  # the machine: every node's NodeHostname
+NODES=(dev-n1 dev-n2)                  # the Slurm nodes, one slurmd each
+NODE_PORTS=(6818 6821)                 # their slurmd ports (6819 is slurmdbd's)
+NODE_LIST="dev-n[1-2]"
 ETC=/etc/slurm
 LOG=/var/log/slurm
 RUN=/run/slurm
@@ -30,12 +35,12 @@ say() { printf '[slurm-up] %s\n' "$*"; }
 
 logs_tail() {
   local f
-  for f in "$LOG"/slurmctld.log "$LOG"/slurmd.log "$LOG"/slurmdbd.log "$LOG"/mariadb.log /var/log/munge/munged.log; do
+  for f in "$LOG"/slurmctld.log "$LOG"/slurmd-dev-n1.log "$LOG"/slurmd-dev-n2.log "$LOG"/slurmdbd.log "$LOG"/mariadb.log /var/log/munge/munged.log; do
     [ -f "$f" ] || continue
     printf '\n===== tail -n 25 %s =====\n' "$f" >&2
     tail -n 25 "$f" >&2 || true
   done
-  printf '\n[slurm-up] logs: %s/ (slurmctld.log slurmd.log slurmdbd.log mariadb.log), /var/log/munge/munged.log\n' "$LOG" >&2
+  printf '\n[slurm-up] logs: %s/ (slurmctld.log slurmd-<node>.log slurmdbd.log mariadb.log), /var/log/munge/munged.log\n' "$LOG" >&2
 }
 
 die() { printf '[slurm-up] ERROR: %s\n' "$*" >&2; logs_tail; exit 1; }
@@ -155,8 +160,11 @@ fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
+# Both nodes declare the same shape (more than this machine has: SlurmdParameters=config_overrides).
+NODE_SHAPE="CPUs=32 Boards=1 SocketsPerBoard=1 CoresPerSocket=32 ThreadsPerCore=1 RealMemory=20480 Gres=gpu:a800:$NGPU State=UNKNOWN"
+
 cat >"$tmp/slurm.conf" <<EOF
-# Written by cluster/dev/slurm-up.sh: a single-node test cluster on loopback. Do not edit here.
+# Written by cluster/dev/slurm-up.sh: a two-node test cluster on loopback. Do not edit here.
 ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
@@ -168,11 +176,11 @@ CredType=cred/munge
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$STATE_CTLD
-SlurmdSpoolDir=$STATE_D
+SlurmdSpoolDir=$STATE_D/%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 MpiDefault=none
@@ -204,15 +212,16 @@ SlurmdTimeout=60
 
 $ACCT_LINES
 
-NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=32 Boards=1 SocketsPerBoard=1 CoresPerSocket=32 ThreadsPerCore=1 RealMemory=20480 Gres=gpu:a800:$NGPU State=UNKNOWN
-PartitionName=gpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
-PartitionName=2080ti Nodes=$NODE Default=NO MaxTime=INFINITE State=UP
+NodeName=dev-n1 NodeAddr=127.0.0.1 NodeHostname=$NODE Port=${NODE_PORTS[0]} $NODE_SHAPE
+NodeName=dev-n2 NodeAddr=127.0.0.1 NodeHostname=$NODE Port=${NODE_PORTS[1]} $NODE_SHAPE
+PartitionName=gpu Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
+PartitionName=2080ti Nodes=$NODE_LIST Default=NO MaxTime=INFINITE State=UP
 EOF
 
 cat >"$tmp/gres.conf" <<EOF
-# Written by cluster/dev/slurm-up.sh: $NGPU emulated A800s, count-only, backed by dummy files.
+# Written by cluster/dev/slurm-up.sh: $NGPU emulated A800s per node, count-only, backed by dummy files.
 AutoDetect=off
-NodeName=$NODE Name=gpu Type=a800 File=$FAKE_GPU/nvidia[0-$((NGPU - 1))]
+NodeName=$NODE_LIST Name=gpu Type=a800 File=$FAKE_GPU/nvidia[0-$((NGPU - 1))]
 EOF
 
 cat >"$tmp/cgroup.conf" <<EOF
@@ -260,7 +269,7 @@ stop_pid() {  # stop_pid NAME PIDFILE: stop the daemon NAME, by its pid file, el
 
 if [ "$changed" = 1 ] && { pgrep -x slurmctld || pgrep -x slurmd || pgrep -x slurmdbd; } >/dev/null; then
   say "configuration changed: restarting the Slurm daemons"
-  stop_pid slurmd "$RUN/slurmd.pid"
+  stop_pid slurmd /dev/null
   stop_pid slurmctld "$RUN/slurmctld.pid"
   stop_pid slurmdbd "$RUN/slurmdbd.pid"
 fi
@@ -316,39 +325,50 @@ fi
 for _ in $(seq 100); do scontrol ping 2>/dev/null | grep -q 'is UP' && break; sleep 0.2; done
 scontrol ping 2>/dev/null | grep -q 'is UP' || die "slurmctld does not answer (scontrol ping)"
 
-if ! pgrep -x slurmd >/dev/null; then
-  say "starting slurmd"
-  slurmd || die "slurmd failed to start"
-fi
+slurmd_running() { pgrep -f "^slurmd -N $1\$" >/dev/null; }
+for n in "${NODES[@]}"; do
+  mkdir -p "$STATE_D/$n"
+  if ! slurmd_running "$n"; then
+    say "starting slurmd for $n"
+    slurmd -N "$n" || die "slurmd -N $n failed to start"
+  fi
+done
 
-# ---------------------------------------------------------------- wait for the node
-node_state() { scontrol show node "$NODE" -o 2>/dev/null | sed -n 's/.* State=\([^ ]*\).*/\1/p'; }
+# ---------------------------------------------------------------- wait for the nodes
+node_state() { scontrol show node "$1" -o 2>/dev/null | sed -n 's/.* State=\([^ ]*\).*/\1/p'; }
+node_up() {  # node_up NAME: true when the node takes jobs
+  case "$1" in *DRAIN* | *NOT_RESPONDING* | *FAIL* | *DOWN*) return 1 ;; esac
+  case "$1" in IDLE* | MIXED* | ALLOCATED* | COMPLETING*) return 0 ;; esac
+  return 1
+}
 deadline=$((SECONDS + WAIT_S))
-state=""
 last_resume=-100
 while :; do
-  state="$(node_state)"
-  case "$state" in
-    IDLE | MIXED | ALLOCATED | COMPLETING | IDLE+* | MIXED+* | ALLOCATED+*)
-      case "$state" in *DRAIN* | *NOT_RESPONDING* | *FAIL*) ;; *) break ;; esac ;;
-  esac
-  case "$state" in
-    *DOWN* | *DRAIN* | *FAIL*)
-      # ReturnToService=2 brings a node back when slurmd registers; a DRAIN needs a resume.
-      if pgrep -x slurmd >/dev/null && [ $((SECONDS - last_resume)) -ge 5 ]; then
-        say "node $NODE is $state: resuming it"
-        scontrol update nodename="$NODE" state=resume 2>/dev/null || true
-        last_resume=$SECONDS
-      fi ;;
-  esac
+  waiting=()
+  for n in "${NODES[@]}"; do
+    state="$(node_state "$n")"
+    node_up "$state" && continue
+    waiting+=("$n:${state:-unknown}")
+    case "$state" in
+      *DOWN* | *DRAIN* | *FAIL*)
+        # ReturnToService=2 brings a node back when slurmd registers; a DRAIN needs a resume.
+        if slurmd_running "$n" && [ $((SECONDS - last_resume)) -ge 5 ]; then
+          say "node $n is $state: resuming it"
+          scontrol update nodename="$n" state=resume 2>/dev/null || true
+          resumed=1
+        fi ;;
+    esac
+    slurmd_running "$n" || die "slurmd for $n is not running"
+  done
+  [ "${resumed:-0}" = 1 ] && { last_resume=$SECONDS; resumed=0; }
+  [ "${#waiting[@]}" = 0 ] && break
   if [ "$SECONDS" -ge "$deadline" ]; then
-    scontrol show node "$NODE" >&2 || true
-    die "node $NODE not up after ${WAIT_S}s (state: ${state:-unknown})"
+    scontrol show node >&2 || true
+    die "nodes not up after ${WAIT_S}s: ${waiting[*]}"
   fi
-  pgrep -x slurmd >/dev/null || die "slurmd is not running"
   sleep 0.5
 done
 
-say "node $NODE is $state; partitions:"
+say "nodes ${NODES[*]} are up; partitions:"
 sinfo -o '%P %a %l %D %T %N %G'
 say "logs in $LOG/"
