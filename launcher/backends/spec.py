@@ -43,6 +43,8 @@ class LaunchSpec:
     nodes: int
     gpus_per_node: int
     cpus_per_gpu: int
+    """CPUs per GPU, or per rank of a CPU-only job."""
+    ranks_per_node: int
     mem_gb: float | None
     time_s: int
     time: str
@@ -57,8 +59,8 @@ class LaunchSpec:
 
     @property
     def cpus_per_task(self) -> int:
-        """CPUs for the one task per node: `cpus_per_gpu` for each GPU, or once on a CPU job."""
-        return self.cpus_per_gpu * max(self.gpus_per_node, 1)
+        """CPUs for the one task per node: `cpus_per_gpu` for each rank (one per GPU)."""
+        return self.cpus_per_gpu * self.ranks_per_node
 
     @property
     def logs_dir(self) -> Path:
@@ -134,9 +136,7 @@ def build_spec(run: Run) -> LaunchSpec:
     kind = kind_of(recipe)
     deepspeed = recipe.distributed.strategy == "deepspeed"
     # a self-evaluating kind scoring one checkpoint (eval.only) runs as one process
-    wants_torchrun = (
-        kind.torchrun and not recipe.eval.only and (res.gpus_per_node > 1 or res.nodes > 1 or deepspeed)
-    )
+    wants_torchrun = kind.torchrun and not recipe.eval.only and (res.ranks > 1 or res.nodes > 1 or deepspeed)
     return LaunchSpec(
         run_id=run.run_id,
         run_dir=run.run_dir,
@@ -146,11 +146,12 @@ def build_spec(run: Run) -> LaunchSpec:
         job=kind.name,
         module=kind.module,
         args=("--run-dir", str(run.run_dir)),
-        torchrun=Torchrun(res.nodes, max(res.gpus_per_node, 1)) if wants_torchrun else None,
+        torchrun=Torchrun(res.nodes, res.ranks) if wants_torchrun else None,
         multi_node=kind.multi_node,
         nodes=res.nodes,
         gpus_per_node=res.gpus_per_node,
         cpus_per_gpu=res.cpus_per_gpu,
+        ranks_per_node=res.ranks,
         mem_gb=res.mem_gb,
         time_s=res.seconds,
         time=res.time,

@@ -46,6 +46,18 @@ class SlurmSpec(Strict):
         default_factory=dict, description="more sbatch options, e.g. {exclusive: true}"
     )
     python: str = "python"
+    requeue: bool = Field(
+        True, description="a preemption, a USR2 before the time limit or a lost node requeues the job, "
+        "which resumes from its latest complete checkpoint; false: the job ends there"
+    )  # fmt: skip
+    rendezvous_port: int | None = Field(
+        None, ge=1024, le=65535, description="torchrun's c10d port on a multi-rank job's first node "
+        "(null: 29500 + job id % 2000, so two jobs on one node never share it)"
+    )  # fmt: skip
+    rendezvous_timeout_s: int = Field(
+        300, ge=10, le=3600, description="how long a multi-rank job's nodes wait for each other at the "
+        "rendezvous before the job fails with the reason"
+    )  # fmt: skip
 
 
 class RaySpec(Strict):
@@ -202,11 +214,12 @@ def check_fit(recipe: Recipe, profile: ClusterProfile) -> None:
             f"{at('resources.time')}: {res.time} is longer than the {max_time} limit of cluster '{name}'"
         )
     if profile.node is not None:
-        cpus = res.cpus_per_gpu * max(res.gpus_per_node, 1)
+        cpus = res.cpus_per_gpu * res.ranks
         if cpus > profile.node.cpus:
+            what = "GPUs" if res.gpus_per_node else f"rank{'s' * (res.ranks != 1)}"
             raise UserError(
-                f"{at('resources.cpus_per_gpu')}: {res.cpus_per_gpu} x {max(res.gpus_per_node, 1)} "
-                f"GPUs = {cpus} CPUs, more than the {profile.node.cpus} of a node of '{name}'"
+                f"{at('resources.cpus_per_gpu')}: {res.cpus_per_gpu} x {res.ranks} "
+                f"{what} = {cpus} CPUs, more than the {profile.node.cpus} of a node of '{name}'"
             )
         if res.mem_gb is not None and res.mem_gb > profile.node.mem_gb:
             raise UserError(

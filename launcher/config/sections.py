@@ -105,13 +105,31 @@ class ResourcesSpec(Strict):
     gpus_per_node: int = Field(1, ge=0)
     gpu_memory_gb: float | None = Field(None, gt=0)
     gpu_type: str | None = None
-    cpus_per_gpu: int = Field(4, ge=1)
+    cpus_per_gpu: int = Field(4, ge=1, description="CPUs per GPU, or per rank on a CPU-only job")
+    ranks_per_node: int | None = Field(
+        None, ge=1, description="processes per node (torchrun --nproc-per-node); null: one per GPU, "
+        "one on a CPU-only job. More than one on a CPU-only job trains with gloo"
+    )  # fmt: skip
     mem_gb: float | None = Field(None, gt=0)
     time: Duration = "01:00:00"
+
+    @model_validator(mode="after")
+    def _one_rank_per_gpu(self) -> ResourcesSpec:
+        if self.gpus_per_node and self.ranks_per_node not in (None, self.gpus_per_node):
+            raise ValueError(
+                f"resources.ranks_per_node: {self.ranks_per_node} but each of the {self.gpus_per_node} "
+                f"GPUs per node takes one rank; valid: {self.gpus_per_node} or null"
+            )
+        return self
 
     @property
     def gpus(self) -> int:
         return self.nodes * self.gpus_per_node
+
+    @property
+    def ranks(self) -> int:
+        """Processes per node: one per GPU, else `ranks_per_node` (default 1)."""
+        return self.gpus_per_node or self.ranks_per_node or 1
 
     @property
     def seconds(self) -> int:

@@ -142,7 +142,7 @@ KINDS: dict[str, JobKind] = {
         JobKind("spacy", trains=True, multi_node=False, torchrun=False, planner="cpu",
                 tasks=("ner",), evaluator="spacy", validate=spacy_rules, reads=reads.reads("spacy"),
                 owns=("spacy",), inputs=check_pipeline),
-        JobKind("token_classification", trains=True, multi_node=False, torchrun=True,
+        JobKind("token_classification", trains=True, multi_node=True, torchrun=True,
                 planner="training", tasks=("ner",), evaluator="token_classification",
                 reads=reads.reads("token_classification"), validate=_token_classification_rules),
         JobKind("classify", trains=False, multi_node=False, torchrun=False, planner="none",

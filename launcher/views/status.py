@@ -267,6 +267,11 @@ _ERROR_LINE = re.compile(
 _SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|sbatch|\[launch\])\S*:? ")
 
 
+_VERDICT = re.compile(r"^\[launch\] error: |^srun: error: Node failure on ")
+"""The launcher's own diagnosis (a rendezvous that cannot form) and Slurm's verdict on a lost node:
+what ended the run, whatever the job's processes printed as they died."""
+
+
 _NOISE = re.compile(
     r"^(Traceback \(most recent call last\)|During handling of the above|The above exception"
     r"|File \"|[\^~\s]+$|warnings\.warn\()"
@@ -295,13 +300,17 @@ def last_error_line(run_dir: Path) -> str | None:
     """Why a run failed, from its newest `logs/*.err` (every backend writes its stderr there): the
     job's last line that reads as an error (`ValueError: ...`, `error: ...`), else its last line
     that is not a traceback's frame; the scheduler's own lines (`srun: error: task 0: Exited ...`)
-    only when the job wrote none. Reads the last TAIL_BYTES of the log."""
+    only when the job wrote none. A verdict (`srun: error: Node failure on dev-n2`, `[launch] error:
+    rendezvous: ...`) comes before all. Reads the last TAIL_BYTES of the log."""
     logs = sorted(Path(run_dir, "logs").glob("*.err"), key=lambda p: p.stat().st_mtime, reverse=True)
     for log in logs:
         try:
             lines = _tail_lines(log)
         except OSError:
             continue
+        verdicts = [line for line in lines if _VERDICT.match(line)]
+        if verdicts:
+            return verdicts[-1].removeprefix("[launch] error: ")
         for candidates in ([line for line in lines if not _SCHEDULER_LINE.match(line)], lines):
             if candidates:
                 errors = [line for line in candidates if _ERROR_LINE.match(line)]
@@ -369,6 +378,10 @@ def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
         lines.append(best_text(best))
     if pending:
         lines.append(f"uploads: {pending} pending")
+    from launcher.tracking.wandb_sync import not_synced
+
+    if unsynced := not_synced(run_dir):
+        lines.append(f"W&B not synced: {unsynced}")
     if counted is not None:
         lines.append(f"{counted.total} eval{'s' * (counted.total != 1)}: {counts_text(counted.states)}")
     return RunStatus(

@@ -22,10 +22,14 @@ from tests.support.paths import GOLDEN
 
 
 def request_for(
-    recipe: str, cluster: str = "a800", overrides: list[str] | None = None, n: int = 0
+    recipe: str,
+    cluster: str = "a800",
+    overrides: list[str] | None = None,
+    n: int = 0,
+    profile: ClusterProfile | None = None,
 ) -> Request:
     loaded = load_recipe(recipe, overrides or [])
-    profile = load_cluster(cluster)
+    profile = profile or load_cluster(cluster)
     run_id = f"{loaded.name}-20260101-0000-{n:04d}"
     run = Run(run_id, Path("/runs") / run_id, loaded, profile, code=fixed_code())
     return SlurmBackend(profile).dryrun(run)
@@ -72,12 +76,40 @@ def test_two_nodes_start_one_torchrun_per_node_with_rendezvous_on_the_head_node(
         assert expected in options, expected
     assert "--output=/runs/ds7b_fft-20260101-0000-0000/logs/%j.out" in options
     assert "--error=/runs/ds7b_fft-20260101-0000-0000/logs/%j.err" in options
-    assert 'HEAD="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"' in text
-    assert "srun --ntasks-per-node=1 --cpus-per-task=96 bash -c" in text
-    assert '--nnodes "$SLURM_NNODES" --nproc-per-node 8 --node-rank "$SLURM_NODEID"' in text
-    assert '--rdzv-backend c10d --rdzv-endpoint "$HEAD:$RDZV_PORT" -m jobs.train' in text
+    assert "scontrol show hostnames" not in text  # the head is srun's own address: no scontrol, no DNS
+    assert 'head="$SLURM_LAUNCH_NODE_IPADDR"' in text
+    assert "export RDZV_PORT=$((29500 + SLURM_JOB_ID % 2000))\nexport RDZV_TIMEOUT=300\n" in text
+    assert "srun --ntasks-per-node=1 --cpus-per-task=96 --kill-on-bad-exit=1 bash -c" in text
+    assert '--nnodes "$SLURM_NNODES" --nproc-per-node 8' in text
+    assert '--rdzv-backend c10d --rdzv-endpoint "$head:$RDZV_PORT"' in text
+    assert (
+        '--rdzv-conf "is_host=$((SLURM_NODEID == 0)),join_timeout=$RDZV_TIMEOUT,read_timeout=$RDZV_TIMEOUT"'
+        in text
+    )
     assert "source ~/venvs/llm/bin/activate" in text
     assert text.index("source ~/venvs") < text.index("srun ")
+
+
+def test_fixed_rendezvous_port_timeout_and_no_requeue_come_from_the_profile() -> None:
+    data = load_cluster("a800").model_dump()
+    data["slurm"].update(requeue=False, rendezvous_port=29411, rendezvous_timeout_s=45)
+    profile = ClusterProfile.model_validate(data)
+    text = request_for("ds7b_fft", profile=profile, overrides=["resources.nodes=2"]).materialize()
+    options = _options(text)
+    assert "--no-requeue" in options and "--requeue" not in options
+    assert (
+        "# port 29411; nodes wait 45 s for each other\nexport RDZV_PORT=29411\nexport RDZV_TIMEOUT=45\n"
+        in text
+    )
+    assert "scontrol requeue" not in text and "slurm.requeue is false: the job ends" in text
+
+
+def test_cpu_ranks_per_node_run_torchrun_with_cpus_for_each_rank() -> None:
+    text = request_for(
+        "tiny_ner", overrides=["resources.nodes=2", "resources.ranks_per_node=2", "resources.cpus_per_gpu=3"]
+    ).materialize()
+    assert "--cpus-per-task=6" in _options(text) and "--gres" not in text
+    assert "--nproc-per-node 2 --rdzv-id" in text
 
 
 def test_one_gpu_runs_the_job_directly_under_srun() -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from launcher.backends.slurm import render
 from launcher.backends.slurm.commands import SUBMIT_TIMEOUT, SlurmRefused, SlurmSilent, parse_sbatch
 from launcher.backends.slurm.commands import call as _call
 from launcher.backends.slurm.commands import run as _run
+from launcher.backends.slurm.failures import CAUSES, history_text, node_events
 from launcher.backends.slurm.parse import (
     NEVER_STARTS_REASONS,
+    SACCT_FIELDS,
     SINFO_FORMAT,
     Partition,
     SlurmInfo,
@@ -57,6 +60,7 @@ class SlurmBackend(Backend[SlurmPayload]):
     def __init__(self, profile: ClusterProfile) -> None:
         super().__init__(profile)
         self._info: dict[str, SlurmInfo] = {}
+        self._stories: dict[str, str] = {}
         self._asked: set[str] = set()
 
     @property
@@ -189,8 +193,9 @@ class SlurmBackend(Backend[SlurmPayload]):
     def accounting(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
         """What `sacct -D` (slurmdbd) says about these jobs: one query; UserError if it cannot answer."""
         bases = ",".join(dict.fromkeys(j.split("_")[0] for j in job_ids))
-        fields = "JobID,State,ExitCode,Reason,NodeList"
-        found = parse_sacct(_call(["sacct", "-n", "-P", "-X", "-D", "-o", fields, "-j", bases], "sacct"))
+        found = parse_sacct(
+            _call(["sacct", "-n", "-P", "-X", "-D", "-o", SACCT_FIELDS, "-j", bases], "sacct")
+        )
         return {j: found[j] for j in job_ids if j in found}
 
     def _squeue(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
@@ -209,16 +214,34 @@ class SlurmBackend(Backend[SlurmPayload]):
         info = self._cached(job_id)
         return info.restarts if info else None
 
+    def _story(self, job_id: str, info: SlurmInfo) -> str:
+        """How the job's earlier starts ended (`after node failure (dev-n2 DOWN: ...)`); squeue knows
+        only their count, so a restarted job's sacct history is asked for once."""
+        if info.restarts and not info.earlier and job_id not in self._stories:
+            with suppress(SlurmRefused, SlurmSilent):
+                info.earlier = self.accounting([job_id]).get(job_id, info).earlier
+        if job_id not in self._stories:
+            self._stories[job_id] = history_text(info.earlier)
+        return self._stories[job_id]
+
     def explain(self, job_id: str) -> str | None:
         info = self._cached(job_id)
         if info is None:
             return self.unanswered
         state = info.job_state
-        again = f", restart {info.restarts}" if info.restarts else ""
+        story = self._story(job_id, info)
+        again = f", restart {info.restarts}" + (f" {story}" if story else "") if info.restarts else ""
         reason = info.reason if info.reason and info.reason != "None" else ""
+        if info.state in ("NODE_FAIL", "BOOT_FAIL"):
+            end = info.end or datetime.now().isoformat(timespec="seconds")
+            events = node_events(info.nodes, end) if info.nodes else None
+            where = events or f"on {info.nodes or '?'}"
+            return f"{CAUSES[info.state]}: {where}; Slurm ended the job {info.state}{again}"
         if state is RunState.PENDING:
             if info.restarts and reason in ("", "BeginTime"):
-                return f"requeued, waiting to start again (restart {info.restarts})"
+                return (
+                    f"requeued, waiting to start again (restart {info.restarts}{f' {story}' * bool(story)})"
+                )
             why = NEVER_STARTS_REASONS.get(reason.split(",")[0].strip())
             if why:
                 return f"{NEVER_STARTS}{reason} ({why}); `launch cancel` it and ask for less"
@@ -279,7 +302,7 @@ def _shape_shortfall(res: LaunchSpec, part: Partition) -> str | None:
         most = max(s.cpus for s in gpu_ok)
         return (
             f"resources.cpus_per_gpu: the task needs {res.cpus_per_task} CPUs but the nodes of {where} "
-            f"have at most {most}; valid: cpus_per_gpu x max(gpus_per_node, 1) <= {most}"
+            f"have at most {most}; valid: cpus_per_gpu x ranks per node <= {most}"
         )
     if cpu_ok and not mem_ok:
         most_gb = max(s.mem_mb for s in cpu_ok) / 1024

@@ -66,15 +66,27 @@ def expand_job_ids(field: str) -> list[str]:
     return ids
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """An earlier start of a job that Slurm ran again: how it ended, where, and when."""
+
+    state: str
+    nodes: str
+    end: str
+
+
 @dataclass
 class SlurmInfo:
-    """What the scheduler says about one job (or array task)."""
+    """What the scheduler says about one job (or array task). `earlier`: its starts before this one,
+    oldest first (sacct only; squeue knows the count, `restarts`, not the story)."""
 
     state: str
     reason: str = ""
     exit_code: str = ""
     nodes: str = ""
     restarts: int = 0
+    earlier: list[Attempt] = field(default_factory=list)
+    end: str = ""
 
     @property
     def job_state(self) -> RunState:
@@ -98,17 +110,23 @@ RESTARTED = frozenset({"REQUEUED", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL"})
 """States of an earlier `sacct -D` record of a job that Slurm then ran again (with --requeue)."""
 
 
+SACCT_FIELDS = "JobID,State,ExitCode,Reason,NodeList,End"
+
+
 def parse_sacct(text: str) -> dict[str, SlurmInfo]:
-    """`sacct -n -P -X -D -o JobID,State,ExitCode,Reason,NodeList`: the latest record per job, with
-    restarts = the earlier records that ended in a requeue. An earlier record that ended any other
-    way belongs to another job that had the same id (ids restart when Slurm's state is reset)."""
+    """`sacct -n -P -X -D -o SACCT_FIELDS` (End may be absent): the latest record per job, with
+    restarts = the earlier records that ended in a requeue, kept in `earlier`. An earlier record that
+    ended any other way belongs to another job that had the same id (ids restart when Slurm's state
+    is reset)."""
     infos: dict[str, SlurmInfo] = {}
     folded: set[str] = set()
+    ends: dict[str, str] = {}
     for line in text.splitlines():
         fields = line.split("|")
         if len(fields) < 5 or not fields[0]:
             continue
         job_field, state, exit_code, reason, nodes = fields[:5]
+        end = fields[5] if len(fields) > 5 else ""
         if "[" in job_field:
             for job_id in expand_job_ids(job_field):
                 if job_id not in infos:
@@ -117,8 +135,11 @@ def parse_sacct(text: str) -> dict[str, SlurmInfo]:
             continue
         earlier = infos.get(job_field)
         requeued = earlier is not None and job_field not in folded and earlier.state in RESTARTED
-        restarts = earlier.restarts + 1 if earlier is not None and requeued else 0
-        infos[job_field] = SlurmInfo(state, reason, exit_code, nodes, restarts)
+        history: list[Attempt] = []
+        if earlier is not None and requeued:
+            history = [*earlier.earlier, Attempt(earlier.state, earlier.nodes, ends.get(job_field, ""))]
+        infos[job_field] = SlurmInfo(state, reason, exit_code, nodes, len(history), history, end)
+        ends[job_field] = end
         folded.discard(job_field)
     return infos
 

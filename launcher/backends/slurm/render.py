@@ -6,19 +6,29 @@ submitit, so it was checked against submitit SUBMITIT_CHECKED (pyproject.toml pi
 from there; the golden scripts in tests/golden are what any other version must render byte for byte).
 
 A run's script runs the job under `srun --ntasks-per-node=1`: `python -m jobs.<job> --run-dir DIR`
-for one process, or, for a train job on several GPUs or nodes, one torchrun per node with c10d
-rendezvous on the head node. It `cd`s into the submitting working directory and exports the run's
+for one process, or, for a train job on several ranks or nodes, one torchrun per node with c10d
+rendezvous on the first node. Its address is SLURM_LAUNCH_NODE_IPADDR, which srun sets in every task:
+the address of the node srun runs on (the batch script's, node 0) as Slurm itself reaches it, so
+neither DNS nor `scontrol` is needed on the nodes. The first node hosts the store (`is_host`) and
+checks its port is free; the others wait for it to open (a bash probe: one `error:` line naming
+node, address and port when it is taken or never opens), and torchrun fails its own wait after the
+profile's `rendezvous_timeout_s`. A node
+whose torchrun fails ends the step on every node (`srun --kill-on-bad-exit`), not at the time limit.
+It `cd`s into the submitting working directory and exports the run's
 code (PYTHONPATH=<its snapshot>, PYTHONSAFEPATH=1: launcher.runs.code), so the job, every requeue
 of it (Slurm reruns the same script) and its torchrun workers run the code it was submitted with.
 
-Preemption and time limits (`--signal=B:USR2@90`, `--requeue`): Slurm signals the batch shell.
+Preemption and time limits (`--signal=B:USR2@90`, `--requeue` unless the profile says
+`slurm.requeue: false`): Slurm signals the batch shell.
 Its trap notes the request and forwards USR2 to srun, which delivers it to every process of the
 step on every node: the job itself, or torchrun's workers (torchrun ignores USR2: by default it
 would die of it and take its workers down mid-checkpoint). The job saves a checkpoint and exits 3.
 Once the step is over the shell runs `scontrol requeue $SLURM_JOB_ID` when the step exited 3 (a
 USR2 sent straight to the step, `scancel -s USR2`) or failed after a USR2 (torchrun reports its
 workers' 3 as 1). Slurm restarts the job with `SLURM_RESTART_COUNT` one higher; output files are
-opened in append mode, and the job resumes from its latest complete checkpoint.
+opened in append mode, and the job resumes from its latest complete checkpoint. A node that fails
+under a job ends it NODE_FAIL, and Slurm requeues it the same way; with `requeue: false` both end
+the job instead.
 
 A follow-on job (a run's `--then` chain) is one CPU and 1 GB with `--dependency=afterok:<job>` and
 `--kill-on-invalid-dep=yes`: it starts once that job completed, and Slurm cancels it when the job
@@ -70,17 +80,58 @@ def _mem(gb: float) -> str:
     return f"{int(gb)}G" if gb == int(gb) else f"{round(gb * 1024)}M"
 
 
+RDZV_PROBE = """\
+trap "" USR2
+head="$SLURM_LAUNCH_NODE_IPADDR"
+if [ -z "$head" ]; then
+    echo "[launch] error: rendezvous: srun set no SLURM_LAUNCH_NODE_IPADDR on $SLURMD_NODENAME" >&2
+    exit 1
+fi
+if [ "$SLURM_NODEID" = 0 ]; then
+    if timeout 2 bash -c ": >/dev/tcp/$head/$RDZV_PORT" 2>/dev/null; then
+        echo "[launch] error: rendezvous: $head:$RDZV_PORT on the first node ($SLURMD_NODENAME) is" \\
+            "taken by another process; set slurm.rendezvous_port to a free port" >&2
+        exit 1
+    fi
+else
+    waited=0
+    until timeout 2 bash -c ": >/dev/tcp/$head/$RDZV_PORT" 2>/dev/null; do
+        if [ "$waited" -ge "$RDZV_TIMEOUT" ]; then
+            echo "[launch] error: rendezvous: node $SLURMD_NODENAME reached nothing at $head:$RDZV_PORT" \\
+                "(the first node) in $RDZV_TIMEOUT s: its torchrun did not start, or a firewall drops it" >&2
+            exit 1
+        fi
+        sleep 2; waited=$((waited + 2))
+    done
+fi
+"""
+"""Before torchrun, on each node: the head's address; on the head its port free, elsewhere open."""
+
+
 def launch_command(spec: LaunchSpec, python: str) -> str:
     """The shell words srun runs on every node (single-quoted parts expand there, not in the shell)."""
     if spec.torchrun is None:
         return shlex.join(spec.command(python))
-    inner = (
-        f'trap "" USR2; exec {shlex.quote(python)} -m torch.distributed.run --nnodes "$SLURM_NNODES" '
-        f'--nproc-per-node {spec.torchrun.nproc_per_node} --node-rank "$SLURM_NODEID" '
-        '--rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:$RDZV_PORT" '
+    inner = RDZV_PROBE + (
+        f'exec {shlex.quote(python)} -m torch.distributed.run --nnodes "$SLURM_NNODES" '
+        f"--nproc-per-node {spec.torchrun.nproc_per_node} "
+        '--rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$head:$RDZV_PORT" '
+        '--rdzv-conf "is_host=$((SLURM_NODEID == 0)),join_timeout=$RDZV_TIMEOUT,read_timeout=$RDZV_TIMEOUT" '
         f"-m {spec.module} {shlex.join(spec.args)}"
     )
     return f"bash -c {shlex.quote(inner)}"
+
+
+def rendezvous_lines(slurm: SlurmSpec) -> list[str]:
+    """The batch script's rendezvous settings, with a comment saying what they mean (the dry run shows it)."""
+    fixed = slurm.rendezvous_port
+    return [
+        "# rendezvous: torchrun c10d at the first node's address as srun has it (SLURM_LAUNCH_NODE_IPADDR),",
+        f"# port {fixed or f'{RDZV_BASE_PORT} + job id % 2000'}; nodes wait {slurm.rendezvous_timeout_s} s "
+        "for each other",
+        f"export RDZV_PORT={fixed or f'$(({RDZV_BASE_PORT} + SLURM_JOB_ID % 2000))'}",
+        f"export RDZV_TIMEOUT={slurm.rendezvous_timeout_s}",
+    ]
 
 
 def _exports(env: dict[str, str]) -> list[str]:
@@ -92,18 +143,23 @@ def _cd(workdir: Path) -> str:
 
 
 def _srun(job: LaunchSpec) -> str:
-    return f"srun --ntasks-per-node=1 --cpus-per-task={job.cpus_per_task}"
+    bad_exit = " --kill-on-bad-exit=1" if job.torchrun is not None and job.nodes > 1 else ""
+    return f"srun --ntasks-per-node=1 --cpus-per-task={job.cpus_per_task}{bad_exit}"
 
 
-def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
-    """Run the step in the background so the USR2 trap fires at once; requeue on exit 3."""
-    head = [
-        'export HEAD="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"',
-        f"export RDZV_PORT=$(({RDZV_BASE_PORT} + SLURM_JOB_ID % 2000))",
-    ]
+def _step_lines(slurm: SlurmSpec, srun: str, command: str, torchrun: bool) -> list[str]:
+    """Run the step in the background so the USR2 trap fires at once; requeue on exit 3 (or, with
+    `requeue: false`, say the job ends)."""
+    if slurm.requeue:
+        after = [
+            '    echo "[launch] step exited $rc after USR2: requeueing job $SLURM_JOB_ID" >&2',
+            '    scontrol requeue "$SLURM_JOB_ID" && exit 0',
+        ]
+    else:
+        after = ['    echo "[launch] step exited $rc after USR2; slurm.requeue is false: the job ends" >&2']
     return [
         'echo "[launch] job $SLURM_JOB_ID, restart ${SLURM_RESTART_COUNT:-0}, on $SLURM_JOB_NODELIST"',
-        *(head if torchrun else []),
+        *(rendezvous_lines(slurm) if torchrun else []),
         "requeue=0",
         """trap 'requeue=1; kill -USR2 "$step" 2>/dev/null' USR2""",
         f"{srun} {command} &",
@@ -111,8 +167,7 @@ def _step_lines(srun: str, command: str, torchrun: bool) -> list[str]:
         'wait "$step"; rc=$?',
         'while [ "$rc" -gt 128 ] && kill -0 "$step" 2>/dev/null; do wait "$step"; rc=$?; done',
         f'if [ "$rc" -eq {REQUEUE_EXIT} ] || {{ [ "$requeue" -eq 1 ] && [ "$rc" -ne 0 ]; }}; then',
-        '    echo "[launch] step exited $rc after USR2: requeueing job $SLURM_JOB_ID" >&2',
-        '    scontrol requeue "$SLURM_JOB_ID" && exit 0',
+        *after,
         "fi",
         'exit "$rc"',
     ]
@@ -164,7 +219,7 @@ def _render(
         "error": f"{logs}/{pattern}.err",
         "open-mode": "append",
         "signal": SIGNAL,
-        "requeue": True,
+        "requeue" if slurm.requeue else "no-requeue": True,
     }
     for key, value in slurm.extra.items():
         if value is None or value is False:
@@ -183,7 +238,7 @@ def job_script(slurm: SlurmSpec, job: LaunchSpec) -> tuple[str, dict[str, Any]]:
         f"# recipe-launcher run {job.run_id}: recipe {job.recipe_name} on cluster {job.cluster}",
         _cd(job.workdir),
         *_exports(job.env),
-        *_step_lines(_srun(job), launch_command(job, slurm.python), job.torchrun is not None),
+        *_step_lines(slurm, _srun(job), launch_command(job, slurm.python), job.torchrun is not None),
     ]
     options = sbatch_options(slurm, job)
     return _render(slurm, options, job.logs_dir, "%j", body), options
@@ -237,7 +292,7 @@ def array_script(slurm: SlurmSpec, jobs: Sequence[LaunchSpec], max_parallel: int
         f"# recipe-launcher array of {len(jobs)} runs: task i runs case i",
         _cd(jobs[0].workdir),
         *cases,
-        *_step_lines(_srun(jobs[0]), '"$@"', torchrun),
+        *_step_lines(slurm, _srun(jobs[0]), '"$@"', torchrun),
     ]
     logs = links_dir(jobs) / "%a" / "logs"
     parallel = max(1, min(max_parallel, len(jobs)))

@@ -127,7 +127,7 @@ def test_more_cpus_than_any_node_has_is_refused_before_sbatch(launch: Launch, tm
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().endswith(
         "resources.cpus_per_gpu: the task needs 40 CPUs but the nodes of partition 'gpu' have at most 32; "
-        "valid: cpus_per_gpu x max(gpus_per_node, 1) <= 32"
+        "valid: cpus_per_gpu x ranks per node <= 32"
     )
     proc = launch("recipe", "tiny_smoke", "--cluster", str(big), "--set", "resources.mem_gb=64")
     assert proc.returncode == 2, proc.stdout + proc.stderr
