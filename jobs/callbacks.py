@@ -87,9 +87,26 @@ class StopOnSignal(TrainerCallback):
         self.received = signum
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.received is not None:
+        if self._anyone_received(args):
             control.should_save = True
             control.should_training_stop = True
+
+    def _anyone_received(self, args: Any) -> bool:
+        """Whether any rank got the signal: srun delivers it to each node at its own moment, and ranks
+        that stopped at different steps would wait on each other's collectives forever. One small
+        all-reduce (MAX) per step makes them stop, and save, at the same step."""
+        import torch
+
+        mine = self.received is not None
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return mine
+        if torch.distributed.get_world_size() == 1:
+            return mine
+        flag = torch.tensor([int(mine)], device=args.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and self.received is None:
+            self.received = int(signal.SIGUSR2)
+        return bool(flag.item())
 
 
 class SaveAtEnd(TrainerCallback):

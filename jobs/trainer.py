@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -78,9 +79,19 @@ def training_arguments(recipe: Recipe, run_dir: Path, dtype: Any, report_wandb: 
             kwargs["train_sampling_strategy"] = "group_by_length"
         else:
             kwargs["group_by_length"] = True
-    if recipe.distributed.strategy == "deepspeed":
+    deepspeed = recipe.distributed.strategy == "deepspeed"
+    if deepspeed:
         kwargs["deepspeed"] = str(run_dir / "deepspeed.json")
-    return TrainingArguments(**kwargs)
+        if not on_gpu:
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    args = TrainingArguments(**kwargs)
+    if deepspeed and not on_gpu and torch.distributed.is_initialized():
+        # use_cpu made a gloo group that DeepSpeed adopts only in the Trainer; ZeRO-3 partitions
+        # while the model loads, before that, and would take the world for 1 (a batch-size mismatch)
+        import deepspeed as ds  # type: ignore[import-untyped]
+
+        ds.init_distributed(dist_backend="gloo")
+    return args
 
 
 def resume_and_train(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from launcher.backends.slurm.failures import _events, history_text
 from launcher.backends.slurm.parse import (
     SLURM_STATES,
+    Attempt,
     expand_job_ids,
     map_state,
     parse_sacct,
@@ -73,6 +75,29 @@ def test_sacct_requeued_job_counts_restarts_and_takes_the_latest_record() -> Non
     info = parse_sacct(text)["16"]
     assert info.state == "RUNNING" and info.restarts == 2 and info.nodes == "vm"
     assert info.job_state is RunState.RUNNING
+
+
+def test_sacct_keeps_how_each_earlier_start_ended_where_and_when() -> None:
+    text = (
+        "16|REQUEUED|0:0|None|dev-n[1-2]|2026-12-06T08:40:00\n"
+        "16|NODE_FAIL|0:0|None|dev-n[1-2]|2026-12-06T08:42:34\n"
+        "16|COMPLETED|0:0|None|dev-n[1-2]|2026-12-06T08:50:00\n"
+    )
+    info = parse_sacct(text)["16"]
+    assert info.restarts == 2 and info.end == "2026-12-06T08:50:00"
+    assert info.earlier == [
+        Attempt("REQUEUED", "dev-n[1-2]", "2026-12-06T08:40:00"),
+        Attempt("NODE_FAIL", "dev-n[1-2]", "2026-12-06T08:42:34"),
+    ]
+
+
+def test_node_events_name_each_bad_node_once_and_restarts_read_in_order() -> None:
+    out = "dev-n2|DOWN|test: lost\ndev-n2|DOWN*|again\ndev-n1|IDLE|\ndev-n3|DRAIN|\n"
+    assert _events(out) == "dev-n2 DOWN: test: lost; dev-n3 DRAIN"
+    assert _events("dev-n1|IDLE|\n") is None
+    earlier = [Attempt("REQUEUED", "vm", ""), Attempt("PREEMPTED", "vm", "")]
+    assert history_text(earlier) == "after requeued (USR2 or scontrol requeue), preempted"
+    assert history_text([]) == ""
 
 
 def test_sacct_reused_job_id_is_not_a_restart() -> None:

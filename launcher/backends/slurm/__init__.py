@@ -8,6 +8,8 @@ Modules:
   private renderer, checked against the submitit version it names.
 - `parse`: Slurm's answers parsed: squeue/sacct lines into job infos and run states, sinfo into
   partitions, the pending reasons that never resolve.
+- `failures`: how a job's earlier starts ended, and the node events behind a NODE_FAIL (sacctmgr,
+  else sinfo -R), in words for `launch status`.
 - `discover`: the cluster of this login node for `launch init`: partitions, their nodes' GPUs, CPUs,
   memory and limits, from scontrol.
 - `commands`: Running Slurm's commands: a short timeout for queries, the whole process group killed when it

@@ -137,6 +137,41 @@ def test_usr2_and_a_lost_node_requeue_and_resume_on_two_nodes(launch: Launch, tm
     assert "restart 2 after requeued (USR2 or scontrol requeue), node failure (dev-n2 DOWN" in why, why
 
 
+def test_without_requeue_a_lost_node_ends_the_run_with_the_node_and_reason(
+    launch: Launch, tmp_path: Path
+) -> None:
+    """`slurm.requeue: false`: the NODE_FAIL ends the run failed; status names the node and why."""
+    require_slurm()
+    runs = tmp_path / "runs"
+    profile = _profile(tmp_path, "requeue: false")
+    run_id = _submit(
+        launch, "tiny_ner", "resources.nodes=2", *SMALL, "train.max_steps=200", cluster=str(profile)
+    )
+    wait_for(lambda: re.search(r"^step 2/200 ", _out(runs, run_id), re.M) is not None, timeout=240, every=1)
+    reason = "test: dev-n2 unplugged"
+    subprocess.run(["scontrol", "update", "nodename=dev-n2", "state=down", f"reason={reason}"], check=True)
+    try:
+        wait_for(lambda: _ended(launch, run_id), timeout=120, every=1)
+    finally:
+        subprocess.run(["scontrol", "update", "nodename=dev-n2", "state=resume"], capture_output=True)
+    assert run_state(launch, run_id) == "failed"
+    assert _why(launch, run_id).split(None, 1)[1] == (
+        f"node failure: dev-n2 DOWN: {reason}; Slurm ended the job NODE_FAIL"
+    )
+    assert "  error: srun: error: Node failure on dev-n2" in launch("status", check=True).stdout
+    assert [s[0] for s in _sacct_nodes(_job_id(runs, run_id))] == ["NODE_FAIL"]
+
+
+def _profile(tmp_path: Path, slurm: str) -> Path:
+    """dev-slurm's partition, with more `slurm:` settings."""
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "# test profile: the dev cluster's two nodes\nname: two\nbackend: slurm\n"
+        f"node: {{cpus: 16, mem_gb: 16}}\nlimits: {{max_nodes: 2}}\nslurm: {{partition: gpu, {slurm}}}\n"
+    )
+    return path
+
+
 def _why(launch: Launch, run_id: str) -> str:
     out = launch("status", run_id, check=True).stdout
     return next((line for line in out.splitlines() if line.startswith("why")), "")
@@ -148,12 +183,7 @@ def test_a_taken_rendezvous_port_fails_the_job_at_once_with_one_line(launch: Lau
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        profile = tmp_path / "two.yaml"
-        profile.write_text(
-            "# test profile: dev-slurm with a fixed rendezvous port\nname: two\nbackend: slurm\n"
-            "node: {cpus: 16, mem_gb: 16}\nlimits: {max_nodes: 2}\n"
-            f"slurm: {{partition: gpu, rendezvous_port: {port}, rendezvous_timeout_s: 20}}\n"
-        )
+        profile = _profile(tmp_path, f"rendezvous_port: {port}, rendezvous_timeout_s: 20")
         started = time.monotonic()
         run_id = _submit(launch, "tiny_ner", "resources.nodes=2", *SMALL, cluster=str(profile))
         wait_for(lambda: _ended(launch, run_id), timeout=120, every=1)
