@@ -1,4 +1,4 @@
-"""W&B for jobs: mode from the recipe and the environment, ids kept in launch.json, no secrets."""
+"""W&B for jobs: mode from the recipe, profile and environment, ids kept in launch.json, no secrets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,24 @@ from typing import Any
 
 from launcher.config.grid import point_overrides, short_overrides
 from launcher.config.recipe import Recipe
+from launcher.errors import SetupError, UserError
 from launcher.runs.launch_info import LaunchInfo
-from launcher.tracking.wandb_mode import redact_data, wandb_mode
+from launcher.tracking.wandb_mode import node_mode, redact_data
+from launcher.tracking.wandb_reach import base_url, check_reachable
+
+FLUSH_S = 5.0
+"""How often an offline run's file gets what was logged: `launch sync --wandb --follow` reads it."""
+PROBE_S = 5.0
+"""How long W&B has to answer the job's one try when the profile's tracking.wandb.mode is auto."""
+
+
+def _unreachable() -> str | None:
+    """Why W&B does not answer from this node within PROBE_S; None when it does."""
+    try:
+        check_reachable(base_url(), timeout_s=PROBE_S)
+    except (SetupError, UserError) as err:
+        return str(err).split("; check", 1)[0]
+    return None
 
 
 def run_name(info: LaunchInfo, run_dir: Path) -> str:
@@ -26,12 +42,15 @@ def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> 
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     spec = recipe.tracking.wandb
-    mode = wandb_mode(spec.mode)
+    info = LaunchInfo.read(run_dir)
+    profile = ((info.extra.get("profile") or {}).get("tracking") or {}).get("wandb") or {}
+    mode, fell_back = node_mode(spec.mode, profile.get("mode", "auto"), _unreachable)
+    if fell_back:
+        print(fell_back, flush=True)
     if mode == "disabled":
         return None
     import wandb
 
-    info = LaunchInfo.read(run_dir)
     saved = info.wandb.get(job_type) or {}
     run_id = saved.get("id") or uuid.uuid4().hex[:12]
     overrides = list(info.overrides)
@@ -43,6 +62,7 @@ def start(recipe: Recipe, run_dir: Path, job_type: str, **extra_config: Any) -> 
         project=spec.project, entity=spec.entity, group=info.sweep or spec.group or recipe.name,
         job_type=job_type, name=run_name(info, run_dir), id=run_id, resume="allow", dir=str(run_dir),
         mode=mode, config=config, tags=spec.tags, reinit="finish_previous",
+        settings=wandb.Settings(x_transaction_log_flush_interval=FLUSH_S),
     )  # fmt: skip
     entry: dict[str, Any] = {"id": run_id, "mode": mode, "project": spec.project}
     if mode == "online":

@@ -7,7 +7,8 @@ SMOKE_STEP_SECONDS sets the time per step, SMOKE_FAIL_AT=N makes it fail at step
 SMOKE_IGNORE_TERM=1 makes it ignore SIGTERM (a job that will not stop), SMOKE_CHILD=1 makes it start
 a child process that outlives it (a stand-in for a data-loader worker), SMOKE_STDERR=1 makes it
 write a line to stderr half a step after each step's stdout line and half a step before what
-follows (for `launch logs --merged`). On SIGUSR2
+follows (for `launch logs --merged`). With W&B on (tracking.wandb), each step logs
+`train/loss` and `train/global_step`. On SIGUSR2
 (Slurm's warning before preemption or the time limit) it saves a checkpoint and exits with
 code 3, so the backend can requeue it. Like jobs.train, it uploads each checkpoint to the
 recipe's artifact store (artifacts.uri) in the background.
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from jobs import wandb_run
 from jobs.entry import REQUEUE_EXIT, start_log_times
 from jobs.uploads import BackgroundUploader
 from launcher.config.recipe import read_resolved
@@ -64,10 +66,13 @@ def main() -> int:
     step = (step_of(latest) or 0) if latest else 0
     print(f"smoke job {recipe.name}: {total} steps, resuming from step {step}", flush=True)
     print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
+    wandb = wandb_run.start(recipe, run_dir, "train")  # None unless the recipe's tracking asks for W&B
     while step < total:
         time.sleep(pause)
         step += 1
         print(f"step {step}/{total}", flush=True)
+        if wandb is not None:
+            wandb.log({"train/loss": round(1 / step, 6), "train/global_step": step})
         if os.environ.get("SMOKE_STDERR") == "1":
             time.sleep(pause / 2)
             print(f"stderr after step {step}", file=sys.stderr, flush=True)
@@ -81,11 +86,15 @@ def main() -> int:
             if step % every:
                 save(run_dir, step, uploader)
             print(f"signal {signalled[0]}: checkpointed at step {step}, asking to be requeued", flush=True)
+            if wandb is not None:
+                wandb.finish()
             uploader.finish(timeout=60)
             return REQUEUE_EXIT
     results = run_dir / "results"
     results.mkdir(exist_ok=True)
     (results / "smoke.json").write_text(json.dumps({"steps": step}) + "\n")
     uploader.finish()
+    if wandb is not None:
+        wandb.finish()
     print("done", flush=True)
     return 0

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from launcher.cli.common import app, console
-from launcher.errors import UserError
+from launcher.errors import SetupError, UserError
+
+if TYPE_CHECKING:
+    from launcher.runs.registry import RunRow
+    from launcher.tracking.wandb_sync import Selection
 
 
 @app.command("sync")
@@ -20,12 +25,20 @@ def sync_cmd(
         bool, typer.Option("--wandb", help="upload the offline W&B runs instead (wandb sync)")
     ] = False,
     all_: Annotated[bool, typer.Option("--all", help="with --wandb: every registered run")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="with --wandb: sync again every --interval until the runs ended")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="with --follow: seconds between passes", min=1.0, max=3600.0)
+    ] = 30.0,
 ) -> None:
     """Upload whatever of a run is not in its artifact store yet (idempotent); exit 1 if the
-    store cannot be reached. With --wandb: sync the offline W&B runs of RUN (and its evaluations),
-    of every point of SWEEP, or of --all runs."""
-    if wandb or all_:
-        raise typer.Exit(_sync_wandb(run, all_, wandb))
+    store cannot be reached. With --wandb: send W&B what it lacks of the offline W&B runs of RUN
+    (and its evaluations), of every point of SWEEP, or of --all runs: every step once, requeued
+    starts as one W&B run, with the launcher's state; --follow does it every --interval seconds
+    while they run."""
+    if wandb or all_ or follow:
+        raise typer.Exit(_sync_wandb(run, all_, wandb, follow, interval))
     if run is None:
         raise UserError("launch sync: missing argument RUN (a run id, prefix or run directory)")
     from launcher.artifacts import uploads
@@ -47,25 +60,70 @@ def sync_cmd(
     print(f"{run_id}: {sent} unit(s) uploaded, {len(outcomes) - sent} already there; all in {where}")
 
 
-def _sync_wandb(ref: str | None, all_: bool, wandb: bool) -> int:
-    """`launch sync ... --wandb`: what was synced, one line each; 0, or 1 after one error line."""
+def _story(row: RunRow) -> dict[str, Any]:
+    """The launcher's story of a run as W&B summary keys: state, restarts, cluster, last error line."""
+    from launcher.views.status import failed, last_error_line
+
+    story: dict[str, Any] = {"launcher/run_id": row.run_id, "launcher/state": row.state,
+                             "launcher/restarts": row.restarts, "launcher/cluster": row.cluster}  # fmt: skip
+    error = last_error_line(Path(row.run_dir)) if failed(row.state) else None
+    if error:
+        story["launcher/last_error"] = error
+    return story
+
+
+def _selection(ref: str | None, all_: bool) -> Selection:
+    """The W&B runs `ref` (or --all) names, with the registry's rows refreshed from their schedulers."""
+    from launcher.runs import service
     from launcher.runs.registry import Registry
+    from launcher.runs.state import RunState
+    from launcher.tracking import wandb_sync
+
+    registry = Registry()
+    runs = wandb_sync.select(registry, ref, all_)
+    ids = {run_id for run_id, _ in runs}
+    rows = [r for r in registry.all() if r.run_id in ids]
+    rows = [r for r in rows if RunState.ended(r.state)] + service.refresh(
+        registry, [r for r in rows if not RunState.ended(r.state)]
+    )
+    stories = {r.run_id: _story(r) for r in rows}
+    ended = {r.run_id for r in rows if RunState.ended(r.state)} | (ids - set(stories))
+    return wandb_sync.Selection(wandb_sync.targets(runs), stories, ended)
+
+
+def _sync_wandb(ref: str | None, all_: bool, wandb: bool, follow: bool, interval: float) -> int:
+    """`launch sync ... --wandb [--follow]`: one line per W&B run pushed; 0, or 1 when one was not
+    synced (its line says why)."""
     from launcher.tracking import wandb_sync
 
     if not wandb:
-        raise UserError("launch sync: --all goes with --wandb (the artifact-store sync takes one RUN)")
-    offline = wandb_sync.offline_runs(wandb_sync.select(Registry(), ref, all_))
+        raise UserError("launch sync: --all and --follow go with --wandb (the store sync takes one RUN)")
     err = console(stderr=True)
-    done = [o for o in offline if o.synced]
-    for o in done:
-        err.print(f"already synced: {o.run_id} (W&B run {o.wandb_id}) {o.path}", soft_wrap=True)
+    failures: list[str] = []
 
-    def report(o: wandb_sync.OfflineRun) -> None:
-        print(f"synced {o.run_id} (W&B run {o.wandb_id}) {o.path}", flush=True)
+    def report(o: wandb_sync.Outcome) -> None:
+        where = f"{o.target.run_id} (W&B run {o.target.wandb_id})"
+        if o.error:
+            failures.append(f"{where}: {o.error}")
+            if follow:  # once the sync ends, its error line (and `launch status`) says why
+                err.print(f"not synced: {failures[-1]}", markup=False, soft_wrap=True)
+        elif o.sent:
+            print(f"synced {where}: steps {o.first}-{o.last} sent", flush=True)
+        else:
+            print(f"synced {where}: nothing new (W&B holds up to step {o.last})", flush=True)
 
-    todo = [o for o in offline if not o.synced]
-    with err.status(f"wandb sync of {len(todo)} run(s) ..."):
-        wandb_sync.sync(todo, report)
+    def warn(line: str) -> None:
+        err.print(f"not synced: {line}", markup=False, soft_wrap=True)
+
+    if follow:
+        wandb_sync.follow(lambda: _selection(ref, all_), report, interval, warn)
+        return 0
+    selection = _selection(ref, all_)
+    with err.status(f"W&B sync of {len(selection.targets)} run(s) ..."):
+        outcomes = wandb_sync.sync_pass(selection, report)
+    if failures:
+        raise SetupError(f"{len(failures)} of {len(outcomes)} W&B run(s) not synced: {failures[0]}")
     what = ref if ref else "all runs"
-    err.print(f"{what}: {len(todo)} W&B run(s) synced, {len(done)} already synced", soft_wrap=True)
+    current = len(selection.targets) - len(outcomes)
+    err.print(f"{what}: {len(outcomes)} W&B run(s) synced, {current} already up to date", soft_wrap=True)
     return 0

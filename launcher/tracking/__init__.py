@@ -1,8 +1,10 @@
-"""W&B: the mode a run logs in, secret redaction, and syncing offline runs.
+"""W&B: the mode a run logs in, secret redaction, and bringing offline runs up to date on W&B.
 
 Modules:
 
 - `wandb_mode`: W&B mode resolution and secret redaction (the one redaction function of the project).
 - `wandb_reach`: whether W&B answers: a short probe of WANDB_BASE_URL before waiting on it.
-- `wandb_sync`: `launch sync --wandb`: upload the offline W&B runs of runs, a sweep, or everything.
+- `wandb_offline`: offline W&B runs read back from their files; one history from a run's segments.
+- `wandb_push`: send W&B what it lacks of one run, through wandb's own client (resume, new steps only).
+- `wandb_sync`: `launch sync --wandb [--follow]`: which runs, when to push, what each pass did.
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeGuard
 
 WandbMode = Literal["online", "offline", "disabled"]
@@ -126,3 +126,28 @@ def wandb_mode(requested: WandbRequest, env: Mapping[str, str] | None = None) ->
     if _is_mode(from_env):
         return from_env
     return "online" if env.get("WANDB_API_KEY") else "offline"
+
+
+ProfileMode = Literal["online", "offline", "auto"]
+"""What a cluster profile says of its compute nodes (tracking.wandb.mode)."""
+
+
+def node_mode(
+    requested: WandbRequest,
+    profile: ProfileMode,
+    unreachable: Callable[[], str | None],
+    env: Mapping[str, str] | None = None,
+) -> tuple[WandbMode, str | None]:
+    """The mode a job logs in on its node, and the one line to print when it fell back to offline.
+    A recipe's own mode or WANDB_MODE wins (`wandb_mode`); without a key it is offline; else the
+    profile's online or offline; for its `auto`, `unreachable()` (one short try: why W&B did not
+    answer, None when it did) decides."""
+    env = os.environ if env is None else env
+    if requested != "auto" or _is_mode(env.get("WANDB_MODE")) or not env.get("WANDB_API_KEY"):
+        return wandb_mode(requested, env), None
+    if profile != "auto":
+        return profile, None
+    why = unreachable()
+    if why is None:
+        return "online", None
+    return "offline", f"W&B: {why}; logging offline (launch sync --wandb sends it from the login node)"

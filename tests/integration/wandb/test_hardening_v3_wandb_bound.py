@@ -82,6 +82,10 @@ def test_a_closed_port_is_one_line_and_exit_1(tmp_path: Path, template: Path) ->
     url = f"http://127.0.0.1:{closed_port()}"
     proc, took = _sync(env, url, tmp_path)
     assert "connection refused" in _assert_one_line(proc, url, took, tmp_path)
+    status = subprocess.run([sys.executable, "-m", "launcher.cli", "status"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    (line,) = [line for line in status.splitlines() if "W&B not synced" in line]  # nothing was lost:
+    assert line.strip().startswith(f"W&B not synced: W&B at {url} cannot be reached"), status  # why
 
 
 def test_a_server_that_never_answers_is_one_line_within_the_bound(tmp_path: Path, template: Path) -> None:

@@ -25,7 +25,7 @@ import pytest
 from launcher.runs.registry import Registry
 from launcher.tracking import wandb_sync
 from tests.support.cli import Launch, cli_runner, isolated_env
-from tests.support.paths import ROOT
+from tests.support.wandb_server import Server, running
 
 SWEEP = "sweep-tiny_smoke-20261201-2330-ab12"
 
@@ -75,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         (run_dir / "launch.json").write_text(json.dumps({"run_id": name}))
         registry.add(name, "tiny_smoke", "local", "local", "smoke", run_dir, [], "completed", parent=parent)
     registry.close()
-    _offline_runs([runs / run_id, *(runs / n for n in others)], env)
+    _offline_runs([runs / n for n in others], env)  # the smoke job logged its own (W&B offline)
     ids = {}
     for name in [run_id, *others]:
         (found,) = wandb_sync.offline_dirs(runs / name)
@@ -83,39 +83,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(launch, env, root, run_id, ids)
 
 
-@dataclass
-class Server:
-    log: Path
-    url: str
-
-    def synced(self, operation: str = "UpsertBucket") -> set[str]:
-        """The W&B run ids the server got `operation` for (UpsertBucket: create or update the run)."""
-        if not self.log.exists():
-            return set()
-        entries = [json.loads(line) for line in self.log.read_text().splitlines()]
-        return {e["variables"]["name"] for e in entries if e.get("operation") == operation}
-
-
-def _server(root: Path, name: str, *args: str) -> Iterator[Server]:
-    log = root / f"{name}.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "support" / "wandb_server.py"), "--log", str(log), *args],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        yield Server(log, f"http://127.0.0.1:{proc.stdout.readline().strip()}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(world: World) -> Iterator[Server]:
-    yield from _server(world.root, "requests")
+    with running(world.root / "requests.jsonl") as srv:
+        yield srv
 
 
-def _sync(world: World, server: Server, *args: str) -> subprocess.CompletedProcess:
+def _sync(world: World, server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**world.env, "WANDB_BASE_URL": server.url, "WANDB_API_KEY": API_KEY}
     return subprocess.run(
         [sys.executable, "-m", "launcher.cli", "sync", *args], env=env, cwd=world.root,
@@ -123,51 +97,62 @@ def _sync(world: World, server: Server, *args: str) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
-def test_a_refused_sync_is_one_line_and_exit_1(world: World) -> None:
-    refusing = _server(world.root, "refused", "--status", "403")
-    server = next(refusing)
-    try:
-        proc = _sync(world, server, "other", "--wandb")
-    finally:
-        refusing.close()
+def test_a_refused_sync_is_one_line_exit_1_in_status_and_the_next_sync_sends_it(
+    world: World, server: Server
+) -> None:
+    with running(world.root / "refused.jsonl", "--status", "403") as refusing:
+        proc = _sync(world, refusing, "other", "--wandb")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (line,) = proc.stderr.splitlines()
-    assert line.startswith("error: wandb sync failed for 1 of 1 W&B run(s)") and "403" in line, line
-    assert server.synced("RunResumeStatus") == {world.ids["other"]}  # it was asked, and refused
-    (offline,) = wandb_sync.offline_runs([("other", world.root / "runs" / "other")])
-    assert not offline.synced
+    assert line.startswith(f"error: 1 of 1 W&B run(s) not synced: other (W&B run {world.ids['other']}): ")
+    assert "403" in line and API_KEY not in line, line
+    assert refusing.asked("RunResumeStatus") == {world.ids["other"]}  # it was asked, and refused
+    status = world.launch("status").stdout
+    (shown,) = [s for s in status.splitlines() if "W&B not synced" in s]
+    assert "403" in shown, status
+
+    again = _sync(world, server, "other", "--wandb")  # W&B answers now: what was kept is sent
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"synced other (W&B run {world.ids['other']}): steps 0-0 sent\n"
+    assert server.runs()[world.ids["other"]]["history"][0]["loss"] == 1.0
+    assert "W&B not synced" not in world.launch("status").stdout
 
 
 def test_sync_of_a_run_uploads_it_and_its_evaluations(world: World, server: Server) -> None:
     proc = _sync(world, server, world.run_id, "--wandb")
     assert proc.returncode == 0, proc.stderr
     eval_id = f"{world.run_id}-eval"
-    assert server.synced() == {world.ids[world.run_id], world.ids[eval_id]}
+    assert server.asked() >= {world.ids[world.run_id], world.ids[eval_id]}
     lines = proc.stdout.splitlines()
     assert [line.split()[1] for line in lines] == [world.run_id, eval_id]
     assert f"(W&B run {world.ids[world.run_id]})" in lines[0]
-    assert f"{world.run_id}: 2 W&B run(s) synced, 0 already synced" in proc.stderr
+    assert f"{world.run_id}: 2 W&B run(s) synced, 0 already up to date" in proc.stderr
+    held = server.runs()[world.ids[world.run_id]]
+    (row,) = held["history"]
+    assert (row["_step"], row["train/global_step"], row["train/loss"]) == (1, 1, 1.0)
+    assert held["config"]["name"] == "tiny_smoke" and held["exitcode"] == 0
+    assert held["summary"]["launcher/state"] == "completed" and "launcher:completed" in held["tags"]
 
+    before = len(server.requests())
     again = _sync(world, server, world.run_id, "--wandb")
     assert again.returncode == 0 and again.stdout == ""
-    assert "0 W&B run(s) synced, 2 already synced" in again.stderr
-    assert server.synced() == {world.ids[world.run_id], world.ids[eval_id]}
+    assert "0 W&B run(s) synced, 2 already up to date" in again.stderr
+    assert len(server.requests()) == before  # nothing new: W&B is not even asked
 
 
 def test_sync_of_a_sweep_uploads_every_point(world: World, server: Server) -> None:
-    before = server.synced()
+    before = server.asked()
     proc = _sync(world, server, SWEEP, "--wandb")
     assert proc.returncode == 0, proc.stderr
-    assert server.synced() - before == {world.ids["point-1"], world.ids["point-2"]}
+    assert server.asked() - before == {world.ids["point-1"], world.ids["point-2"]}
     assert [line.split()[1] for line in proc.stdout.splitlines()] == ["point-1", "point-2"]
 
 
 def test_sync_all_uploads_what_is_left(world: World, server: Server) -> None:
-    before = server.synced()
     proc = _sync(world, server, "--all", "--wandb")
     assert proc.returncode == 0, proc.stderr
-    assert server.synced() - before == {world.ids["other"]}
-    assert "all runs: 1 W&B run(s) synced, 4 already synced" in proc.stderr
+    assert set(server.runs()) == set(world.ids.values())
+    assert "all runs: 0 W&B run(s) synced, 5 already up to date" in proc.stderr
 
 
 def test_without_wandb_the_artifact_store_sync_is_unchanged(world: World, server: Server) -> None:
@@ -183,7 +168,7 @@ def test_without_wandb_the_artifact_store_sync_is_unchanged(world: World, server
     [
         (["--wandb"], "name one RUN or SWEEP, or give --all"),
         (["x", "--all", "--wandb"], "name one RUN or SWEEP, or give --all"),
-        (["--all"], "--all goes with --wandb"),
+        (["--all"], "--all and --follow go with --wandb"),
         (["nope", "--wandb"], "unknown run 'nope'"),
     ],
 )
