@@ -2,6 +2,12 @@
 
 python benchmarks/status_speed.py [--repeat 7] [--runs 1000]
 
+Also the verbs that name runs, in that registry and in one that holds only their runs (`alone`):
+`launch status RUN`, `launch bench RUN` over a run with 10,000 evaluated checkpoints, `launch
+compare` of two runs; each should cost what its runs cost, not the registry. The first `--all` after
+the registry was made reads every run's files (`--all (cold)`); later ones find the facts of ended
+runs cached in the registry.
+
 The registry is fabricated in a scratch $LAUNCH_HOME: training runs with results (old and new
 layout) and progress files, eval runs under them, failed runs with a stderr log, a sweep's points,
 and a few local runs that are really running (a live `sleep`), so `launch status` asks the local
@@ -83,8 +89,37 @@ def fabricate(root: Path, runs: int) -> tuple[dict[str, str], list[subprocess.Po
         if state == "failed":
             (run_dir / "logs" / "0.err").write_text("RuntimeError: CUDA out of memory\n")
         t += 1
+    big = add(BIG, "tiny_ner", "train", "completed")
+    for step in range(1, CHECKPOINTS + 1):
+        (big / "results" / f"checkpoint-{step}").mkdir(parents=True)
+        metrics = {"strict": {"precision": 0.5, "recall": 0.5, "f1": step / CHECKPOINTS}, "step": step}
+        (big / "results" / f"checkpoint-{step}" / "metrics.json").write_text(json.dumps(metrics))
+    recipe = subprocess.run([sys.executable, "-m", "launcher.cli", "show", "tiny_ner"], env=env,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    for run_id in (BIG, FIRST):
+        (root / "runs" / run_id / "recipe.yaml").write_text(recipe)
     registry.close()
     return env, live
+
+
+BIG = "tiny_ner-20261201-bigr-abcd"
+FIRST = "tiny_ner-20261201-0001-abcd"
+CHECKPOINTS = 10_000
+
+
+def alone(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """An environment whose registry holds only the runs the named verbs read (BIG, FIRST)."""
+    from launcher.runs.registry import Registry
+
+    home = root / "alone"
+    source, registry = Registry(Path(env["LAUNCH_HOME"]) / "registry.db"), Registry(home / "registry.db")
+    for run_id in (BIG, FIRST):
+        r = source.get(run_id)
+        assert r is not None
+        registry.add(r.run_id, r.recipe, r.cluster, r.backend, r.job, Path(r.run_dir), r.job_ids, r.state)
+    source.close()
+    registry.close()
+    return {**env, "LAUNCH_HOME": str(home)}
 
 
 def median_seconds(args: list[str], env: dict[str, str], repeat: int) -> float | None:
@@ -105,18 +140,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
         env, live = fabricate(Path(tmp), opts.runs)
+        print(f"(fabricated {opts.runs} runs in {time.perf_counter() - start:.0f} s)", flush=True)
         try:
             env["COLUMNS"] = "120"
             help_s = median_seconds(["--help"], env, opts.repeat)
             assert help_s is not None
-            print(f"launch --help         {help_s * 1000:7.1f} ms")
-            for args in (["status"], ["status", "--all"], ["status", "--json"]):
-                t = median_seconds(args, env, opts.repeat)
+            print(f"launch --help         {help_s * 1000:7.1f} ms", flush=True)
+
+            def line(name: str, t: float | None) -> None:
                 if t is None:
-                    print(f"launch {' '.join(args):14} (fails in this version)")
-                    continue
-                print(f"launch {' '.join(args):14} {t * 1000:7.1f} ms  ({t / help_s:.1f}x --help)")
+                    print(f"launch {name:14} (fails in this version)", flush=True)
+                else:
+                    print(f"launch {name:14} {t * 1000:7.1f} ms  ({t / help_s:.1f}x --help)", flush=True)
+
+            line("status --all (cold)", median_seconds(["status", "--all"], env, 1))
+            for args in (["status"], ["status", "--all"], ["status", "--json"]):
+                line(" ".join(args), median_seconds(args, env, opts.repeat))
+            out = ["--no-wandb", "--out", str(Path(tmp) / "bench")]
+            named = {"status RUN": ["status", FIRST], "bench RUN": ["bench", BIG, *out],
+                     "compare": ["compare", BIG, FIRST]}  # fmt: skip
+            single = alone(Path(tmp), env)
+            for name, args in named.items():  # once each: the 10,000 checkpoints cost minutes
+                line(name, median_seconds(args, env, 1))
+                line(f"{name} (alone)", median_seconds(args, single, 1))
         finally:
             for proc in live:
                 proc.kill()

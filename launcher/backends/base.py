@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from launcher.backends.spec import FollowOn, LaunchSpec, build_spec
 from launcher.config.cluster import ClusterProfile
+from launcher.runs.cost import Used
 from launcher.runs.run import Run
 from launcher.runs.state import RunState
 from launcher.tracking.wandb_mode import redact_env
@@ -78,6 +79,12 @@ NEVER_STARTS = "will never start: "
 """How explain() begins for a pending job that the scheduler will never start as asked."""
 
 
+def backoff(unchanged_s: float, every: float, most: float = 30.0) -> float:
+    """How long a `--follow` loop waits before it asks the scheduler again: `every` seconds, then a
+    tenth of the time nothing has changed (after a minute unchanged every 6 s), at most `most`."""
+    return min(max(every, unchanged_s / 10), max(most, every))
+
+
 def passthrough_env() -> dict[str, str]:
     """The caller's variables that jobs rely on (tracking, credentials, caches), values as they are."""
     prefixes = ("WANDB_", "AWS_", "HF_", "OPENAI_", "LAUNCH_", "TRANSFORMERS_", "S3_")
@@ -91,6 +98,9 @@ class Backend(ABC, Generic[P]):
     unanswered: str | None = None
     """Set by status() when the scheduler did not answer (one line, e.g. "Slurm did not answer in
     10 s; states as last seen"): the UNKNOWN states it returned are no news, not a change."""
+    fresh: bool = False
+    """status() asks the scheduler itself, not an answer other processes shared a moment ago
+    (`launch status --fresh`, a cancel waiting for its jobs to end)."""
 
     def __init__(self, profile: ClusterProfile) -> None:
         self.profile = profile
@@ -160,6 +170,11 @@ class Backend(ABC, Generic[P]):
     def cancel(self, job_id: str) -> None:
         """Stop the job and everything it started."""
 
+    def cancel_many(self, job_ids: Sequence[str]) -> None:
+        """Stop all these jobs (a sweep's points); default: one by one."""
+        for job_id in job_ids:
+            self.cancel(job_id)
+
     def explain(self, job_id: str) -> str | None:
         """Why a job is in its state (pending reason, exit code), when the scheduler says."""
         return None
@@ -167,6 +182,11 @@ class Backend(ABC, Generic[P]):
     def restarts(self, job_id: str) -> int | None:
         """How often the scheduler restarted (requeued) the job, as of the last status(); None: unknown."""
         return None
+
+    def gpu_hours(self, runs: Sequence[tuple[Path, Sequence[str]]]) -> list[Used | None]:
+        """GPU-hours each (run directory, job ids) used so far, every start of a requeued job
+        included, in one query for all; None where not known. Default: none known."""
+        return [None] * len(runs)
 
 
 BACKENDS: dict[str, str] = {

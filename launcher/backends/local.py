@@ -50,6 +50,7 @@ from launcher.backends.local_array import state_dir as _state_dir
 from launcher.backends.procs import GRACE_S, Proc, boot_id, kill_groups
 from launcher.backends.spec import FollowOn, LaunchSpec
 from launcher.jsonio import atomic_write_json
+from launcher.runs.cost import Used, held_in
 from launcher.runs.state import RunState
 from launcher.shell import export_line
 
@@ -216,6 +217,11 @@ class LocalBackend(Backend[LocalPayload]):
 
     def status(self, job_ids: Sequence[str]) -> dict[str, RunState]:
         return {job_id: self._state(job_id) for job_id in job_ids}
+
+    def gpu_hours(self, runs: Sequence[tuple[Path, Sequence[str]]]) -> list[Used | None]:
+        """From the supervisor's record: `started` to `ended` (now while running) x the GPUs it took."""
+        records = [_read_json(run_dir / STATE_FILE) for run_dir, _ in runs]
+        return [held_in(r, len(r["gpus"]) if isinstance(r.get("gpus"), list) else 0) for r in records]
 
     def explain(self, job_id: str) -> str | None:
         job_id, queued = self._started(job_id)

@@ -9,6 +9,7 @@ Modules (the verb modules are imported in the order `launch --help` lists their 
 - `sync`: `launch sync`: upload a run to its artifact store, or sync offline W&B runs.
 - `loop`: the research loop's verbs: score, reeval, bench, sweep, compare.
 - `snapshots`: `launch snapshots`: the code snapshots beside the runs; `--prune` removes unused ones.
+- `doctor`: `launch doctor`: the registry's file, filesystem and journal; `--rebuild-registry`.
 - `follow`: the `--follow` loops shared by `recipe` and `reeval`.
 
 Heavy modules (torch, W&B, the backends) are imported inside the verbs: `launch --help` stays fast.
@@ -30,6 +31,7 @@ from launcher.cli import observe  # noqa: F401
 from launcher.cli import sync  # noqa: F401
 from launcher.cli import loop  # noqa: F401
 from launcher.cli import snapshots  # noqa: F401
+from launcher.cli import doctor  # noqa: F401
 
 # isort: on
 

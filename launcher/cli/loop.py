@@ -13,6 +13,13 @@ from launcher.cli.follow import follow_evals
 from launcher.errors import UserError, require_positive
 
 
+def _jobs_text(job_ids: list[str], shown: int = 4) -> str:
+    """The job ids of a submission, the middle of a long list left out: `a, b, ..., z (1200 jobs)`."""
+    if len(job_ids) <= shown + 2:
+        return ", ".join(job_ids)
+    return f"{', '.join(job_ids[:shown])}, ..., {job_ids[-1]} ({len(job_ids)} jobs)"
+
+
 @app.command("score")
 def score_cmd(
     file: Annotated[Path, typer.Argument(help="predictions.jsonl (jobs.evaluate) or a research output CSV")],
@@ -72,7 +79,13 @@ def reeval_cmd(
         bool, typer.Option("--follow", "-f", help="wait for every eval; non-zero if any failed")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be submitted")] = False,
-    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
+        ),
+    ] = False,
     live_code: LiveCodeOpt = False,
 ) -> None:
     """Evaluate a training run's complete checkpoints not yet scored by the eval recipe."""
@@ -112,7 +125,7 @@ def reeval_cmd(
             say(f"  {ckpt.path.name} (step {ckpt.step}) -> {ckpt.results}")
         profile = prepared[0].run.profile
         say(f"submitted {len(prepared)} evaluation(s) of {plan.run_id} with {plan.eval_recipe.name} on "
-            f"{profile.name} ({profile.backend}): job(s) {', '.join(job_ids)}")  # fmt: skip
+            f"{profile.name} ({profile.backend}): job(s) {_jobs_text(job_ids)}")  # fmt: skip
     if follow:
         run_ids = [p.run.run_id for p in prepared]
         try:
@@ -201,13 +214,20 @@ def sweep_cmd(
         typer.Option("--max-parallel", help="points running at once (default: sweep.max_parallel or 4)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the points and the submission")] = False,
-    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
+        ),
+    ] = False,
     then: ThenOpt = None,
     live_code: LiveCodeOpt = False,
 ) -> None:
     """One run per point of a grid (or the recipe's sweep: section), all validated first; with
     --then, each point's checkpoints are evaluated (and benched) when that point completed."""
     from launcher.loop import chain, sweep
+    from launcher.runs import service as launching
     from launcher.runs.registry import Registry
     from launcher.views.sweeps import point_text
 
@@ -223,6 +243,7 @@ def sweep_cmd(
         wide_console().print(sweep.dry_run_table(plan), crop=False)
         sys.stdout.write("\n" + sweep.dry_run_text(plan))
         return
+    launching.check_budget(plan.prepared)  # before the registry is opened: a refusal creates nothing
     registry = Registry()
     err = console(stderr=True)
     with err.status(f"Submitting {len(plan.points)} point(s) ..."):
@@ -237,7 +258,7 @@ def sweep_cmd(
     profile = plan.prepared[0].run.profile
     err.print(
         f"submitted {len(job_ids)} point(s) on {profile.name} ({profile.backend}), at most "
-        f"{sweep.at_once(plan)} at once: job(s) {', '.join(job_ids)}", soft_wrap=True,
+        f"{sweep.at_once(plan)} at once: job(s) {_jobs_text(job_ids)}", soft_wrap=True,
     )  # fmt: skip
     if chained:
         err.print(f"{chain.describe(chained)}: one chain per point", soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,7 @@ from launcher.cli.common import app, console, wide_console
 from launcher.errors import require_nonempty
 
 if TYPE_CHECKING:
-    from launcher.runs.registry import Registry
+    from launcher.runs.registry import Registry, RunRow
 
 
 @app.command("status")
@@ -43,9 +44,11 @@ def status_cmd(
         Optional[str],  # noqa: UP045
         typer.Option("--since", help="only runs created since: 2h, 3d, 1w or an ISO date"),
     ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="ask the schedulers now, not the answer shared a moment ago")
+    ] = False,
 ) -> None:
     """Every run with its state, progress, best F1 or error; one run in detail."""
-    from launcher.runs import service as launching
     from launcher.runs.registry import Registry
     from launcher.views import status as status_view
 
@@ -56,25 +59,31 @@ def status_cmd(
     if since is not None:
         status_view.parse_since(since)
     registry = Registry()
-    if run and _sweep_status(registry, run):
+    if run and _sweep_status(registry, run, fresh):
         return
     if run:
         from launcher.loop import chain
+        from launcher.runs import service as launching
         from launcher.runs.find import find_row
         from launcher.views.run import run_detail
 
         row = find_row(registry, run)
         with console(stderr=True).status("Asking the scheduler ..."):
-            row = launching.refresh(registry, [row])[0]
+            row = launching.refresh(registry, [row], fresh=fresh)[0]
             chained = chain.chain_lines(Path(row.run_dir), row.state)
-        console().print(run_detail(row, chained), crop=False, soft_wrap=True)
+            used = launching.used_gpu_hours([row])[row.run_id]
+        if json_:
+            detail = status_view.run_status(row).model_dump(mode="json")
+            sys.stdout.write(json.dumps({**detail, "gpu_hours": used}, indent=2) + "\n")
+            return
+        console().print(run_detail(row, chained, used), crop=False, soft_wrap=True)
         return
-    _status_table(registry, all_, json_, watch, state or [], recipe, since)
+    _status_table(registry, all_, json_, watch, state or [], recipe, since, fresh)
 
 
 def _status_table(
     registry: Registry, all_: bool, json_: bool, watch: float | None, state: list[str],
-    recipe: str | None, since: str | None,
+    recipe: str | None, since: str | None, fresh: bool = False,
 ) -> None:  # fmt: skip
     from launcher.views import status as status_view
 
@@ -84,16 +93,21 @@ def _status_table(
         since=status_view.parse_since(since) if since is not None else None,
     )
     out = console()
+    from launcher.views import status_pages
 
     def collect() -> status_view.StatusReport:  # the schedulers asked first, then the view
-        from launcher.runs import service as launching
-
-        launching.refresh(registry, status_view.unfinished(registry.all(), filters, all_))
-        return status_view.collect(registry, filters, all_)
+        page = status_pages.Page(registry, filters, all_)
+        _refresh(registry, page.unfinished(), fresh)
+        return page.report()
 
     if json_:
         report = collect()
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        return
+    if watch is None and all_:  # printed as it is read: the first lines before the last row
+        with console(stderr=True).status("Asking the schedulers ..."):
+            _refresh(registry, status_pages.all_unfinished(registry, filters), fresh)
+        status_pages.print_all(registry, filters, out)
         return
     if watch is None:
         with console(stderr=True).status("Asking the schedulers ..."):
@@ -112,6 +126,18 @@ def _status_table(
                 time.sleep(watch)
     except KeyboardInterrupt:
         return
+
+
+def _refresh(registry: Registry, rows: list[RunRow], fresh: bool = False) -> list[RunRow]:
+    """The schedulers asked about the unfinished `rows` (the service and the backends imported only
+    when there are some: a registry of ended runs is shown without them)."""
+    from launcher.runs.state import RunState
+
+    if all(r.state == RunState.SUBMITTING or RunState.ended(r.state) for r in rows):
+        return rows
+    from launcher.runs import service as launching
+
+    return launching.refresh(registry, rows, fresh=fresh)
 
 
 @app.command("logs")
@@ -165,6 +191,8 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
     registry = Registry()
     if _sweep_cancel(registry, run):
         return
+    if not registry.find(run) and _evaluations_cancel(registry, run):  # a training run never registered
+        return
     row = find_row(registry, run)
     silent: list[str] = []
     with console(stderr=True).status(f"Cancelling {row.run_id} ..."):
@@ -172,9 +200,25 @@ def cancel_cmd(run: Annotated[str, typer.Argument(help="run id (or a unique pref
         chained = chain.cancel(registry, registry.get(row.run_id) or row)
     said = f"cancel sent; {silent[0]}" if silent else state.value
     print(f"{row.run_id}: {said}" + (f" (chain: {chained})" if chained else ""))
+    _evaluations_cancel(registry, row.run_id)
 
 
-def _sweep_status(registry: Registry, ref: str) -> bool:
+def _evaluations_cancel(registry: Registry, run_id: str) -> bool:
+    """The unfinished runs whose parent is `run_id` (a reeval's evaluations, in any number of arrays),
+    cancelled together; False when there are none."""
+    from launcher.runs import service as launching
+
+    rows = [r for r in registry.children(run_id) if not launching.finished(r.state)]
+    if not rows:
+        return False
+    with console(stderr=True).status(f"Cancelling {len(rows)} evaluation(s) of {run_id} ..."):
+        states = launching.cancel_many(registry, rows)
+    for child, state in states.items():
+        print(f"{child}: {state.value}")
+    return True
+
+
+def _sweep_status(registry: Registry, ref: str, fresh: bool = False) -> bool:
     """`launch status SWEEP`: its points table; False when `ref` names no sweep."""
     from launcher.loop import sweep
     from launcher.runs import service as launching
@@ -184,8 +228,9 @@ def _sweep_status(registry: Registry, ref: str) -> bool:
     if found is None:
         return False
     with console(stderr=True).status("Asking the schedulers ..."):
-        rows = launching.refresh(registry, registry.children(found.sweep_id))
-    wide_console().print(sweep_table(found, rows), crop=False)
+        rows = launching.refresh(registry, registry.children(found.sweep_id), fresh=fresh)
+        used = launching.used_gpu_hours(rows)
+    wide_console().print(sweep_table(found, rows, used), crop=False)
     return True
 
 

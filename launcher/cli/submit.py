@@ -20,7 +20,13 @@ def recipe_cmd(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="stream logs; exit with the outcome")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="submit even if the planner says no fit")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
+        ),
+    ] = False,
     then: ThenOpt = None,
     live_code: LiveCodeOpt = False,
 ) -> None:
@@ -34,13 +40,16 @@ def recipe_cmd(
         console(stderr=True).print(f"note: one plain run; `launch sweep {recipe}` runs its sweep: section")
     chained = chain.validate(then, prepared.run.recipe, prepared.run.profile) if then else None
     if dry_run:
+        from launcher.runs.cost import budget_line
         from launcher.runs.run import files_text
 
         sys.stdout.write(prepared.request.describe())
+        sys.stdout.write(budget_line([prepared.gpu_hours], prepared.run.profile) + "\n")
         sys.stdout.write("\n" + files_text(prepared.run, prepared.request.materialize()))
         if chained:
             sys.stdout.write(f"# {chain.describe(chained)} (a chain job once training completed)\n")
         return
+    launching.check_budget([prepared])  # before the registry is opened: a refusal creates nothing
     registry = Registry()
     with console(stderr=True).status(f"Submitting to {prepared.run.profile.name} ..."):
         job_id = launching.submit(prepared, registry)

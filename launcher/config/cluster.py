@@ -32,6 +32,10 @@ class NodeSpec(Strict):
 class LimitsSpec(Strict):
     max_nodes: int = Field(1, ge=1)
     max_time: Duration | None = None
+    max_gpu_hours: float | None = Field(
+        None, gt=0, description="the most GPU-hours one submission (a run, a sweep, a reeval) may be "
+        "planned to use; more is refused unless --force"
+    )  # fmt: skip
 
 
 class SlurmSpec(Strict):
@@ -58,6 +62,10 @@ class SlurmSpec(Strict):
         300, ge=10, le=3600, description="how long a multi-rank job's nodes wait for each other at the "
         "rendezvous before the job fails with the reason"
     )  # fmt: skip
+    poll_interval_s: float = Field(
+        5.0, ge=0, le=600, description="how long one squeue answer is shared by every `launch` process "
+        "of the user on this machine (0: none; `launch status --fresh` asks in any case)"
+    )  # fmt: skip
 
 
 class RaySpec(Strict):
@@ -80,6 +88,20 @@ class LocalSpec(Strict):
     python: str | None = None
 
 
+class ProfileWandb(Strict):
+    mode: Literal["online", "offline", "auto"] = Field(
+        "auto",
+        description="whether this cluster's compute nodes reach W&B: online; offline (the job logs to "
+        "files, `launch sync --wandb [--follow]` sends them from the login node); auto (the job tries "
+        "W&B once, briefly, and logs offline when it does not answer). A recipe's tracking.wandb.mode "
+        "other than auto wins",
+    )
+
+
+class ProfileTracking(Strict):
+    wandb: ProfileWandb = Field(default_factory=ProfileWandb)
+
+
 class ClusterProfile(Strict):
     name: str
     description: str | None = None
@@ -91,6 +113,7 @@ class ClusterProfile(Strict):
     ray: RaySpec | None = None
     local: LocalSpec | None = None
     env: EnvVars = Field(default_factory=dict)
+    tracking: ProfileTracking = Field(default_factory=ProfileTracking)
 
     _source: str = PrivateAttr("<cluster>")
 

@@ -172,19 +172,20 @@ class Recipe(Strict):
         data = self.model_dump(mode="json", exclude=exclude)
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
-    def digest(self) -> str:
-        """sha256 of the resolved recipe (first 16 hex digits)."""
-        return hashlib.sha256(self.to_yaml().encode()).hexdigest()[:16]
+    def digest(self, text: str | None = None) -> str:
+        """sha256 of the resolved recipe (first 16 hex digits); `text`: its `to_yaml()`, when known."""
+        return hashlib.sha256((self.to_yaml() if text is None else text).encode()).hexdigest()[:16]
 
     @property
     def overrides(self) -> list[str]:
         """The `--set` strings this recipe was loaded with, in order (secrets redacted)."""
         return list(self._overrides)
 
-    def base_digest(self) -> str | None:
-        """`digest()` of the recipe before its overrides (None: it does not validate without them)."""
+    def base_digest(self, own: str | None = None) -> str | None:
+        """`digest()` of the recipe before its overrides (None: it does not validate without them);
+        `own`: this recipe's `digest()`, when known."""
         if self._base is None:
-            return self.digest()
+            return own or self.digest()
         base = self._base
         if not base.checked:  # validated once, when first asked (launch.json at submit)
             try:

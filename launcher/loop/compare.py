@@ -1,15 +1,16 @@
 """`launch compare RUN RUN ...`: what differs between runs, and how they did, side by side.
 
-Files only (no scheduler call): each run's resolved `recipe.yaml`, its results (every
-metrics.json under results/, both layouts), its training history (launcher.runs.history) and
-launch.json. Three parts:
+Files only (no scheduler call, but for GPU-hours not recorded yet): each run's resolved `recipe.yaml`,
+its results (every metrics.json under results/, both layouts), its training history
+(launcher.runs.history) and launch.json. Three parts:
 
 1. the resolved recipe keys whose values differ, as dotted keys (`train.lr`), one row each,
    one column per run (a key one run lacks shows `—`);
 2. metrics: best strict entity F1 (and its step, eval recipe and sample size), final training
    loss, mean useful tokens/s (jobs.callbacks.Throughput's `useful_tokens_per_s` in the log
    history), training time (results/train.json `seconds`, the trainer's own clock) and wall time
-   (launch.json `created_at`, the submission, to the last write of the run's logs);
+   (launch.json `created_at`, the submission, to the last write of the run's logs), GPU-hours
+   used (usage.json of an ended run; else its scheduler is asked once: launcher.runs.service);
 3. with `--png FILE`, loss and F1 curves of all of them in one picture (launcher.scoring.plots).
 """
 
@@ -26,6 +27,9 @@ import yaml
 
 from launcher.errors import UserError
 from launcher.loop.reeval import TRAINING_KINDS
+from launcher.runs import cost
+from launcher.runs import service as launching
+from launcher.runs.cost import hours_text
 from launcher.runs.find import find_run
 from launcher.runs.history import History, training_history
 from launcher.runs.launch_info import LaunchInfo
@@ -42,6 +46,7 @@ class RunSummary:
     recipe: dict[str, Any]
     rows: list[Row]
     history: History
+    gpu_hours: float | None = None
 
     @property
     def best(self) -> Row | None:
@@ -108,7 +113,7 @@ def load(registry: Registry, refs: Sequence[str]) -> list[RunSummary]:
         raise UserError(f"compare takes two or more runs, got {len(refs)}; e.g. launch compare RUN_A RUN_B")
     summaries = []
     for ref in refs:
-        run_id, run_dir, _ = find_run(registry, ref, TRAINING_KINDS)
+        run_id, run_dir, row = find_run(registry, ref, TRAINING_KINDS)
         try:
             recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
         except (OSError, yaml.YAMLError) as err:
@@ -117,7 +122,10 @@ def load(registry: Registry, refs: Sequence[str]) -> list[RunSummary]:
             ) from None
         if not isinstance(recipe, dict):
             raise UserError(f"{run_dir / 'recipe.yaml'}: not a recipe (a YAML mapping)")
-        summaries.append(RunSummary(run_id, run_dir, recipe, run_rows(run_dir), training_history(run_dir)))
+        used = launching.used_gpu_hours([row])[row.run_id] if row is not None else cost.recorded(run_dir)
+        summaries.append(
+            RunSummary(run_id, run_dir, recipe, run_rows(run_dir), training_history(run_dir), used)
+        )
     return summaries
 
 
@@ -141,7 +149,7 @@ def _duration(seconds: float | None) -> str:
 
 
 METRICS = ("best strict F1", "  at step", "  eval recipe (n)", "final loss", "tokens/s", "train time",
-           "wall time")  # fmt: skip
+           "wall time", "GPU-hours")  # fmt: skip
 
 
 def metric_rows(summaries: Sequence[RunSummary]) -> list[list[str]]:
@@ -157,6 +165,7 @@ def metric_rows(summaries: Sequence[RunSummary]) -> list[list[str]]:
             _num(s.history.tokens_per_s, ".0f"),
             _duration(s.train_seconds),
             _duration(s.wall_seconds),
+            MISSING if s.gpu_hours is None else hours_text(s.gpu_hours),
         ])  # fmt: skip
     return [[name, *(col[i] for col in columns)] for i, name in enumerate(METRICS)]
 

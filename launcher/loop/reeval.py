@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import paths
+from launcher.backends.base import backoff
 from launcher.config.cluster import load_cluster
 from launcher.config.recipe import Recipe, load_recipe, read_resolved
 from launcher.errors import SetupError, UserError
 from launcher.kinds.table import KINDS, kind_of
+from launcher.runs import cost
 from launcher.runs import results as evaluation
 from launcher.runs import service as launching
 from launcher.runs.checkpoints import complete_checkpoints
@@ -214,12 +216,13 @@ def _plan(
     chosen = evaluation.select(complete, every, last)
     running = _running(registry, run_id, eval_recipe.job)  # the evaluator, checked above
     checkpoints = []
+    digest = evaluation.eval_digest(eval_recipe)  # once, not per checkpoint (a YAML dump each)
     for path in chosen:
         results = evaluation.checkpoint_results(run_dir, path.name, eval_recipe, overrides)
-        fp = evaluation.fingerprint(str(path), eval_recipe)
+        fp = evaluation.fingerprint(str(path), eval_recipe, digest)
         step = evaluation.checkpoint_step(path) or 0
         ckpt = Checkpoint(path, step, results, fp)
-        metrics = evaluation.scored_by(path, results, eval_recipe)
+        metrics = evaluation.scored_by(path, results, eval_recipe, fp)
         if metrics is not None:
             ckpt.status, ckpt.run_id = "scored", metrics.get("run_id")
         elif (str(results.resolve()), fp) in running:
@@ -233,17 +236,20 @@ def prepare(p: Reevaluation, cluster: str, force: bool = False, live_code: bool 
     of this process (one snapshot; `live_code`: the packages where they are)."""
 
     profile = load_cluster(cluster)
+    estimate = None
     if not force:
         # planned once, on the architecture the run trained (a LoRA checkpoint has no config.json)
         planned = p.eval_recipe.model_copy(deep=True)
         planned.model.name_or_path = p.train.model.name_or_path
         planned.model.config = planned.model.config or p.train.model.config
         planned._source = p.eval_recipe.source
-        launching.check_plan(planned, profile)
+        estimate = launching.check_plan(planned, profile)
     prepared = []
     for ckpt in p.todo:
         recipe = evaluation.checkpoint_recipe(p.eval_recipe, ckpt.path, ckpt.results)
-        prepared.append(launching.prepare_loaded(recipe, profile, p.run_id, True, live_code))
+        one = launching.prepare_loaded(recipe, profile, p.run_id, True, live_code)
+        one.gpu_hours, one.force = cost.planned_hours(recipe, estimate), force  # the budget is the caller's
+        prepared.append(one)
     return prepared
 
 
@@ -257,8 +263,9 @@ def dry_run_text(p: Reevaluation, prepared: list[Prepared], max_parallel: int) -
         return "\n".join(head) + "\n"
     backend = prepared[0].backend
     requests = [x.request for x in prepared]
-    cost = backend.array_cost(requests, max_parallel)
-    head += [cost] if cost else []
+    head.append(cost.budget_line([x.gpu_hours for x in prepared], prepared[0].run.profile))
+    costs = backend.array_cost(requests, max_parallel)
+    head += [costs] if costs else []
     one_script = backend.array_script(requests, max_parallel) if len(requests) > 1 else None
     if one_script is None:
         return "\n".join(head) + "\n\n" + "\n".join(r.describe() for r in requests)
@@ -273,21 +280,24 @@ def wait(
     on_poll: Callable[[RunRow], None] | None = None,
 ) -> list[RunRow]:
     """Poll the runs until every one has ended; `on_change(row)` whenever a run's state changes,
-    `on_poll(row)` for each running run at every poll."""
+    `on_poll(row)` for each running run at every poll. Polls every `poll` seconds, less often the
+    longer no state changes (`follow.backoff`)."""
 
     rows = [r for r in (registry.get(i) for i in run_ids) if r is not None]
     seen: dict[str, str] = {}
+    since = time.monotonic()
     while True:
         rows = launching.refresh(registry, rows)
         for row in rows:
             if seen.get(row.run_id) != row.state:
                 seen[row.run_id] = row.state
+                since = time.monotonic()
                 on_change(row)
             elif on_poll is not None and row.state == RunState.RUNNING:
                 on_poll(row)
         if all(RunState(r.state).is_terminal for r in rows):
             return rows
-        time.sleep(poll)
+        time.sleep(backoff(time.monotonic() - since, poll))
 
 
 def results_of(row: RunRow) -> Path | None:

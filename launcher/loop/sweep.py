@@ -22,9 +22,9 @@ from launcher.config.yamlio import load_yaml
 from launcher.errors import UserError, choices_text, require_nonempty, require_positive
 from launcher.loop import chain
 from launcher.runs import service as launching
+from launcher.runs.cost import budget_line, total
 from launcher.runs.registry import Registry, SweepRow
 from launcher.runs.service import Prepared, prepare_loaded
-from launcher.runs.state import RunState
 from launcher.views.sweeps import point_text, points_table
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ def dry_run_text(p: PreparedSweep) -> str:
         f"# sweep {p.sweep_id}: {len(p.points)} point(s) of {p.recipe.name} on {first.run.profile.name} "
         f"({first.run.profile.backend}), at most {at_once(p)} at once"
     ]
+    head.append(budget_line([x.gpu_hours for x in p.prepared], first.run.profile))
     cost = backend.array_cost(requests, p.max_parallel)
     head += [cost] if cost else []
     one_script = backend.array_script(requests, p.max_parallel) if len(requests) > 1 else None
@@ -152,10 +153,10 @@ def dry_run_text(p: PreparedSweep) -> str:
 
 
 def dry_run_table(p: PreparedSweep) -> Table:
-    rows = [[str(i), x.run.run_id, *(value_text(pt[k]) for k in p.keys)] for i, (pt, x) in enumerate(
-        zip(p.points, p.prepared, strict=True)
-    )]  # fmt: skip
-    return points_table(p.keys, rows, ["point", "run (planned)"], f"sweep {p.sweep_id} (dry run)")
+    rows = [[str(i), x.run.run_id, x.gpu_hours.text(), *(value_text(pt[k]) for k in p.keys)]
+            for i, (pt, x) in enumerate(zip(p.points, p.prepared, strict=True))]  # fmt: skip
+    title = f"sweep {p.sweep_id} (dry run): {total([x.gpu_hours for x in p.prepared]).text()} GPU-hours"
+    return points_table(p.keys, rows, ["point", "run (planned)", "GPU-hours"], title)
 
 
 def resolve(registry: Registry, ref: str) -> SweepRow | None:
@@ -174,13 +175,10 @@ def resolve(registry: Registry, ref: str) -> SweepRow | None:
 def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
     """Cancel every unfinished point of a sweep and every point's chain; {run id: state after}."""
 
-    rows = launching.refresh(registry, registry.children(sweep_row.sweep_id))
+    rows = launching.refresh(registry, registry.children(sweep_row.sweep_id), fresh=True)
     states = {row.run_id: row.state for row in rows}  # in the sweep's order
-    # queued points first: none of them then starts in the slot a cancelled running point frees
-    for row in sorted(rows, key=lambda r: r.state != RunState.PENDING):
-        if row.state == RunState.SUBMITTING or RunState(row.state).is_terminal:
-            states[row.run_id] = row.state
-        else:
-            states[row.run_id] = launching.cancel(registry, row).value
+    # one cancel for all the points (of all the sweep's arrays), the queued ones first
+    states.update({run_id: state.value for run_id, state in launching.cancel_many(registry, rows).items()})
+    for row in rows:
         chain.cancel(registry, registry.get(row.run_id) or row)
     return states

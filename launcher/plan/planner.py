@@ -64,14 +64,27 @@ def _fits(s: _Sized, cpu_cap: float | None) -> bool:
     return gpu_ok and (cpu_cap is None or s.cpu_gib <= cpu_cap)
 
 
+def _hours(recipe: Recipe, gpus: int, seconds: float | None, training: bool) -> tuple[float | None, float]:
+    """(estimated GPU-hours of the whole recipe, the most its resources may hold)."""
+    held = recipe.resources.nodes * recipe.resources.gpus_per_node
+    most = held * recipe.resources.seconds / 3600
+    if held == 0:
+        return 0.0, 0.0
+    if seconds is None:
+        return None, most
+    return seconds * (recipe.train.epochs if training else 1) * gpus / 3600, most
+
+
 def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | None, why: str = "") -> Plan:
     """The one place a Plan is made: from the estimates, or (s None) a plan with nothing to size."""
     if s is None:
         spec = profile.gpu if profile.gpu != "auto" else None
         capacity = spec.memory_gb if spec is not None else None
+        hours, most = _hours(recipe, 0, None, False)
         return Plan(
             recipe=recipe.name, cluster=profile.name, job=recipe.job, planner=planner,
             model=recipe.model.name_or_path, fits=True, gpu_gib=capacity, margin_gib=capacity,
+            gpu_hours=hours, gpu_hours_max=most,
             breakdown=dict.fromkeys(BREAKDOWN_KEYS, 0.0), assumptions=[why],
         )  # fmt: skip
     w, gpu = s.w, s.gpu
@@ -104,6 +117,7 @@ def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | No
         total = s.timing.seconds * recipe.train.epochs if w.training else s.timing.seconds
         if total > recipe.resources.seconds:
             warnings.append(f"estimated {total / 3600:.1f} h exceeds resources.time {recipe.resources.time}")
+    hours, most = _hours(recipe, w.gpus, None if s.timing is None else s.timing.seconds, w.training)
     return Plan(
         recipe=recipe.name, cluster=profile.name, job=recipe.job, planner=planner, model=w.arch.name,
         fits=_fits(s, cpu_cap), gpu_gib=gpu.memory_gib,
@@ -112,6 +126,7 @@ def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | No
         cpu_gib=s.cpu_gib, cpu_capacity_gib=cpu_cap, breakdown=s.breakdown, peak_phase=s.peak_phase,
         params=w.arch.total_params, trainable_params=w.trainable,
         time_per_epoch_s=None if s.timing is None else s.timing.seconds,
+        epochs=recipe.train.epochs if w.training else 1.0, gpu_hours=hours, gpu_hours_max=most,
         utilization=None if s.timing is None else s.timing.utilization,
         peak_tflops=peak_tflops(w, gpu), assumptions=notes, warnings=warnings,
     )  # fmt: skip

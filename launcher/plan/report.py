@@ -39,6 +39,12 @@ class Plan:
     params: int = 0
     trainable_params: int = 0
     time_per_epoch_s: float | None = None
+    epochs: float = 1.0
+    gpu_hours: float | None = None
+    """The whole recipe: epochs (one pass for an evaluation) x time per epoch x GPUs; 0 for a job
+    that holds no GPU; None without a time estimate."""
+    gpu_hours_max: float = 0.0
+    """What the job may hold at most: resources.time x GPUs (a requeued start holds it again)."""
     utilization: float | None = None
     peak_tflops: float | None = None
     assumptions: list[str] = field(default_factory=list)
@@ -139,6 +145,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def gpu_hours_text(plan: Plan) -> str:
+    """`GPU-hours: ~N (3 epochs x 18 min x 8 GPUs), at most M (resources.time x GPUs)`."""
+    if plan.gpu_hours == 0:
+        return "GPU-hours: 0 (no GPU)"
+    limit = f"at most {plan.gpu_hours_max:,.1f} (resources.time x GPUs)"
+    if plan.gpu_hours is None or plan.time_per_epoch_s is None:
+        return f"GPU-hours: no estimate; {limit}"
+    what = f"{plan.epochs:g} epoch{'s' * (plan.epochs != 1)}" if plan.planner == "training" else "one pass"
+    how = f"{what} x {_duration(plan.time_per_epoch_s)} x {plan.gpus} GPU{'s' * (plan.gpus != 1)}"
+    return f"GPU-hours: ~{plan.gpu_hours:,.1f} ({how}); {limit}"
+
+
 def render_plan(plan: Plan) -> RenderableType:
     """A rich renderable: breakdown table, verdict, time, assumptions and suggested fixes."""
     from rich.console import Group
@@ -150,6 +168,7 @@ def render_plan(plan: Plan) -> RenderableType:
         return Group(
             heading,
             Text("fits: no GPU memory to plan", style="bold green"),
+            Text(gpu_hours_text(plan)),
             *(Text(f"  - {a}", style="dim") for a in plan.assumptions),
         )
     heading.append(
@@ -189,6 +208,7 @@ def render_plan(plan: Plan) -> RenderableType:
                 f"{(plan.utilization or 0):.0%})"
             )
         )
+    parts.append(Text(gpu_hours_text(plan)))
     for note in plan.warnings:
         parts.append(Text(f"warning: {note}", style="yellow"))
     if plan.fixes:

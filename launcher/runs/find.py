@@ -27,7 +27,7 @@ def find_row(registry: Registry, ref: str, kinds: Sequence[str] | None = None) -
     if len(rows) > 1 and kinds is not None:
         rows = [r for r in rows if r.job in kinds] or rows
     if not rows:
-        known = [r.run_id for r in registry.all()]
+        known = registry.near(ref)  # ids sharing its first letters, not the whole registry
         raise UserError(f"unknown run '{ref}'{did_you_mean(ref, known)}; `launch status` lists runs")
     if len(rows) > 1:
         raise UserError(f"run '{ref}' is ambiguous: {choices_text(r.run_id for r in rows[:5])}")

@@ -62,19 +62,20 @@ def eval_digest(recipe: Recipe) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def fingerprint(name_or_path: str, recipe: Recipe) -> str:
+def fingerprint(name_or_path: str, recipe: Recipe, digest: str | None = None) -> str:
     """What `metrics.json` must hold for `name_or_path` to count as scored by `recipe`.
 
     For a checkpoint directory: its COMPLETE marker's bytes (a rewritten checkpoint gets a new
     marker) and step; for anything else (a hub name, tiny://, a directory without marker): the
-    name itself.
+    name itself. `digest`: `eval_digest(recipe)` when the caller has it (a reeval of thousands of
+    checkpoints computes it once).
     """
     path = Path(name_or_path)
     marker = path / MARKER
     ident = marker.read_bytes() if marker.is_file() else name_or_path.encode()
     step = checkpoint_step(path) if marker.is_file() else None
     h = hashlib.sha256()
-    for part in (ident, str(step).encode(), eval_digest(recipe).encode()):
+    for part in (ident, str(step).encode(), (digest or eval_digest(recipe)).encode()):
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()[:16]
@@ -131,11 +132,14 @@ def read_metrics(results: Path) -> dict[str, Any] | None:
     return read_object(results / "metrics.json")
 
 
-def scored_by(checkpoint: Path, results: Path, recipe: Recipe) -> dict[str, Any] | None:
-    """The metrics of this checkpoint by this eval recipe (same fingerprint): in `results`, else in
-    any other results directory of that checkpoint (the old layout's `results/<checkpoint>/`, or
-    a `--set` variant that resolved to the same recipe); None when none holds them."""
-    fp = fingerprint(str(checkpoint), recipe)
+def scored_by(
+    checkpoint: Path, results: Path, recipe: Recipe, fp: str | None = None
+) -> dict[str, Any] | None:
+    """The metrics of this checkpoint by this eval recipe (same fingerprint, `fp` when known): in
+    `results`, else in any other results directory of that checkpoint (the old layout's
+    `results/<checkpoint>/`, or a `--set` variant that resolved to the same recipe); None when none
+    holds them."""
+    fp = fp or fingerprint(str(checkpoint), recipe)
     others = sorted(legacy_results(results).glob("**/metrics.json"))
     for where in (results, *(m.parent for m in others if m.parent != results)):
         metrics = read_metrics(where)

@@ -98,15 +98,17 @@ class Run:
             files.append(RunFile(DIFF_FILE, diff, about=about))
         return files
 
-    def info(self) -> LaunchInfo:
-        """launch.json as created: every key but `then` and `chain` (a run without a chain has none)."""
+    def info(self, recipe_text: str | None = None) -> LaunchInfo:
+        """launch.json as created: every key but `then` and `chain` (a run without a chain has none);
+        `recipe_text`: the recipe's `to_yaml()`, when known (a YAML dump less per run of a sweep)."""
         code = self.planned_code
+        digest = self.recipe.digest(recipe_text)
         git = code.git or code.launcher_git  # git_commit/git_dirty as older readers know them
         return LaunchInfo(
             run_id=self.run_id,
             recipe=self.recipe.name,
             recipe_source=self.recipe.source,
-            recipe_hash=self.recipe.digest(),
+            recipe_hash=digest,
             cluster=self.profile.name,
             backend=self.profile.backend,
             job=self.recipe.job,
@@ -118,7 +120,7 @@ class Run:
             wandb={},
             extra={"profile": self.profile.model_dump(mode="json")},  # status and cancel read it back
             overrides=self.recipe.overrides,
-            recipe_hash_base=self.recipe.base_digest(),
+            recipe_hash_base=self.recipe.base_digest(digest),
             sweep=self.sweep,
             sweep_point=self.sweep_point,
             code=code.info(),
@@ -128,12 +130,13 @@ class Run:
         """Write `files(script)`, launch.json and logs/; the directory must not exist."""
         self.run_dir.mkdir(parents=True, exist_ok=False)
         self.logs_dir.mkdir()
-        for f in self.files(script):
+        files = self.files(script)
+        for f in files:
             path = self.run_dir / f.name
             path.write_text(f.text, errors="surrogateescape")  # a diff holds what the files hold
             if f.executable:
                 path.chmod(0o755)
-        info = self.info()
+        info = self.info(files[0].text)  # recipe.yaml
         info.write(self.run_dir)
         return info
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher import paths
 from launcher.backends.base import NEVER_STARTS, Backend, Request, get_backend, overall_state
@@ -23,11 +23,15 @@ from launcher.config.schema import validate
 from launcher.errors import SetupError, UserError, choices_text, did_you_mean
 from launcher.kinds.custom import check_job_module
 from launcher.kinds.table import implemented_jobs, kind_of
+from launcher.runs import cost
 from launcher.runs.code import plan as plan_code
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.run import Run
 from launcher.runs.state import RunState
+
+if TYPE_CHECKING:
+    from launcher.plan.report import Plan
 
 
 @dataclass
@@ -35,6 +39,9 @@ class Prepared:
     run: Run
     backend: Backend[Any]
     request: Request[Any]
+    gpu_hours: cost.Planned = cost.NOTHING
+    force: bool = False
+    """--force: submitted even when the planner says no fit or it is over limits.max_gpu_hours."""
 
 
 def check_job(recipe: Recipe) -> None:
@@ -59,10 +66,10 @@ class DoesNotFit(UserError):
         self.plan = plan
 
 
-def check_plan(recipe: Recipe, profile: ClusterProfile) -> None:
-    """Refuse a recipe that the planner says will not fit the cluster's GPUs."""
+def check_plan(recipe: Recipe, profile: ClusterProfile) -> Plan | None:
+    """Refuse a recipe that the planner says will not fit the cluster's GPUs; the plan."""
     if importlib.util.find_spec("launcher.plan") is None:
-        return
+        return None
     from launcher.plan import plan
 
     estimate = plan(recipe, profile)
@@ -73,6 +80,7 @@ def check_plan(recipe: Recipe, profile: ClusterProfile) -> None:
             "or submit anyway with --force",
             estimate,
         )
+    return estimate
 
 
 def prepare(
@@ -101,12 +109,17 @@ def prepare_loaded(
     check_fit(recipe, profile)
     check_inputs(recipe)
     check_job(recipe)
-    if not force:
-        check_plan(recipe, profile)
+    estimate = None if force else check_plan(recipe, profile)
     backend = get_backend(profile)
     root = paths.runs_root()
     run = Run.new(recipe, profile, root=root, parent=parent, code=plan_code(recipe, root, live_code))
-    return Prepared(run, backend, backend.dryrun(run))
+    return Prepared(run, backend, backend.dryrun(run), cost.planned_hours(recipe, estimate), force)
+
+
+def check_budget(prepared: Sequence[Prepared]) -> None:
+    """Refuse a submission over its profile's limits.max_gpu_hours (one line; not with --force)."""
+    if prepared and not any(p.force for p in prepared):
+        cost.check_budget([p.gpu_hours for p in prepared], prepared[0].run.profile)
 
 
 def check_store(recipe: Recipe) -> None:
@@ -172,6 +185,7 @@ def _forget(registry: Registry, runs: Sequence[Run]) -> None:
 def submit(prepared: Prepared, registry: Registry) -> str:
     """Register the run (`submitting`), create its directory, submit, record the job id. A failed
     submit leaves nothing behind; a failure after it leaves a row that says what happened."""
+    check_budget([prepared])
     backend = prepared.backend
     backend.check([prepared.request])
     check_store(prepared.run.recipe)
@@ -213,6 +227,7 @@ def submit_many(
     backend = prepared[0].backend
     if len({p.run.profile.name for p in prepared}) > 1:
         raise ValueError("submit_many: all runs must use one cluster profile")
+    check_budget(prepared)
     backend.check([p.request for p in prepared])
     for p in prepared:
         check_store(p.run.recipe)
@@ -282,11 +297,14 @@ def _warn_line(line: str) -> None:
     sys.stderr.write(f"warning: {line}\n")
 
 
-def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] = _warn_line) -> list[RunRow]:
+def refresh(
+    registry: Registry, rows: list[RunRow], warn: Callable[[str], None] = _warn_line, fresh: bool = False
+) -> list[RunRow]:
     """Ask each backend once for the states of all unfinished jobs; update the registry.
 
     A scheduler that does not answer leaves its runs as last seen and `warn` gets its one line;
-    `warn` also gets each run that will never start."""
+    `warn` also gets each run that will never start. `fresh`: no answer shared by other processes
+    a moment ago (`Backend.fresh`)."""
     pending = [r for r in rows if r.state != RunState.SUBMITTING and not RunState(r.state).is_terminal]
     by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
     for row in pending:
@@ -296,6 +314,7 @@ def refresh(registry: Registry, rows: list[RunRow], warn: Callable[[str], None] 
             backend = backend_of(group[0])
         except UserError:
             continue
+        backend.fresh = fresh
         states = backend.status([job for row in group for job in row.job_ids])
         if backend.unanswered:
             warn(f"cluster {group[0].cluster}: {backend.unanswered}")
@@ -326,15 +345,37 @@ def cancel(registry: Registry, row: RunRow, unanswered: Callable[[str], None] | 
     if row.state == RunState.SUBMITTING:
         return _end_submitting(registry, row, unanswered)
     backend = backend_of(row)
+    backend.fresh = True
     states = backend.status(row.job_ids)
-    for job_id in row.job_ids:
-        if not states.get(job_id, RunState.UNKNOWN).is_terminal:
-            backend.cancel(job_id)
+    backend.cancel_many([j for j in row.job_ids if not states.get(j, RunState.UNKNOWN).is_terminal])
     silent = backend.unanswered
-    state = RunState(refresh(registry, [row])[0].state)
+    state = RunState(refresh(registry, [row], fresh=True)[0].state)
     if silent and unanswered is not None and not state.is_terminal:
         unanswered(silent.removesuffix("; states as last seen"))
     return state
+
+
+def cancel_many(registry: Registry, rows: Sequence[RunRow]) -> dict[str, RunState]:
+    """Cancel the unfinished jobs of many runs (a sweep's points) with one cancel per backend, the
+    queued ones first (none of them then starts in a slot a cancelled running one frees); each
+    run's state after. Rows still `submitting` are ended one by one (`cancel`)."""
+    by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
+    for row in rows:
+        if row.state != RunState.SUBMITTING and not RunState(row.state).is_terminal:
+            by_profile[(row.backend, row.cluster)].append(row)
+    for group in by_profile.values():
+        backend = backend_of(group[0])
+        backend.fresh = True
+        jobs = [job for row in group for job in row.job_ids]
+        states = backend.status(jobs)
+        open_jobs = [j for j in jobs if not states.get(j, RunState.UNKNOWN).is_terminal]
+        open_jobs.sort(key=lambda j: states.get(j) != RunState.PENDING)
+        backend.cancel_many(open_jobs)
+    after = {r.run_id: RunState(r.state) for r in refresh(registry, list(rows), fresh=True)}
+    for row in rows:
+        if row.state == RunState.SUBMITTING:
+            after[row.run_id] = cancel(registry, row)
+    return after
 
 
 def _end_submitting(registry: Registry, row: RunRow, unanswered: Callable[[str], None] | None) -> RunState:
@@ -348,3 +389,26 @@ def _end_submitting(registry: Registry, row: RunRow, unanswered: Callable[[str],
     note = "cancelled while being submitted; no job of it had reached the scheduler"
     registry.set_state(row.run_id, RunState.CANCELLED.value, note=note)
     return RunState.CANCELLED
+
+
+def used_gpu_hours(rows: Sequence[RunRow]) -> dict[str, float | None]:
+    """{run id: GPU-hours used so far} (None: unknown): recorded in usage.json once a run ended,
+    else asked of its backend, one query per cluster; an ended run's final answer is recorded."""
+    out: dict[str, float | None] = {}
+    ask: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
+    for row in rows:
+        out[row.run_id] = cost.recorded(Path(row.run_dir))
+        if out[row.run_id] is None and row.job_ids and row.state != RunState.SUBMITTING:
+            ask[(row.backend, row.cluster)].append(row)
+    for group in ask.values():
+        try:
+            backend = backend_of(group[0])
+            answers = backend.gpu_hours([(Path(r.run_dir), r.job_ids) for r in group])
+        except UserError:  # a scheduler that cannot answer: unknown, asked again next time
+            continue
+        for row, used in zip(group, answers, strict=True):
+            out[row.run_id] = used.hours if used is not None else None
+            if used is not None and used.final and finished(row.state):
+                with contextlib.suppress(OSError):
+                    cost.record(Path(row.run_dir), used.hours, backend.name)
+    return out

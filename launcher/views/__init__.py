@@ -8,5 +8,6 @@ Modules:
 - `logs`: What `launch logs` shows: labelled stdout/stderr lines, merged by time, known noise left out.
 - `run`: One run: `launch status RUN` (its facts, tasks and log tail) and `launch show RUN` (its recipe).
 - `status`: `launch status` without a run: which runs to show, what each one's state means, and the table.
+- `status_pages`: Which entries `launch status` shows, through the registry's indexes; `--all` streamed.
 - `sweeps`: A sweep's points: `launch status SWEEP`, its one-line summary, a point as text.
 """

@@ -14,6 +14,7 @@ from launcher import paths
 from launcher.artifacts.uploads import upload_state
 from launcher.config.grid import overrides_facts
 from launcher.errors import UserError
+from launcher.runs.cost import hours_text
 from launcher.runs.find import find_run
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.progress import read_progress
@@ -51,7 +52,7 @@ def status_facts(row: RunRow) -> list[tuple[str, str]]:
     return facts
 
 
-def run_detail(row: RunRow, chain: Sequence[str] = ()) -> Group:
+def run_detail(row: RunRow, chain: Sequence[str] = (), gpu_hours: float | None = None) -> Group:
     """`launch status RUN`: facts as `key  value` lines (never wrapped, so paths and the
     `wandb sync` command can be copied), the lines of its `--then` chain (`chain`: the verb asks
     launcher.loop.chain), the tasks, and the log tail of a failed run."""
@@ -70,6 +71,8 @@ def run_detail(row: RunRow, chain: Sequence[str] = ()) -> Group:
     ]
     if row.restarts:
         facts.append(("restarts", str(row.restarts)))
+    if gpu_hours is not None:  # the verb asks launcher.runs.service.used_gpu_hours
+        facts.append(("GPU-hours", hours_text(gpu_hours) + ("" if RunState.ended(row.state) else " so far")))
     if row.parent:
         facts.append(("parent run", row.parent))
     facts += code_facts(Path(row.run_dir))  # the snapshot (or live checkout) it runs, its git commit

@@ -9,12 +9,14 @@ evaluations (rows with parent = its run id) collapse under it; rows whose parent
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Group
@@ -22,7 +24,7 @@ from rich.text import Text
 
 from launcher.errors import UserError
 from launcher.jsonio import read_object
-from launcher.runs.launch_info import LaunchInfo
+from launcher.runs import pages
 from launcher.runs.progress import Progress, progress_line, read_progress
 from launcher.runs.registry import RunRow
 from launcher.runs.state import RunState, counts_text
@@ -163,6 +165,9 @@ class Filters:
     def matches(self, row: RunRow) -> bool:
         return self.when(row) and (not self.states or row.state in self.states)
 
+    def where(self) -> pages.Where:
+        return pages.Where(recipe=self.recipe, since=self.since, states=self.states)
+
 
 def _created(row: RunRow) -> datetime:
     try:
@@ -217,21 +222,6 @@ def entries(rows: list[RunRow], expand: bool = False) -> list[Entry]:
     return sorted(out, key=lambda e: (e.latest, e.row.run_id if e.row else e.group or ""))
 
 
-def select(all_rows: list[RunRow], filters: Filters, expand: bool) -> list[Entry]:
-    """The entries to show, before the scheduler is asked: filtered (an entry is kept when its run
-    or one of its runs passes), the last LAST unless `expand` (--all) or a state filter."""
-    chosen = [e for e in entries(all_rows, expand) if any(filters.when(r) for r in e.rows)]
-    return chosen if expand or filters.states else chosen[-LAST:]
-
-
-def unfinished(all_rows: list[RunRow], filters: Filters, expand: bool) -> list[RunRow]:
-    """The rows of the entries `collect` will show that have not ended (and are past submitting):
-    what the verb asks the schedulers about first. `select` ignores states, so the entries are
-    the same after the refresh."""
-    rows = [r for e in select(all_rows, filters, expand) for r in e.rows]
-    return [r for r in rows if r.state != RunState.SUBMITTING and not RunState.ended(r.state)]
-
-
 # ---------------------------------------------------------------------------- facts of one run
 
 
@@ -249,6 +239,8 @@ def age(iso: str, suffix: str = " ago") -> str:
 
 def wandb_text(run_dir: Path, short: bool = False) -> str:
     """The run's W&B URL, or for an offline run the `wandb sync` command (`offline` if short)."""
+    from launcher.runs.launch_info import LaunchInfo  # pydantic's model: only for a run's facts
+
     wandb = LaunchInfo.read(run_dir).wandb
     if wandb.get("url"):
         return str(wandb["url"])
@@ -354,6 +346,63 @@ def best_text(best: Best) -> str:
     return f"best F1 {best.f1:.4f} at {where}"
 
 
+FACTS = ("wandb", "uploads_pending", "progress", "best", "error", "summary")
+"""RunStatus' fields read from the run's files (cached in the registry once the run ended)."""
+
+
+def _stamp(row: RunRow) -> str | None:
+    """What the cached facts of an ended run hold for: its state and row, and its directory's
+    mtime (launch.json, uploads.json, wandb-sync.json are replaced, never edited in place; an
+    evaluation's results make its parent's facts stale through the registry)."""
+    if not RunState.ended(row.state) or failed(
+        row.state
+    ):  # a failed run's error line: its logs, read each time
+        return None
+    try:
+        mtime = os.stat(row.run_dir).st_mtime_ns
+    except OSError:
+        mtime = 0
+    return f"{row.state}|{row.updated_at}|{mtime}"
+
+
+def facts(registry: Registry | None, rows: list[RunRow]) -> dict[str, dict[str, Any]]:
+    """run id -> FACTS of each row as JSON values: from the registry's cache when it holds for
+    the run, else read from its files (and cached when it ended)."""
+    stamps = {r.run_id: _stamp(r) for r in rows}
+    cached = registry.facts([i for i, s in stamps.items() if s]) if registry is not None else {}
+    out: dict[str, dict[str, Any]] = {}
+    fresh = []
+    for row in rows:
+        stamp, hit = stamps[row.run_id], cached.get(row.run_id)
+        if stamp and hit and hit[0] == stamp:
+            out[row.run_id] = json.loads(hit[1])
+            continue
+        data = run_status(row).model_dump(mode="json", include=set(FACTS))
+        out[row.run_id] = data
+        if stamp:
+            fresh.append((row.run_id, stamp, json.dumps(data)))
+    if registry is not None:
+        registry.store_facts(fresh)
+    return out
+
+
+def with_facts(row: RunRow, data: dict[str, Any], evals: list[RunRow] | None = None) -> RunStatus:
+    """A RunStatus from the row, its FACTS and its evaluations."""
+    counted = Evals(total=len(evals), states=dict(Counter(r.state for r in evals))) if evals else None
+    summary = list(data.get("summary") or [])
+    if counted is not None:
+        summary.append(f"{counted.total} eval{'s' * (counted.total != 1)}: {counts_text(counted.states)}")
+    return RunStatus.model_validate(
+        {**data, **_row_fields(row), "evals": counted and counted.model_dump(), "summary": summary}
+    )
+
+
+def _row_fields(row: RunRow) -> dict[str, Any]:
+    return {"run_id": row.run_id, "recipe": row.recipe, "cluster": row.cluster, "backend": row.backend,
+            "job": row.job, "state": row.state, "parent": row.parent, "created_at": row.created_at,
+            "job_ids": row.job_ids, "run_dir": row.run_dir}  # fmt: skip
+
+
 def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
     """What the table and --json say about one run; reads only small files of its directory."""
     from launcher.artifacts.uploads import LEDGER, upload_state
@@ -402,10 +451,11 @@ def group_summary(registry: Registry | None, group: str, rows: list[RunRow]) -> 
 
 
 def report(registry: Registry | None, chosen: list[Entry], registered: int) -> StatusReport:
+    known = facts(registry, [e.row for e in chosen if e.row is not None])
     out: list[RunStatus | GroupStatus] = []
     for entry in chosen:
         if entry.row is not None:
-            out.append(run_status(entry.row, entry.members))
+            out.append(with_facts(entry.row, known[entry.row.run_id], entry.members))
             continue
         group = entry.group or ""
         out.append(
@@ -433,54 +483,80 @@ def _runs_in(entry: RunStatus | GroupStatus) -> int:
     return 1 + (entry.evals.total if entry.evals else 0)
 
 
+Segments = list[tuple[str, str]]
+"""One line of the table as (text, style) pieces: rich Text on a terminal, plain text elsewhere."""
+
+HEADER = ["run", "state", "cluster", "age", "job", "W&B"]
+
+
+def job_text(job_ids: list[str]) -> str:
+    job = ",".join(j.split("@", 1)[0] for j in job_ids)  # a local PID@START: the PID
+    return job if len(job_ids) <= 1 else f"{len(job_ids)} tasks"
+
+
+def run_cells(r: RunStatus | RunRow, wandb: str | None) -> list[str]:
+    return [r.run_id, r.state, r.cluster, age(r.created_at, suffix=""), job_text(r.job_ids), wandb or ""]
+
+
+def run_segments(cells: list[str], widths: list[int], room: int, styles: list[str]) -> Segments:
+    """A run's line (or the header): the columns padded to `widths`, W&B cut to `room` (or left
+    out below 4 characters)."""
+    out = []
+    for i, (value, style) in enumerate(zip(cells, styles, strict=True)):
+        if i < len(widths):
+            out.append((value.ljust(widths[i]) + "  ", style))
+        elif room >= 4:
+            out.append((_fit(value, room), style))
+    return out
+
+
+def summary_segments(summary: list[str], error: str | None, width: int) -> list[Segments]:
+    """The lines under a run: its error first (red), the rest dim."""
+    return [
+        [(_fit("  " + text, width), "red" if error and i == 0 else "dim")] for i, text in enumerate(summary)
+    ]
+
+
+def as_text(segments: Segments) -> Text:
+    text = Text(no_wrap=True, overflow="crop")
+    for value, style in segments:
+        text.append(value, style=style)
+    text.rstrip()
+    return text
+
+
+def as_plain(segments: Segments, width: int) -> str:
+    """What rich prints for `as_text(segments)` without colours: stripped, cropped to `width` cells."""
+    line = "".join(value for value, _ in segments).rstrip()
+    if line.isascii():
+        return line[:width]
+    from rich.cells import cell_len, set_cell_size
+
+    return set_cell_size(line, width) if cell_len(line) > width else line
+
+
+def count_text(shown: int, registered: int) -> str:
+    return f"runs ({shown if shown == registered else f'{shown} of {registered}'})"
+
+
 def table(status: StatusReport, width: int) -> Group:
     """`runs (N)`, then one line per run (run, state, cluster, age, job, W&B: the W&B column is
     cut first, so the state always shows at 80 columns) with its summary indented under it, and
     one line per group. Plain fixed-width text, so nothing is wrapped."""
 
     runs = [e for e in status.entries if isinstance(e, RunStatus)]
-    header = ["run", "state", "cluster", "age", "job", "W&B"]
-    cells = []
-    for r in runs:
-        job = ",".join(j.split("@", 1)[0] for j in r.job_ids)  # a local PID@START: the PID
-        job = job if len(r.job_ids) <= 1 else f"{len(r.job_ids)} tasks"
-        cells.append([r.run_id, r.state, r.cluster, age(r.created_at, suffix=""), job, r.wandb or ""])
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header[:-1])]
+    cells = [run_cells(r, r.wandb) for r in runs]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(HEADER[:-1])]
     room = width - sum(w + 2 for w in widths)
     shown = sum(_runs_in(e) for e in status.entries)
-    count = str(shown) if shown == status.registered else f"{shown} of {status.registered}"
-    parts: list[Text] = [Text(f"runs ({count})", style="bold")]
-
-    def line(values: list[str], styles: list[str]) -> Text:
-        text = Text(no_wrap=True, overflow="crop")
-        for i, (value, style) in enumerate(zip(values, styles, strict=True)):
-            if i < len(widths):
-                text.append(value.ljust(widths[i]) + "  ", style=style)
-            elif room >= 4:
-                text.append(_fit(value, room), style=style)
-        text.rstrip()
-        return text
-
-    parts.append(line(header, ["bold underline"] * len(header)))
+    lines: list[Segments] = [[(count_text(shown, status.registered), "bold")]]
+    lines.append(run_segments(HEADER, widths, room, ["bold underline"] * len(HEADER)))
     cells_of = {r.run_id: c for r, c in zip(runs, cells, strict=True)}
     for entry in status.entries:
         if isinstance(entry, GroupStatus):
-            parts.append(Text(_fit(entry.summary, width), style="bold", no_wrap=True, overflow="crop"))
+            lines.append([(_fit(entry.summary, width), "bold")])
             continue
         styles = ["", RunState.style_of(entry.state), "", "", "", "dim"]
-        parts.append(line(cells_of[entry.run_id], styles))
-        for i, text in enumerate(entry.summary):
-            style = "red" if entry.error and i == 0 else "dim"
-            parts.append(Text(_fit("  " + text, width), style=style, no_wrap=True, overflow="crop"))
-    return Group(*parts)
-
-
-def collect(registry: Registry, filters: Filters, expand: bool) -> StatusReport:
-    """The whole `launch status` answer from the registry as it stands (the verb refreshed the
-    `unfinished` rows first): select, filter by state, read each shown run's small files."""
-    all_rows = registry.all()
-    chosen = select(all_rows, filters, expand)
-    if filters.states:
-        chosen = [e for e in chosen if any(filters.matches(r) for r in e.rows)]
-        chosen = chosen if expand else chosen[-LAST:]
-    return report(registry, chosen, len(all_rows))
+        lines.append(run_segments(cells_of[entry.run_id], widths, room, styles))
+        lines += summary_segments(entry.summary, entry.error, width)
+    return Group(*(as_text(line) for line in lines))

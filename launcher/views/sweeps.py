@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from launcher.config.grid import Point, value_text
+from launcher.runs.cost import hours_text
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import RunRow, SweepRow
 from launcher.runs.state import RunState, counts_text
@@ -35,19 +36,31 @@ def points_table(keys: list[str], rows: list[list[Any]], head: list[str], title:
     return table
 
 
-def sweep_summary(rows: list[RunRow]) -> str:
-    """`4 points: 2 running, 2 completed` (states in the display order of RunState)."""
+def sweep_summary(rows: list[RunRow], gpu_hours: dict[str, float | None] | None = None) -> str:
+    """`4 points: 2 running, 2 completed` (states in the display order of RunState), and with
+    `gpu_hours` (run id: used) `; 3.2 GPU-hours used` (`at least` while some are not known)."""
     n = len(rows)
     states = counts_text(Counter(row.state for row in rows))
-    return f"{n} point{'s' if n != 1 else ''}" + (f": {states}" if states else "")
+    text = f"{n} point{'s' if n != 1 else ''}" + (f": {states}" if states else "")
+    if gpu_hours:
+        known = [h for h in gpu_hours.values() if h is not None]
+        least = "at least " if len(known) < len(rows) else ""
+        text += f"; {least}{hours_text(sum(known))} GPU-hours used"
+    return text
 
 
-def sweep_table(sweep_row: SweepRow, rows: list[RunRow]) -> Table:
-    """`launch status SWEEP`: its points with their state and the varied keys as columns."""
+def sweep_table(
+    sweep_row: SweepRow, rows: list[RunRow], gpu_hours: dict[str, float | None] | None = None
+) -> Table:
+    """`launch status SWEEP`: its points with their state, GPU-hours used (`gpu_hours`: the verb asks
+    launcher.runs.service.used_gpu_hours) and the varied keys as columns."""
     cells = []
+    used = gpu_hours or {}
     for row in rows:
         point = point_of(row)
         values = [value_text(point[k]) if k in point else "?" for k in sweep_row.keys]
-        cells.append([row.run_id, Text(row.state, style=RunState.style_of(row.state)), *values])
-    title = f"sweep {sweep_row.sweep_id}: {sweep_summary(rows)}"
-    return points_table(sweep_row.keys, cells, ["run", "state"], title)
+        hours = used.get(row.run_id)
+        state = Text(row.state, style=RunState.style_of(row.state))
+        cells.append([row.run_id, state, "?" if hours is None else hours_text(hours), *values])
+    title = f"sweep {sweep_row.sweep_id}: {sweep_summary(rows, gpu_hours)}"
+    return points_table(sweep_row.keys, cells, ["run", "state", "GPU-h"], title)

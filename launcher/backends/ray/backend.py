@@ -8,11 +8,14 @@ node inventory: `launcher/backends/ray/cluster.py`; what runs inside the cluster
 Status is one `list_jobs()` per refresh, mapped through RAY_STATES (FAILED with exit code 124 is a
 timeout). When the cluster no longer knows a job (a restarted head), the wrapper's
 `.ray_exit.json` still gives the outcome. `status()` only reads; `logs()` saves Ray's log of a job
-that ended without running into its run directory.
+that ended without running into its run directory. `launch status RUN` names the node Ray ran the
+job on (its `driver_node_id`: nodes of one machine share an address).
 
 Arrays: with `max_parallel` >= N the N jobs are submitted at once and Ray's resource accounting
-queues what does not fit (GPUs are never oversubscribed); with a smaller cap one supervisor job
-keeps the cap in the cluster (`launcher/backends/ray/array.py`).
+queues what does not fit (GPUs are never oversubscribed) and places each on a node with room
+(Ray's default policy: the head until half of it is used, then the least used node;
+tests/integration/ray/test_two_node.py sees an array spread over two nodes); with a smaller cap
+one supervisor job keeps the cap in the cluster (`launcher/backends/ray/array.py`).
 
 A follow-on job (`submit_after`, a run's `--then` chain) is a Ray job with no resources that
 starts at once and waits for the job it follows itself; `agent exec` hands it the submitting
@@ -40,6 +43,8 @@ from launcher.backends.ray.jobs import RayJobs, RayPayload
 from launcher.backends.spec import FollowOn, LaunchSpec
 from launcher.config.cluster import ClusterProfile, RaySpec
 from launcher.errors import UserError
+from launcher.jsonio import read_object
+from launcher.runs.cost import Used, held_in, requested_gpus
 from launcher.runs.state import RunState
 
 RAY_STATES: dict[str, RunState] = {
@@ -51,6 +56,8 @@ RAY_STATES: dict[str, RunState] = {
 }
 """Every Ray JobStatus and what it means here; FAILED with exit code 124 (the wrapper's time
 limit) is TIMEOUT."""
+NODE_ID_SHOWN = 12
+"""Hex digits of a Ray node id that `launch status` shows (Ray's own CLI shows them in full)."""
 
 
 def _ray_state(details: Any) -> RunState:
@@ -67,6 +74,16 @@ def exit_code(details: Any) -> int | None:
         return int(code)
     found = re.search(r"exit code (-?\d+)", str(getattr(details, "message", "") or ""))
     return int(found.group(1)) if found else None
+
+
+def _where(details: Any) -> str:
+    """' on node <id> (<address>)': the Ray node the job's driver ran on (several nodes may share
+    an address), or ''."""
+    node = str(getattr(details, "driver_node_id", None) or "")
+    host = urlsplit(getattr(details, "driver_agent_http_address", None) or "").hostname
+    if not node:
+        return f" on {host}" if host else ""
+    return f" on node {node[:NODE_ID_SHOWN]}" + (f" ({host})" if host else "")
 
 
 def _whole(value: float | int | None) -> float | int:
@@ -304,6 +321,11 @@ class RayBackend(Backend[RayPayload]):
         if job_id not in self._asked:
             self.status([job_id])
 
+    def gpu_hours(self, runs: Sequence[tuple[Path, Sequence[str]]]) -> list[Used | None]:
+        """From the job wrapper's .ray_exit.json: `started` to `ended` (now while running) x the GPUs
+        the run asked for (Ray hands a job exactly those)."""
+        return [held_in(read_object(d / ray_agent.EXIT_FILE) or {}, requested_gpus(d)) for d, _ in runs]
+
     def explain(self, job_id: str) -> str | None:
         self._cached(job_id)
         if job_id in self._queued and job_id not in self._jobs:
@@ -336,18 +358,21 @@ class RayBackend(Backend[RayPayload]):
                 message = "waiting for resources (CPUs, GPUs, memory) or for its runtime environment"
             return f"Ray: PENDING: {self._pending_shortfall(details) or message or 'waiting to start'}"
         if state is RunState.RUNNING:
-            host = urlsplit(details.driver_agent_http_address or "").hostname
-            return "Ray: RUNNING" + (f" on {host}" if host else "")
+            return "Ray: RUNNING" + _where(details)
         if state is RunState.TIMEOUT:
             return f"time limit reached: the job was stopped (exit code {ray_agent.TIMEOUT_EXIT})"
         if state is RunState.FAILED and self.jobs.index(details.submission_id).get("cancel_requested"):
             return f"cancelled while waiting (Ray: {status}: {message.splitlines()[0] if message else '?'})"
         if state is RunState.FAILED:
             code = exit_code(details)
-            return f"Ray: FAILED, exit code {code}" if code is not None else f"Ray: FAILED: {message}"
+            return (
+                f"Ray: FAILED, exit code {code}{_where(details)}"
+                if code is not None
+                else f"Ray: FAILED: {message}"
+            )
         if (details.metadata or {}).get("launch_cancelled_before_start"):
             return "cancelled before the array supervisor submitted it"
-        return f"Ray: {status}"
+        return f"Ray: {status}{_where(details)}"
 
     def _pending_shortfall(self, details: Any) -> str | None:
         """For a pending job: which resource no node of the cluster has enough of, if any."""

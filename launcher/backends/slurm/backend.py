@@ -3,18 +3,25 @@
 The scripts are rendered in `render` (through submitit), the queries' answers parsed in `parse`,
 the commands run in `commands`.
 
-Status is one batched `squeue -t all` query for all job ids (the controller's live view, with
-restart counts), mapped through `SLURM_STATES`. Ids it no longer knows (ended more than
+Status is one batched `squeue --me -t all` query (the controller's live view, with restart counts),
+mapped through `SLURM_STATES`, and its answer is shared for `slurm.poll_interval_s` by every `launch`
+process of the user on this machine (`queue`). Ids it no longer knows (ended more than
 `MinJobAge`, 300 s by default, ago) come from one `sacct -D` query. Accounting alone would not do:
 slurmdbd lags the controller by seconds, so sacct still says PENDING for a job that runs.
 `explain()` and `restarts()` answer from what `status()` fetched. A query that takes longer than
 `LAUNCH_SLURM_TIMEOUT` (10 s) is killed (its whole process group) and the runs keep the states last
 seen. A pending reason in `NEVER_STARTS_REASONS` is shown as "will never start: ...".
+
+A submission of more runs than one array may hold (`MaxArraySize`) is split into several arrays,
+chained to honour `--max-parallel` (`limits.plan_arrays` says why); one that cannot fit under the
+user's `MaxSubmitJobs` is refused by `check()`, before anything is created.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,13 +31,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from launcher.backends.base import NEVER_STARTS, Backend, Request
+from launcher.backends.base import NEVER_STARTS, Backend, Request, backoff
 from launcher.backends.follow import follow_files
-from launcher.backends.slurm import render
+from launcher.backends.slurm import limits, render, usage
 from launcher.backends.slurm.commands import SUBMIT_TIMEOUT, SlurmRefused, SlurmSilent, parse_sbatch
 from launcher.backends.slurm.commands import call as _call
 from launcher.backends.slurm.commands import run as _run
 from launcher.backends.slurm.failures import CAUSES, history_text, node_events
+from launcher.backends.slurm.limits import Limits, plan_arrays
 from launcher.backends.slurm.parse import (
     NEVER_STARTS_REASONS,
     SACCT_FIELDS,
@@ -39,11 +47,12 @@ from launcher.backends.slurm.parse import (
     SlurmInfo,
     parse_sacct,
     parse_sinfo,
-    parse_squeue,
 )
+from launcher.backends.slurm.queue import SharedQueue
 from launcher.backends.spec import FollowOn, LaunchSpec
 from launcher.config.cluster import ClusterProfile, SlurmSpec
 from launcher.errors import UserError, choices_text, did_you_mean
+from launcher.runs.cost import Used
 from launcher.runs.state import RunState
 
 
@@ -74,9 +83,34 @@ class SlurmBackend(Backend[SlurmPayload]):
         script, options = render.job_script(self.spec, job)
         return script, SlurmPayload(options)
 
+    def limits(self, dry_run: bool = False) -> Limits:
+        """The cluster's MaxArraySize and MaxSubmitJobs, cached per profile (`limits.read`)."""
+        return limits.read(self.profile.name, self.spec.qos, dry_run=dry_run)
+
     def array_script(self, requests: Sequence[Request[SlurmPayload]], max_parallel: int) -> str:
-        """One job array for N runs that ask for the same resources (see `render.array_script`)."""
-        return render.array_script(self.spec, [r.spec for r in requests], max_parallel)
+        """Every job array `submit_array` sends for N runs that ask for the same resources (see
+        `render.array_script`): one, or, past MaxArraySize, each with a line saying which runs it
+        holds and what it waits for."""
+        jobs = [r.spec for r in requests]
+        known = self.limits(dry_run=True)
+        parts = plan_arrays(len(jobs), known.max_array_size, max_parallel)
+        if len(parts) == 1:
+            return render.array_script(self.spec, jobs, max_parallel)
+        how = (
+            "one at a time, each after the one before it ended" if parts[-1].after_previous else "all at once"
+        )
+        texts = [f"# {len(jobs)} runs in {len(parts)} arrays ({how}): MaxArraySize {known.max_array_size}, "
+                 f"{known.source}"]  # fmt: skip
+        for k, part in enumerate(parts):
+            after = f"<array {k}>" if part.after_previous else None
+            texts.append(
+                f"# array {k + 1} of {len(parts)}: runs {part.start}-{part.stop - 1} ({part.size}), at most "
+                f"{part.parallel} at once"
+                + (f", after array {k} ended" if after else "")
+                + "\n"
+                + render.array_script(self.spec, jobs[part.start : part.stop], part.parallel, after)
+            )
+        return "\n".join(texts)
 
     # ------------------------------------------------------------------ submitting
 
@@ -117,6 +151,23 @@ class SlurmBackend(Backend[SlurmPayload]):
             problem = _shape_shortfall(res, part)
             if problem:
                 raise UserError(f"{recipe}: {problem}")
+        self._check_submit_limit(len(requests))
+
+    def _check_submit_limit(self, count: int) -> None:
+        """Refuse `count` more jobs when they do not fit under the user's MaxSubmitJobs beside the
+        jobs already queued (each array task counts: splitting cannot help)."""
+        known = self.limits()
+        if known.max_submit_jobs is None:
+            return
+        queued = limits.queued_jobs()
+        room = known.max_submit_jobs - queued
+        if count > room:
+            raise UserError(
+                f"{count} job(s) do not fit under cluster '{self.profile.name}''s limit of "
+                f"{known.max_submit_jobs} queued jobs per user ({known.submit_limit_by}) with {queued} "
+                f"of yours queued: each array task counts, so splitting cannot help; valid: at most "
+                f"{max(room, 0)} now"
+            )
 
     def _sbatch(self, script: Path) -> str:
         out = _call(["sbatch", "--parsable", str(script)], "sbatch", script.parent, SUBMIT_TIMEOUT)
@@ -130,18 +181,40 @@ class SlurmBackend(Backend[SlurmPayload]):
         return self._sbatch(script)
 
     def submit_array(self, requests: Sequence[Request[SlurmPayload]], max_parallel: int) -> list[str]:
-        """One `--array=0-(N-1)%P` job; every run's submit.sh becomes the array script. Ids `<A>_<i>`."""
-        text = self.array_script(requests, max_parallel)
+        """`--array=0-(n-1)%P` jobs of at most MaxArraySize runs each (chained: `limits.plan_arrays`);
+        every run's submit.sh becomes its array's script. Ids `<A>_<i>`. When Slurm refuses one, the
+        arrays already sent are cancelled and their links removed; an interrupt (a signal) leaves
+        them to be found (`find_submitted`)."""
         jobs = [r.spec for r in requests]
-        links = render.links_dir(jobs)
-        links.mkdir(parents=True, exist_ok=True)
-        for index, job in enumerate(jobs):
-            link = links / str(index)
-            if not link.is_symlink():
-                link.symlink_to(Path("..", "..", job.run_dir.name))
-            (job.run_dir / "submit.sh").write_text(text)
-        array_id = self._sbatch(jobs[0].run_dir / "submit.sh")
-        return [f"{array_id}_{index}" for index in range(len(jobs))]
+        parts = plan_arrays(len(jobs), self.limits().max_array_size, max_parallel)
+        job_ids: list[str] = []
+        sent: list[str] = []
+        made: list[Path] = []
+        try:
+            for part in parts:
+                chunk = jobs[part.start : part.stop]
+                after = sent[-1] if part.after_previous else None
+                text = render.array_script(self.spec, chunk, part.parallel, after)
+                links = render.links_dir(chunk)
+                links.mkdir(parents=True, exist_ok=True)
+                made.append(links)
+                for index, job in enumerate(chunk):
+                    link = links / str(index)
+                    if not link.is_symlink():
+                        link.symlink_to(Path("..", "..", job.run_dir.name))
+                    (job.run_dir / "submit.sh").write_text(text)
+                sent.append(self._sbatch(chunk[0].run_dir / "submit.sh"))
+                job_ids += [f"{sent[-1]}_{index}" for index in range(len(chunk))]
+        except Exception:
+            if sent:
+                with suppress(UserError):
+                    _call(["scancel", *reversed(sent)], "scancel", timeout=SUBMIT_TIMEOUT)
+            for links in made:
+                shutil.rmtree(links, ignore_errors=True)
+            with suppress(OSError, IndexError):  # `.slurm-arrays` itself, when nothing else is in it
+                made[0].parent.rmdir()
+            raise
+        return job_ids
 
     def find_submitted(self, runs: Sequence[tuple[str, Path]]) -> dict[str, str]:
         """One squeue of this user's jobs: a run's own job by its name (the run id), a task of an
@@ -178,12 +251,9 @@ class SlurmBackend(Backend[SlurmPayload]):
             return {}
         self.unanswered = None
         self._asked.update(ids)
+        shared = SharedQueue(self.profile.name, self.spec.poll_interval_s)
         try:
-            infos = self._squeue(ids)
-            missing = [j for j in ids if j not in infos]
-            if missing:
-                with suppress(SlurmRefused):  # accounting disabled: those jobs stay unknown
-                    infos.update(self.accounting(missing))
+            infos = shared.infos(ids, self._squeue, self._sacct, fresh=self.fresh)
         except SlurmSilent as err:
             self.unanswered = f"{err}; states as last seen"
             infos = {}
@@ -192,23 +262,28 @@ class SlurmBackend(Backend[SlurmPayload]):
 
     def accounting(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
         """What `sacct -D` (slurmdbd) says about these jobs: one query; UserError if it cannot answer."""
-        bases = ",".join(dict.fromkeys(j.split("_")[0] for j in job_ids))
-        found = parse_sacct(
-            _call(["sacct", "-n", "-P", "-X", "-D", "-o", SACCT_FIELDS, "-j", bases], "sacct")
-        )
+        found = parse_sacct(self._sacct(job_ids))
         return {j: found[j] for j in job_ids if j in found}
 
-    def _squeue(self, job_ids: Sequence[str]) -> dict[str, SlurmInfo]:
-        cmd = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids),
+    def _sacct(self, job_ids: Sequence[str]) -> str:
+        bases = ",".join(dict.fromkeys(j.split("_")[0] for j in job_ids))
+        return _call(["sacct", "-n", "-P", "-X", "-D", "-o", SACCT_FIELDS, "-j", bases], "sacct")
+
+    def _squeue(self) -> str:
+        """Every job of the user, array tasks one by one (what `queue.SharedQueue` shares)."""
+        cmd = ["squeue", "-h", "-r", "-t", "all", "--me",
                "-O", "JobArrayID:|,State:|,Reason:|,RestartCnt:|,NodeList:|,exit_code:|"]  # fmt: skip
         proc = _run(cmd, "squeue")
-        return parse_squeue(proc.stdout) if proc.returncode == 0 else {}  # 1: ids it no longer knows
+        return proc.stdout if proc.returncode == 0 else ""
 
     def _cached(self, job_id: str) -> SlurmInfo | None:
         """What the last status() that asked about `job_id` learnt; asks only about new ids."""
         if job_id not in self._asked:
             self.status([job_id])
         return self._info.get(job_id)
+
+    def gpu_hours(self, runs: Sequence[tuple[Path, Sequence[str]]]) -> list[Used | None]:
+        return usage.gpu_hours(runs)  # sacct: every start's elapsed x allocated GPUs (slurm/usage.py)
 
     def restarts(self, job_id: str) -> int | None:
         info = self._cached(job_id)
@@ -256,13 +331,18 @@ class SlurmBackend(Backend[SlurmPayload]):
         yield from follow_files(lambda: files, self._ended(job_id) if follow else (lambda: True))
 
     def _ended(self, job_id: str, every: float = 2.0) -> Callable[[], bool]:
-        """A done() for follow_files that asks the scheduler at most every `every` seconds."""
-        last = {"at": 0.0, "done": False}
+        """A done() for follow_files that asks the scheduler at most every `every` seconds, less often
+        the longer the job's state stays as it was (`follow.backoff`)."""
+        last: dict[str, Any] = {"at": 0.0, "done": False, "state": None, "since": time.monotonic()}
 
         def done() -> bool:
-            if time.monotonic() - last["at"] >= every:
-                last["at"] = time.monotonic()
-                last["done"] = self.status([job_id])[job_id].is_terminal
+            now = time.monotonic()
+            if now - last["at"] >= backoff(now - last["since"], every):
+                last["at"] = now
+                state = self.status([job_id])[job_id]
+                if state != last["state"]:
+                    last["state"], last["since"] = state, now
+                last["done"] = state.is_terminal
             return bool(last["done"])
 
         return done
@@ -270,12 +350,46 @@ class SlurmBackend(Backend[SlurmPayload]):
     def cancel(self, job_id: str) -> None:
         """scancel, then wait (up to 30 s) until the scheduler reports the job ended; no longer
         once squeue stops answering (`unanswered` says so: the cancel was sent all the same)."""
-        _call(["scancel", job_id], "scancel", timeout=SUBMIT_TIMEOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not self.status([job_id])[job_id].is_terminal:
-            if self.unanswered:
-                return
-            time.sleep(0.5)
+        self.cancel_many([job_id])
+
+    def cancel_many(self, job_ids: Sequence[str]) -> None:
+        """One scancel for all (array tasks as `<A>_[i-j,...]`, the latest arrays first, so that no
+        chained array starts when the one before it ends), then wait as `cancel` does."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return
+        _call(["scancel", *scancel_ids(ids)], "scancel", timeout=SUBMIT_TIMEOUT)
+        fresh, self.fresh = self.fresh, True
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                states = self.status(ids)
+                if self.unanswered or all(s.is_terminal for s in states.values()):
+                    return
+                time.sleep(0.5)
+        finally:
+            self.fresh = fresh
+
+
+def scancel_ids(job_ids: Sequence[str]) -> list[str]:
+    """Job ids for scancel: each array's tasks as one `<A>_[0-3,7]`, the highest (latest) ids first."""
+    tasks: dict[str, list[int]] = {}
+    out: list[str] = []
+    for job_id in job_ids:
+        base, sep, index = job_id.partition("_")
+        if sep and index.isdigit():
+            tasks.setdefault(base, []).append(int(index))
+        else:
+            out.append(job_id)
+    for base, indices in tasks.items():
+        ranges: list[list[int]] = []
+        for i in sorted(set(indices)):
+            if ranges and i == ranges[-1][1] + 1:
+                ranges[-1][1] = i
+            else:
+                ranges.append([i, i])
+        out.append(f"{base}_[" + ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges) + "]")
+    return sorted(out, key=lambda text: int(re.sub(r"\D.*", "", text) or 0), reverse=True)
 
 
 def _array_links(run_dir: Path) -> list[tuple[str, int]]:

@@ -208,11 +208,12 @@ def sbatch_options(slurm: SlurmSpec, job: LaunchSpec) -> dict[str, Any]:
 
 
 def _render(
-    slurm: SlurmSpec, options: dict[str, Any], logs: Path, pattern: str, body: list[str], **kw: Any
-) -> str:
-    """A run's script: requeue on USR2, logs appended to `<logs>/<pattern>.{out,err}`; the profile's
-    `slurm.extra` options (`mail_type` or `mail-type`) are added, and replace a rendered option of
-    the same name; `false`/`null` ones are dropped."""
+    slurm: SlurmSpec, options: dict[str, Any], logs: Path, pattern: str, body: list[str],
+    more: dict[str, Any] | None = None, **kw: Any,
+) -> str:  # fmt: skip
+    """A run's script: requeue on USR2, logs appended to `<logs>/<pattern>.{out,err}`, `more` options;
+    the profile's `slurm.extra` options (`mail_type` or `mail-type`) are added, and replace a rendered
+    option of the same name; `false`/`null` ones are dropped."""
     named = dict(options)
     extra: dict[str, Any] = {
         "output": f"{logs}/{pattern}.out",
@@ -220,6 +221,7 @@ def _render(
         "open-mode": "append",
         "signal": SIGNAL,
         "requeue" if slurm.requeue else "no-requeue": True,
+        **(more or {}),
     }
     for key, value in slurm.extra.items():
         if value is None or value is False:
@@ -262,8 +264,11 @@ def _array_name(jobs: Sequence[LaunchSpec]) -> str:
     return f"{recipes.pop()}-array" if len(recipes) == 1 else "launch-array"
 
 
-def array_script(slurm: SlurmSpec, jobs: Sequence[LaunchSpec], max_parallel: int) -> str:
-    """One job array for N runs that ask for the same resources; task i runs job i.
+def array_script(
+    slurm: SlurmSpec, jobs: Sequence[LaunchSpec], max_parallel: int, after: str | None = None
+) -> str:
+    """One job array for N runs that ask for the same resources; task i runs job i; with `after`,
+    it starts once job `after` (the array before it) ended, however (`--dependency=afterany`).
 
     Output goes to `<runs>/.slurm-arrays/<first run id>/%a/logs/%A_%a.out`, where `%a` is a
     link to task a's run directory (made by the submit), so each task logs in its own run.
@@ -296,7 +301,8 @@ def array_script(slurm: SlurmSpec, jobs: Sequence[LaunchSpec], max_parallel: int
     ]
     logs = links_dir(jobs) / "%a" / "logs"
     parallel = max(1, min(max_parallel, len(jobs)))
-    return _render(slurm, options, logs, "%A_%a", body, map_count=len(jobs), array_parallelism=parallel)
+    more = {"dependency": f"afterany:{after}"} if after else None
+    return _render(slurm, options, logs, "%A_%a", body, more, map_count=len(jobs), array_parallelism=parallel)
 
 
 def _shape(slurm: SlurmSpec, job: LaunchSpec) -> dict[str, Any]:

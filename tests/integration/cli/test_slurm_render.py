@@ -43,7 +43,7 @@ def test_dry_run_prints_the_script_and_calls_no_scheduler_command(
     ("override", "key"),
     [
         ("resources.gpus_per_node=9", "resources.gpus_per_node: 9 is more than the 8 GPUs"),
-        ("resources.nodes=2", "resources.nodes: 2 is more than cluster 'dev-slurm' allows; valid: 1-1"),
+        ("resources.nodes=3", "resources.nodes: 3 is more than cluster 'dev-slurm' allows; valid: 1-2"),
         ("resources.time=25:00:00", "resources.time: 25:00:00 is longer than the 24:00:00 limit"),
     ],
 )

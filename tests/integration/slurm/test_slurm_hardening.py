@@ -45,7 +45,10 @@ def _calls(bin_dir: Path, name: str) -> int:
 
 def _held_runs(launch: Launch, tmp_path: Path, count: int) -> list[str]:
     """`count` runs held in the queue (sbatch --hold): pending for ever, cheap, cancelled after."""
-    held = _profile(tmp_path, "held", "{partition: gpu, gres_type: a800, extra: {hold: true}}")
+    # poll_interval_s 0: each `launch status` asks squeue itself (no answer shared a moment ago)
+    held = _profile(
+        tmp_path, "held", "{partition: gpu, gres_type: a800, poll_interval_s: 0, extra: {hold: true}}"
+    )
     return [
         launch("recipe", "tiny_smoke", "--cluster", str(held), check=True).stdout.split()[0]
         for _ in range(count)
