@@ -185,25 +185,3 @@ def test_tiny_training_job_runs_on_slurm(launch: Launch, tmp_path: Path) -> None
     summary = json.loads((run_dir / "results" / "train.json").read_text())
     assert summary["global_step"] == 20
     assert (run_dir / "checkpoints" / "checkpoint-20" / "COMPLETE").exists()
-
-
-@pytest.mark.slow
-def test_torchrun_workers_get_usr2_and_the_job_is_requeued(launch: Launch, tmp_path: Path) -> None:
-    """Two CPU ranks under one torchrun: torchrun ignores USR2, its workers checkpoint and exit 3,
-    torchrun reports 1, and the batch shell requeues because a USR2 came."""
-    require_slurm()
-    sets = ["resources.gpus_per_node=2", "train.max_steps=20", "train.save_steps=1000",
-            "data.max_train_samples=200", "tracking.wandb.mode=disabled"]  # fmt: skip
-    proc = launch("recipe", "tiny_ner", "--cluster", "dev-slurm", *[a for s in sets for a in ("--set", s)])
-    assert proc.returncode == 0, proc.stderr
-    runs, run_id = tmp_path / "runs", proc.stdout.split()[0]
-    job_id = _job_id(runs, run_id)
-    wait_for(lambda: _log(runs, run_id).count("starting from scratch") == 2, timeout=120, every=0.5)
-    _slurm("scancel", "--batch", "--signal=USR2", job_id)
-    wait_for(lambda: run_state(launch, run_id) in ("completed", "failed"), timeout=180, every=2)
-    log = _log(runs, run_id)
-    assert run_state(launch, run_id) == "completed", log[-3000:]
-    assert log.count("stopped by signal 12") == 2 and "restart 1" in log
-    assert "after USR2: requeueing" in (runs / run_id / "logs" / f"{job_id}.err").read_text()
-    assert json.loads((runs / run_id / "results" / "train.json").read_text())["global_step"] == 20
-    assert re.search(r"^restarts\s+1$", launch("status", run_id, check=True).stdout, re.M)
