@@ -25,6 +25,13 @@ ThenOpt = Annotated[
         "--then", metavar="STEP", help="after training completed: reeval[=EVAL_RECIPE][@CLUSTER], then bench"
     ),
 ]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
+    ),
+]
 LiveCodeOpt = Annotated[
     bool,
     typer.Option(

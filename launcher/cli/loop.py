@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from launcher.cli.common import ClusterOpt, LiveCodeOpt, SetOpt, ThenOpt, app, console, wide_console
+from launcher.cli.common import ClusterOpt, ForceOpt, LiveCodeOpt, SetOpt, ThenOpt, app, console, wide_console
 from launcher.cli.follow import follow_evals
 from launcher.errors import UserError, require_positive
 
@@ -79,13 +79,7 @@ def reeval_cmd(
         bool, typer.Option("--follow", "-f", help="wait for every eval; non-zero if any failed")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be submitted")] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
-        ),
-    ] = False,
+    force: ForceOpt = False,
     live_code: LiveCodeOpt = False,
 ) -> None:
     """Evaluate a training run's complete checkpoints not yet scored by the eval recipe."""
@@ -214,13 +208,7 @@ def sweep_cmd(
         typer.Option("--max-parallel", help="points running at once (default: sweep.max_parallel or 4)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the points and the submission")] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
-        ),
-    ] = False,
+    force: ForceOpt = False,
     then: ThenOpt = None,
     live_code: LiveCodeOpt = False,
 ) -> None:

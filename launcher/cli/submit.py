@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from launcher.cli.common import ClusterOpt, LiveCodeOpt, SetOpt, ThenOpt, app, console
+from launcher.cli.common import ClusterOpt, ForceOpt, LiveCodeOpt, SetOpt, ThenOpt, app, console
 from launcher.cli.follow import follow_chain, follow_run
 
 
@@ -20,13 +20,7 @@ def recipe_cmd(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="stream logs; exit with the outcome")
     ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="submit even if the planner says no fit or it is over the profile's limits.max_gpu_hours",
-        ),
-    ] = False,
+    force: ForceOpt = False,
     then: ThenOpt = None,
     live_code: LiveCodeOpt = False,
 ) -> None:
