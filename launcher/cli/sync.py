@@ -61,7 +61,11 @@ def sync_cmd(
 
 
 def _story(row: RunRow) -> dict[str, Any]:
-    """The launcher's story of a run as W&B summary keys: state, restarts, cluster, last error line."""
+    """The launcher's story of a run as W&B summary keys: state, restarts, cluster, last error line,
+    and once it ended the GPU-hours it used (while it runs they would change every pass)."""
+    from contextlib import suppress
+
+    from launcher.runs import service
     from launcher.views.status import failed, last_error_line
 
     story: dict[str, Any] = {"launcher/run_id": row.run_id, "launcher/state": row.state,
@@ -69,6 +73,11 @@ def _story(row: RunRow) -> dict[str, Any]:
     error = last_error_line(Path(row.run_dir)) if failed(row.state) else None
     if error:
         story["launcher/last_error"] = error
+    if service.finished(row.state):
+        with suppress(SetupError, UserError):  # unknown now: the next pass asks again
+            hours = service.used_gpu_hours([row]).get(row.run_id)
+            if hours is not None:
+                story["launcher/gpu_hours"] = round(hours, 4)
     return story
 
 

@@ -71,6 +71,7 @@ def test_a_requeued_run_reaches_wandb_live_and_whole(
     )
     summary = held["summary"]
     assert (summary["launcher/state"], summary["launcher/restarts"]) == ("completed", 1), summary
+    assert summary["launcher/gpu_hours"] == 0, summary  # sacct's figure: a CPU-only job holds no GPU
     assert "launcher:completed" in held["tags"] and held["config"]["name"] == "tiny_smoke"
     assert held["exitcode"] == 0 and "k" * 40 not in out + err
     assert out.splitlines()[-1].startswith(f"synced {run_id} (W&B run {wandb_id}): ")
