@@ -10,3 +10,7 @@ Modules:
 - `s3`: the S3 transport (boto3) and what its errors mean (retried or not, one line for people).
 - `uploads`: what of a run belongs in its artifact store, what made it there, and uploading the rest.
 """
+
+LEDGER = "uploads.json"
+"""A run's upload ledger (`uploads`), named here so that `launch status` can look for it without
+importing the store."""

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from launcher.artifacts import LEDGER
 from launcher.artifacts.store import Store
 from launcher.artifacts.transport import ByteProgress, StoreError, StoreUnreachable
 from launcher.config.recipe import Recipe, read_resolved
@@ -42,7 +43,6 @@ from launcher.jsonio import atomic_write_json, read_object
 from launcher.runs.checkpoints import CHECKPOINT_NAME, MARKER
 from launcher.runs.launch_info import LaunchInfo
 
-LEDGER = "uploads.json"
 META_FILES = ("recipe.yaml", "launch.json")
 
 

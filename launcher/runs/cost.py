@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from launcher.errors import UserError
 from launcher.jsonio import atomic_write_json, read_object
 
@@ -123,6 +121,8 @@ def held_in(record: dict[str, Any], gpus: int) -> Used | None:
 
 def requested_gpus(run_dir: Path) -> int:
     """nodes x gpus_per_node of the run's resolved recipe.yaml; 0 when it cannot be read."""
+    import yaml  # not at the top: `launch status` imports this module for hours_text
+
     try:
         data = yaml.safe_load((run_dir / "recipe.yaml").read_text())
         res: dict[str, Any] = data.get("resources") or {}

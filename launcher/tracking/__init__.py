@@ -8,3 +8,7 @@ Modules:
 - `wandb_push`: send W&B what it lacks of one run, through wandb's own client (resume, new steps only).
 - `wandb_sync`: `launch sync --wandb [--follow]`: which runs, when to push, what each pass did.
 """
+
+STATE_FILE = "wandb-sync.json"
+"""What the last W&B sync pass did for a run (`wandb_sync`), named here so that `launch status` can
+look for it without importing the sync."""

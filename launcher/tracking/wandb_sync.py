@@ -33,9 +33,9 @@ from launcher.errors import SetupError, UserError
 from launcher.jsonio import atomic_write_json, read_object
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
+from launcher.tracking import STATE_FILE
 from launcher.tracking.wandb_reach import base_url, check_reachable
 
-STATE_FILE = "wandb-sync.json"
 DEFAULT_INTERVAL_S = 30.0
 
 

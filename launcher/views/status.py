@@ -404,8 +404,10 @@ def _row_fields(row: RunRow) -> dict[str, Any]:
 
 
 def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
-    """What the table and --json say about one run; reads only small files of its directory."""
-    from launcher.artifacts.uploads import LEDGER, upload_state
+    """What the table and --json say about one run; reads only small files of its directory (and
+    imports the upload and W&B-sync code only for a run that has their files)."""
+    from launcher.artifacts import LEDGER
+    from launcher.tracking import STATE_FILE
 
     run_dir = Path(row.run_dir)
     progress = read_progress(run_dir)
@@ -415,6 +417,8 @@ def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
     pending = None
     ended = RunState.ended(row.state)
     if (run_dir / LEDGER).is_file() or (not ended and (run_dir / "recipe.yaml").is_file()):
+        from launcher.artifacts.uploads import upload_state
+
         uploads = upload_state(run_dir)
         pending = len(uploads.pending) if uploads.uri else None
     counted = Evals(total=len(evals), states=dict(Counter(r.state for r in evals))) if evals else None
@@ -427,10 +431,11 @@ def run_status(row: RunRow, evals: list[RunRow] | None = None) -> RunStatus:
         lines.append(best_text(best))
     if pending:
         lines.append(f"uploads: {pending} pending")
-    from launcher.tracking.wandb_sync import not_synced
+    if (run_dir / STATE_FILE).is_file():
+        from launcher.tracking.wandb_sync import not_synced
 
-    if unsynced := not_synced(run_dir):
-        lines.append(f"W&B not synced: {unsynced}")
+        if unsynced := not_synced(run_dir):
+            lines.append(f"W&B not synced: {unsynced}")
     if counted is not None:
         lines.append(f"{counted.total} eval{'s' * (counted.total != 1)}: {counts_text(counted.states)}")
     return RunStatus(

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from launcher.config.grid import Point, value_text
 from launcher.runs.cost import hours_text
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import RunRow, SweepRow
 from launcher.runs.state import RunState, counts_text
 
+if TYPE_CHECKING:
+    from launcher.config.grid import Point
+
 
 def point_text(point: Point) -> str:
     """`train.lr=1e-05, train.epochs=3`."""
+    from launcher.config.grid import value_text  # the grid's yaml and pydantic stay out of `launch status`
+
     return ", ".join(f"{key}={value_text(value)}" for key, value in point.items())
 
 
@@ -54,6 +58,8 @@ def sweep_table(
 ) -> Table:
     """`launch status SWEEP`: its points with their state, GPU-hours used (`gpu_hours`: the verb asks
     launcher.runs.service.used_gpu_hours) and the varied keys as columns."""
+    from launcher.config.grid import value_text
+
     cells = []
     used = gpu_hours or {}
     for row in rows:
