@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from launcher.backends.slurm.failures import _events, history_text
@@ -92,9 +94,16 @@ def test_sacct_keeps_how_each_earlier_start_ended_where_and_when() -> None:
 
 
 def test_node_events_name_each_bad_node_once_and_restarts_read_in_order() -> None:
-    out = "dev-n2|DOWN|test: lost\ndev-n2|DOWN*|again\ndev-n1|IDLE|\ndev-n3|DRAIN|\n"
-    assert _events(out) == "dev-n2 DOWN: test: lost; dev-n3 DRAIN"
-    assert _events("dev-n1|IDLE|\n") is None
+    out = (
+        "dev-n2|2026-12-06T08:40:00|DOWN|an earlier test\n"
+        "dev-n2|2026-12-06T08:42:34|DOWN*|test: lost\n"
+        "dev-n1|2026-12-06T08:42:30|IDLE|\n"
+        "dev-n3|2026-12-06T08:43:00|DRAIN|\n"
+    )
+    near = datetime(2026, 12, 6, 8, 42, 34)
+    assert _events(out, near) == "dev-n2 DOWN*: test: lost; dev-n3 DRAIN"
+    assert _events(out) == "dev-n2 DOWN*: test: lost; dev-n3 DRAIN"  # no time given: the last
+    assert _events("dev-n1|2026-12-06T08:42:30|IDLE|\n") is None
     earlier = [Attempt("REQUEUED", "vm", ""), Attempt("PREEMPTED", "vm", "")]
     assert history_text(earlier) == "after requeued (USR2 or scontrol requeue), preempted"
     assert history_text([]) == ""

@@ -30,31 +30,42 @@ CAUSES = {
 
 def node_events(nodes: str, end: str) -> str | None:
     """`dev-n2 DOWN: <reason>` for the nodes of host list `nodes` that went bad within minutes of `end`
-    (sacct's End); else those down now (`sinfo -R`); None when Slurm cannot say."""
+    (sacct's End), each node's event nearest to it; else those down now (`sinfo -R`); None when
+    Slurm cannot say."""
     with suppress(SlurmRefused, SlurmSilent, ValueError):
         at = datetime.fromisoformat(end)
         out = _call(
             ["sacctmgr", "-n", "-P", "show", "event", f"nodes={nodes}",
              f"start={(at - WINDOW_BEFORE).isoformat(timespec='seconds')}",
-             f"end={(at + WINDOW_AFTER).isoformat(timespec='seconds')}", "format=NodeName,State,Reason"],
+             f"end={(at + WINDOW_AFTER).isoformat(timespec='seconds')}",
+             "format=NodeName,TimeStart,State,Reason"],
             "sacctmgr",
         )  # fmt: skip
-        found = _events(out)
+        found = _events(out, at)
         if found:
             return found
     with suppress(SlurmRefused, SlurmSilent):
-        return _events(_call(["sinfo", "-h", "-R", "-n", nodes, "-o", "%N|%T|%E"], "sinfo"))
+        return _events(_call(["sinfo", "-h", "-R", "-n", nodes, "-o", "%N|%H|%T|%E"], "sinfo"))
     return None
 
 
-def _events(out: str) -> str | None:
-    """`NODE|STATE|REASON` lines -> `NODE STATE: REASON; ...` for the bad states, each node once."""
-    seen: dict[str, str] = {}
+def _events(out: str, near: datetime | None = None) -> str | None:
+    """`NODE|START|STATE|REASON` lines -> `NODE STATE: REASON; ...` for the bad states, each node once:
+    its event nearest to `near` (else its last)."""
+    best: dict[str, tuple[float, str]] = {}
     for line in out.splitlines():
-        node, state, reason = ([*line.split("|", 2), "", ""])[:3]
-        if node and any(bad in state.upper() for bad in _BAD) and node not in seen:
-            seen[node] = f"{node} {state.upper()}" + (f": {reason}" if reason else "")
-    return "; ".join(seen.values()) or None
+        node, start, state, reason = ([*line.split("|", 3), "", "", ""])[:4]
+        if not node or not any(bad in state.upper() for bad in _BAD):
+            continue
+        distance = 0.0
+        if near is not None:
+            try:
+                distance = abs((datetime.fromisoformat(start) - near).total_seconds())
+            except ValueError:
+                distance = float("inf")
+        if node not in best or distance <= best[node][0]:
+            best[node] = (distance, f"{node} {state.upper()}" + (f": {reason}" if reason else ""))
+    return "; ".join(text for _, text in best.values()) or None
 
 
 def history_text(earlier: list[Attempt]) -> str:

@@ -104,20 +104,24 @@ def test_usr2_and_a_lost_node_requeue_and_resume_on_two_nodes(launch: Launch, tm
     require_slurm()
     runs = tmp_path / "runs"
     run_id = _submit(launch, "tiny_ner", "resources.nodes=2", "resources.cpus_per_gpu=1",
-                     "data.max_train_samples=400", "train.max_steps=40", "train.logging_steps=1",
+                     "data.max_train_samples=400", "train.max_steps=24", "train.logging_steps=1",
                      "train.save_steps=4", "tracking.wandb.mode=disabled")  # fmt: skip
     job_id = _job_id(runs, run_id)
-    wait_for(lambda: re.search(r"^step 5/40 ", _out(runs, run_id), re.M) is not None, timeout=240, every=1)
+    wait_for(lambda: re.search(r"^step 5/24 ", _out(runs, run_id), re.M) is not None, timeout=240, every=1)
     subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True, timeout=30)
     wait_for(lambda: "restart 1, on dev-n[1-2]" in _out(runs, run_id), timeout=120, every=1)
-    wait_for(lambda: len(re.findall(r"^step 1[3-9]/40 ", _out(runs, run_id), re.M)) > 0, timeout=240, every=1)
+    wait_for(
+        lambda: re.search(r"^step (9|1\d)/24 ", _out(runs, run_id), re.M) is not None, timeout=240, every=1
+    )
 
     reason = "test: dev-n2 lost"
     subprocess.run(["scontrol", "update", "nodename=dev-n2", "state=down", f"reason={reason}"], check=True)
     try:
-        wait_for(lambda: "restart 2" in _why(launch, run_id), timeout=120, every=1)
-        why = _why(launch, run_id)
-        assert "node failure (dev-n2 DOWN: test: dev-n2 lost)" in why, why
+        # sacct (slurmdbd) learns of the NODE_FAIL start a moment after the controller requeued it
+        lost = "node failure (dev-n2 DOWN: test: dev-n2 lost)"
+        wait_for(
+            lambda: "restart 2" in _why(launch, run_id) and lost in _why(launch, run_id), timeout=120, every=1
+        )
     finally:
         subprocess.run(["scontrol", "update", "nodename=dev-n2", "state=resume"], capture_output=True)
     wait_for(lambda: _ended(launch, run_id), timeout=420, every=2)
@@ -131,8 +135,8 @@ def test_usr2_and_a_lost_node_requeue_and_resume_on_two_nodes(launch: Launch, tm
     assert len(stopped) == 2 and stopped[0] == stopped[1]  # both ranks, one checkpoint
     resumed = [int(n) for n in re.findall(r"^resuming from checkpoint-(\d+)$", out, re.M)]
     assert len(resumed) == 4 and resumed[:2] == stopped, (resumed, stopped)  # 2 ranks x 2 restarts
-    assert resumed[2] == resumed[3] and resumed[2] % 4 == 0 and resumed[2] >= 12
-    assert json.loads((runs / run_id / "results" / "train.json").read_text())["global_step"] == 40
+    assert resumed[2] == resumed[3] and resumed[2] % 4 == 0 and resumed[2] >= 8
+    assert json.loads((runs / run_id / "results" / "train.json").read_text())["global_step"] == 24
     why = _why(launch, run_id)
     assert "restart 2 after requeued (USR2 or scontrol requeue), node failure (dev-n2 DOWN" in why, why
 
