@@ -6,7 +6,7 @@
 #
 # Checks: a plain batch job; the submitter's working directory and environment reach the job;
 # an emulated 2-GPU job gets CUDA_VISIBLE_DEVICES; a 3-task array throttled with %2; srun inside
-# a batch job; `scontrol show hostnames`; --signal=USR2@90 is accepted; scancel; scontrol requeue
+# a batch job; a job on both nodes (`scontrol show hostnames`, srun's SLURM_LAUNCH_NODE_IPADDR); --signal=USR2@90 is accepted; scancel; scontrol requeue
 # (the job runs again); sacct answers (skipped when accounting is off).
 set -uo pipefail
 
@@ -60,13 +60,14 @@ cat >multi.sh <<'EOF'
 #!/bin/bash
 head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 echo "head=$head"
-srun --ntasks-per-node=1 bash -c 'echo "step node=$SLURM_NODEID proc=$SLURM_PROCID cvd=$CUDA_VISIBLE_DEVICES"'
+srun --ntasks-per-node=1 bash -c 'echo "step node=$SLURM_NODEID on=$SLURMD_NODENAME head=$SLURM_LAUNCH_NODE_IPADDR cvd=$CUDA_VISIBLE_DEVICES"'
 EOF
-j=$(sbatch --parsable --gres=gpu:a800:2 --signal=USR2@90 --time=10 -o multi.out multi.sh)
+j=$(sbatch --parsable --nodes=2 --gres=gpu:a800:2 --signal=USR2@90 --time=10 -o multi.out multi.sh)
 if [ -n "$j" ]; then ok "sbatch --signal=USR2@90 accepted"; else bad "sbatch --signal=USR2@90"; fi
-if wait_state "$j" 30 COMPLETED && grep -qx "head=$(hostname -s)" multi.out &&
-   grep -q '^step node=0 proc=0 cvd=[0-7],[0-7]$' multi.out; then
-  ok "scontrol show hostnames and srun --ntasks-per-node=1 inside a batch job"
+if wait_state "$j" 30 COMPLETED && grep -qx "head=dev-n1" multi.out &&
+   grep -q '^step node=0 on=dev-n1 head=127.0.0.1 cvd=[0-7],[0-7]$' multi.out &&
+   grep -q '^step node=1 on=dev-n2 head=127.0.0.1 cvd=[0-7],[0-7]$' multi.out; then
+  ok "two nodes: scontrol show hostnames, srun --ntasks-per-node=1 on each, SLURM_LAUNCH_NODE_IPADDR"
 else bad "hostnames/srun ($j): $(cat multi.out 2>/dev/null)"; fi
 
 j=$(sbatch --parsable -o cancel.out --wrap 'sleep 300')
