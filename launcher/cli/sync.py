@@ -66,13 +66,14 @@ def _story(row: RunRow) -> dict[str, Any]:
     from contextlib import suppress
 
     from launcher.runs import service
+    from launcher.tracking.wandb_mode import redact_text
     from launcher.views.status import failed, last_error_line
 
     story: dict[str, Any] = {"launcher/run_id": row.run_id, "launcher/state": row.state,
                              "launcher/restarts": row.restarts, "launcher/cluster": row.cluster}  # fmt: skip
     error = last_error_line(Path(row.run_dir)) if failed(row.state) else None
-    if error:
-        story["launcher/last_error"] = error
+    if error:  # a job's stderr line goes to W&B: never a secret the job printed
+        story["launcher/last_error"] = redact_text(error)
     if service.finished(row.state):
         with suppress(SetupError, UserError):  # unknown now: the next pass asks again
             hours = service.used_gpu_hours([row]).get(row.run_id)

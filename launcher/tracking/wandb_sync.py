@@ -34,6 +34,7 @@ from launcher.jsonio import atomic_write_json, read_object
 from launcher.runs.launch_info import LaunchInfo
 from launcher.runs.registry import Registry, RunRow
 from launcher.tracking import STATE_FILE
+from launcher.tracking.wandb_mode import redact_text
 from launcher.tracking.wandb_reach import base_url, check_reachable
 
 DEFAULT_INTERVAL_S = 30.0
@@ -156,8 +157,10 @@ class Outcome:
 
 
 def _one_line(err: BaseException) -> str:
-    """wandb's error as one line, an HTTP status it names first (`HTTP 403: ...`)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    """wandb's error as one line, an HTTP status it names first (`HTTP 403: ...`), redacted of the
+    environment's secrets (before the cut: a reply may echo the key) since it is printed and kept in
+    `wandb-sync.json`."""
+    lines = [line.strip() for line in redact_text(str(err)).splitlines() if line.strip()]
     line = (lines[0] if lines else type(err).__name__)[:300]
     status = re.search(r"\b(?:error|status|code)\W{0,2}([45]\d\d)\b", line, re.IGNORECASE)
     return f"HTTP {status.group(1)}: {line}" if status else line

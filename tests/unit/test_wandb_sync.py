@@ -6,6 +6,8 @@ import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pytest
+
 from launcher.tracking.wandb_mode import node_mode
 from launcher.tracking.wandb_offline import Segment, _payloads, history, step_of
 
@@ -68,3 +70,12 @@ def test_a_node_logs_online_offline_or_tries_once_as_its_profile_says() -> None:
         "W&B: W&B at http://h cannot be reached (timed out); logging offline "
         "(launch sync --wandb sends it from the login node)"
     )
+
+
+def test_a_failed_push_is_one_redacted_line_with_its_http_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    from launcher.tracking.wandb_sync import _one_line
+
+    key = "k" * 40
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    line = _one_line(RuntimeError(f"error 403: permission denied for key {key}\nmore"))
+    assert line.startswith("HTTP 403: error 403: permission denied for key ") and key not in line
