@@ -96,3 +96,27 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def session_listeners(sessions: set[int]) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket and bound UDP socket of the
+    processes of these sessions and all their descendants (a Ray job's driver runs in a session of
+    its own, under the job supervisor)."""
+    import contextlib
+
+    import psutil
+
+    procs: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(proc.pid) in sessions:
+                procs.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
+    found = []
+    for proc in procs.values():
+        with contextlib.suppress(psutil.Error, OSError):
+            found += [
+                (proc.name(), conn.laddr.ip, conn.laddr.port)
+                for conn in proc.net_connections(kind="inet")
+                if conn.laddr and (conn.status == psutil.CONN_LISTEN or conn.type == socket.SOCK_DGRAM)
+            ]
+    return found

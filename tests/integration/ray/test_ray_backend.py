@@ -7,7 +7,6 @@ touched. Without ray installed these tests fail with the install hint.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Launch, run_state, wait_for
-from tests.support.ray_head import Head, _free_ports, _profile
+from tests.support.ray_head import Head, _free_ports, _profile, session_listeners
 
 pytestmark = pytest.mark.ray
 
@@ -225,25 +224,8 @@ def test_reeval_spreads_three_checkpoints_over_the_cluster(
 
 
 def _head_listeners(pgid: int) -> list[tuple[str, str, int]]:
-    """(process name, address, port) of every listening TCP socket and bound UDP socket of the
-    head: the processes of its session and all their descendants (a job's driver runs in a
-    session of its own, under the job supervisor)."""
-    import psutil
-
-    procs: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if os.getsid(proc.pid) == pgid:
-                procs.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
-    found = []
-    for proc in procs.values():
-        with contextlib.suppress(psutil.Error, OSError):
-            found += [
-                (proc.name(), conn.laddr.ip, conn.laddr.port)
-                for conn in proc.net_connections(kind="inet")
-                if conn.laddr and (conn.status == psutil.CONN_LISTEN or conn.type == socket.SOCK_DGRAM)
-            ]
-    return found
+    """(process name, address, port) of every listening socket of the head (tests.support.ray_head)."""
+    return session_listeners({pgid})
 
 
 def _outside_addresses() -> list[str]:

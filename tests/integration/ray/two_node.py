@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.ray_head import session_listeners
+
 HEAD_RESOURCE = "two_node_head"
 WORKER_RESOURCE = "two_node_worker"
 OBJECT_STORE_BYTES = 100_000_000
@@ -183,24 +185,8 @@ def stop(nodes: TwoNodes) -> None:
 
 
 def listeners(nodes: TwoNodes) -> list[tuple[str, str, int]]:
-    """(process name, address, port) of every listening TCP and bound UDP socket of both nodes:
-    the processes of their sessions and all their descendants (job drivers have sessions of their own)."""
-    import psutil
-
-    procs: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if os.getsid(proc.pid) in nodes.pgids:
-                procs.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
-    found = []
-    for proc in procs.values():
-        with contextlib.suppress(psutil.Error, OSError):
-            found += [
-                (proc.name(), conn.laddr.ip, conn.laddr.port)
-                for conn in proc.net_connections(kind="inet")
-                if conn.laddr and (conn.status == psutil.CONN_LISTEN or conn.type == socket.SOCK_DGRAM)
-            ]
-    return found
+    """(process name, address, port) of every listening socket of both nodes (tests.support.ray_head)."""
+    return session_listeners(set(nodes.pgids))
 
 
 def _start_worker(spec: dict[str, Any]) -> None:
