@@ -9,9 +9,7 @@ The first file of a name wins, so a project's recipe shadows a built-in of the s
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +71,8 @@ def find_project_root(start: Path | None = None) -> Path | None:
 def read_project(root: Path) -> Project:
     """`root/launch.toml` read and checked: only a `[project]` table with `name` and `runs` strings;
     anything else is a UserError naming the file."""
+    import tomllib  # here: most verbs read no launch.toml
+
     marker = root / MARKER
     try:
         data = tomllib.loads(marker.read_text(encoding="utf-8"))
@@ -128,6 +128,8 @@ def runs_root() -> Path:
 
 def builtin_dir(kind: str) -> Path:
     """The package's own directory of `kind` (launcher/builtin/recipes or /cluster)."""
+    from importlib import resources
+
     root = resources.files("launcher.builtin")
     if not isinstance(root, Path):
         raise SetupError(f"launcher is installed as an archive ({root}); install it from a wheel with pip")

@@ -27,7 +27,7 @@ from launcher.errors import SetupError, UserError
 # isort: off
 from launcher.cli import project  # noqa: F401
 from launcher.cli import submit  # noqa: F401
-from launcher.cli import observe  # noqa: F401
+from launcher.cli import observe
 from launcher.cli import sync  # noqa: F401
 from launcher.cli import loop  # noqa: F401
 from launcher.cli import snapshots  # noqa: F401
@@ -59,7 +59,8 @@ def main() -> None:
         signal.signal(signum, _terminated)
 
     try:
-        app()
+        if not observe.fast_status(sys.argv[1:]):
+            app()
     except UserError as err:
         plan = getattr(err, "plan", None)
         if plan is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+import os
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Annotated, Optional, TextIO
 
 import typer
 
@@ -79,3 +82,41 @@ def wide_console() -> Console:
     if not out.is_terminal:
         out.width = max(out.width, 160)
     return out
+
+
+def terminal(stream: TextIO) -> bool:
+    """Whether rich's Console would treat `stream` as a terminal (TTY_COMPATIBLE, FORCE_COLOR, else
+    isatty), without importing rich."""
+    forced = os.environ.get("TTY_COMPATIBLE", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    if os.environ.get("FORCE_COLOR") is not None:
+        return os.environ["FORCE_COLOR"] != ""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def plain_width() -> int | None:
+    """The width `console()` has when stdout is no terminal (its lines are then printed as plain
+    text: no styles, as rich would print them); None on a terminal."""
+    if terminal(sys.stdout):
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    for fd in (0, 1, 2):
+        try:
+            return os.get_terminal_size(fd).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 80
+
+
+def spinner(text: str) -> AbstractContextManager[object]:
+    """rich's status spinner on stderr while `text` is done; nothing when stderr is no terminal
+    (where rich shows none either)."""
+    if not terminal(sys.stderr):
+        return nullcontext()
+    return console(stderr=True).status(text)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from launcher.cli.common import app, console, wide_console
+from launcher.cli.common import app, console, plain_width, spinner, wide_console
 from launcher.errors import require_nonempty
 
 if TYPE_CHECKING:
+    from rich.console import Group
+
     from launcher.runs.registry import Registry, RunRow
+    from launcher.views.status_table import Segments
 
 
 @app.command("status")
@@ -50,14 +54,14 @@ def status_cmd(
 ) -> None:
     """Every run with its state, progress, best F1 or error; one run in detail."""
     from launcher.runs.registry import Registry
-    from launcher.views import status as status_view
+    from launcher.views import status_table
 
     if run is not None:
         require_nonempty("RUN", run)
     if watch is not None:
-        status_view.check_watch(watch)  # bad input refused before the registry is opened
+        status_table.check_watch(watch)  # bad input refused before the registry is opened
     if since is not None:
-        status_view.parse_since(since)
+        status_table.parse_since(since)
     registry = Registry()
     if run and _sweep_status(registry, run, fresh):
         return
@@ -65,6 +69,7 @@ def status_cmd(
         from launcher.loop import chain
         from launcher.runs import service as launching
         from launcher.runs.find import find_row
+        from launcher.views import status as status_view
         from launcher.views.run import run_detail
 
         row = find_row(registry, run)
@@ -85,47 +90,80 @@ def _status_table(
     registry: Registry, all_: bool, json_: bool, watch: float | None, state: list[str],
     recipe: str | None, since: str | None, fresh: bool = False,
 ) -> None:  # fmt: skip
-    from launcher.views import status as status_view
+    from launcher.views import status_pages, status_table
 
-    filters = status_view.Filters(
-        states=status_view.parse_states(state),
+    filters = status_table.Filters(
+        states=status_table.parse_states(state),
         recipe=recipe,
-        since=status_view.parse_since(since) if since is not None else None,
+        since=status_table.parse_since(since) if since is not None else None,
     )
-    out = console()
-    from launcher.views import status_pages
 
-    def collect() -> status_view.StatusReport:  # the schedulers asked first, then the view
+    def collect() -> dict[str, Any]:  # the schedulers asked first, then the view
         page = status_pages.Page(registry, filters, all_)
         _refresh(registry, page.unfinished(), fresh)
-        return page.report()
+        return page.plain()
 
     if json_:
-        report = collect()
-        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        sys.stdout.write(status_table.json_text(collect()) + "\n")
         return
+    width = plain_width()
     if watch is None and all_:  # printed as it is read: the first lines before the last row
-        with console(stderr=True).status("Asking the schedulers ..."):
+        with spinner("Asking the schedulers ..."):
             _refresh(registry, status_pages.all_unfinished(registry, filters), fresh)
-        status_pages.print_all(registry, filters, out)
+        status_pages.print_all(registry, filters, console() if width is None else None, width or 80)
         return
     if watch is None:
-        with console(stderr=True).status("Asking the schedulers ..."):
+        with spinner("Asking the schedulers ..."):
             report = collect()
-        out.print(status_view.table(report, out.width), crop=False)
+        if width is not None:  # no terminal: the lines rich would print, without importing it
+            lines = status_table.table_lines(report, width)
+            sys.stdout.write("".join(status_table.as_plain(line, width) + "\n" for line in lines))
+        else:
+            out = console()
+            out.print(_group(status_table.table_lines(report, out.width)), crop=False)
         return
     import time
 
     from rich.live import Live
 
+    out = console()
     try:
         with Live(console=out, auto_refresh=False, transient=False) as live:
             while True:
-                report = collect()
-                live.update(status_view.table(report, out.width), refresh=True)
+                live.update(_group(status_table.table_lines(collect(), out.width)), refresh=True)
                 time.sleep(watch)
     except KeyboardInterrupt:
         return
+
+
+def _group(lines: list[Segments]) -> Group:
+    from rich.console import Group
+
+    from launcher.views.status_table import as_text
+
+    return Group(*(as_text(line) for line in lines))
+
+
+FAST = {("status",): (False, False), ("status", "--json"): (False, True), ("status", "--all"): (True, False),
+        ("status", "-a"): (True, False)}  # fmt: skip
+"""`launch status`'s commonest command lines: (all, json)."""
+
+
+def fast_status(argv: list[str]) -> bool:
+    """Run `launch status` [--json | --all] as the verb does, without typer's parsing (whose
+    coercion of the verb's options imports pydantic: most of the default page's time); False for
+    any other command line (or a shell completion request), which typer parses."""
+    opts = FAST.get(tuple(argv))
+    if opts is None or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return False
+    from launcher.runs.registry import Registry
+
+    try:
+        _status_table(Registry(), opts[0], opts[1], None, [], None, None)
+    except BrokenPipeError:  # `launch status | head`: quiet, exit 1, as typer does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    return True
 
 
 def _refresh(registry: Registry, rows: list[RunRow], fresh: bool = False) -> list[RunRow]:

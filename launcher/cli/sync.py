@@ -67,7 +67,8 @@ def _story(row: RunRow) -> dict[str, Any]:
 
     from launcher.runs import service
     from launcher.tracking.wandb_mode import redact_text
-    from launcher.views.status import failed, last_error_line
+    from launcher.views.status import last_error_line
+    from launcher.views.status_table import failed
 
     story: dict[str, Any] = {"launcher/run_id": row.run_id, "launcher/state": row.state,
                              "launcher/restarts": row.restarts, "launcher/cluster": row.cluster}  # fmt: skip

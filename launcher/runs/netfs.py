@@ -8,8 +8,6 @@ naming a network filesystem is enough. `LAUNCH_REGISTRY_FS=network|local` overri
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
@@ -82,8 +80,10 @@ def statfs_type(path: Path) -> int | None:
     """statfs(2)'s f_type of `path` (Linux: the first word of struct statfs); None elsewhere."""
     if os.uname().sysname != "Linux":
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    import ctypes  # here: every verb opens the registry, few need ctypes otherwise
+
+    try:  # the process's own symbols hold libc's (find_library would run `ldconfig -p`: slow)
+        libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux

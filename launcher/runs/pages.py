@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from launcher.runs.registry import BATCH, COLUMNS, Registry, RunRow
 from launcher.runs.state import RunState
@@ -163,9 +164,31 @@ def widths(registry: Registry, where: Where) -> Widths:
     return Widths(r[0] or 0, r[1] or 0, r[2] or 0, r[3], job[0] or 0, (r[4] or 0) + (grouped[0] or 0))
 
 
-def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[list[RunRow] | str]:
-    """`--all`'s entries in table order: lists of single runs (with their jobs; at most `chunk`
-    each) and, between them, the key of each group with a row that passes `where`."""
+COLUMN_NAMES = [c.strip() for c in COLUMNS.split(",")]
+"""COLUMNS as a list: where each is in a row's tuple."""
+
+JOBS, STAMP, WANDB, SUMMARY, ERROR = range(len(COLUMN_NAMES), len(COLUMN_NAMES) + 5)
+"""Where `stream` puts, after a row's COLUMNS, its job ids (joined by \\x1f, in task order; None:
+no job) and its cached facts' stamp, `wandb`, `summary` (JSON text) and `error` (None: none cached)."""
+
+_LISTED = (
+    f"SELECT {', '.join(f'runs.{c}' for c in COLUMN_NAMES)},"
+    " (SELECT group_concat(job_id, char(31)) FROM jobs WHERE jobs.run_id = runs.run_id),"
+    " f.stamp, json_extract(f.data, '$.wandb'), json_extract(f.data, '$.summary'),"
+    " json_extract(f.data, '$.error') FROM runs LEFT JOIN facts f ON f.run_id = runs.run_id"
+)
+"""`jobs`' primary key (run_id, task) gives each run's job ids in task order."""
+
+
+def listed_row(listed: tuple[Any, ...]) -> RunRow:
+    """The RunRow of a row `stream` listed, without its jobs (Registry.with_jobs reads them)."""
+    return RunRow(*listed[: len(COLUMN_NAMES)])
+
+
+def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[list[tuple[Any, ...]] | str]:
+    """`--all`'s entries in table order: lists of single runs (at most `chunk` each, read in one
+    query with their job ids and cached facts: JOBS, ...) and, between them, the key of each group
+    with a row that passes `where`."""
     cond, args = where.sql()
     groups = [
         (r[1], r[0])
@@ -176,21 +199,25 @@ def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[lis
         )
     ]
     cursor = registry.query(
-        f"SELECT {COLUMNS} FROM runs WHERE grp IS NULL AND {cond} ORDER BY created_at, run_id", args
+        f"{_LISTED} WHERE runs.grp IS NULL AND {cond} ORDER BY runs.created_at, runs.run_id", args
     )
+    cursor.row_factory = None  # plain tuples: this reads every run
+    created = COLUMN_NAMES.index("created_at")
     g = 0
     while batch := cursor.fetchmany(chunk):
-        rows = [RunRow(*r) for r in batch]
-        out: list[RunRow] = []
-        for row in rows:
-            while g < len(groups) and groups[g] < (row.created_at, row.run_id):
-                if out:
-                    yield registry.with_jobs(out)
-                    out = []
-                yield groups[g][1]
-                g += 1
-            out.append(row)
-        if out:
-            yield registry.with_jobs(out)
+        if g < len(groups) and groups[g] < (batch[-1][created], batch[-1][0]):
+            out: list[tuple[Any, ...]] = []
+            for r in batch:
+                while g < len(groups) and groups[g] < (r[created], r[0]):
+                    if out:
+                        yield out
+                        out = []
+                    yield groups[g][1]
+                    g += 1
+                out.append(r)
+            if out:
+                yield out
+        else:  # no group between these rows
+            yield batch
     for _, key in groups[g:]:
         yield key

@@ -86,14 +86,12 @@ class RunState(StrEnum):
     @classmethod
     def style_of(cls, text: str) -> str:
         """The style of a stored string; none for a string that names no state."""
-        state = cls.of(text)
-        return state.style if state is not None else ""
+        return _STYLE_OF.get(text, "")
 
     @classmethod
     def ended(cls, text: str) -> bool:
         """A stored string names a terminal state."""
-        state = cls.of(text)
-        return state is not None and state.is_terminal
+        return text in _ENDED
 
 
 _TERMINAL = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.TIMEOUT})
@@ -103,6 +101,9 @@ _STYLE = {
     RunState.PREEMPTED: "yellow", RunState.COMPLETED: "green", RunState.FAILED: "red",
     RunState.CANCELLED: "magenta", RunState.TIMEOUT: "red", RunState.UNKNOWN: "dim",
 }  # fmt: skip
+_STYLE_OF = {state.value: style for state, style in _STYLE.items()}
+_ENDED = frozenset(state.value for state in _TERMINAL)
+"""By stored string: a lookup, not an enum call (`launch status --all` asks for every row)."""
 
 
 class ChainState(StrEnum):

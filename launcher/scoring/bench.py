@@ -24,6 +24,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,14 +119,26 @@ def human_size(params: int) -> str:
 def model_size(name: str, checkpoint: str | None = None) -> str:
     """Parameter count of a model: the checkpoint's config.json, else the planner's built-in
     table, else a size in the name (`...-7B`), else empty."""
+    text: str | None = None
+    if checkpoint and Path(checkpoint, "config.json").is_file():
+        try:
+            text = Path(checkpoint, "config.json").read_text()
+        except (OSError, ValueError):
+            text = None
+    return _model_size(name, text)
+
+
+@lru_cache(maxsize=256)
+def _model_size(name: str, config_text: str | None) -> str:
+    """model_size of a name and its checkpoint's config.json text (the same for every checkpoint)."""
     from launcher.plan.architecture import arch_from_config
     from launcher.plan.tables import find_model
 
     config: dict[str, Any] | None = None
-    if checkpoint and Path(checkpoint, "config.json").is_file():
+    if config_text is not None:
         try:
-            config = json.loads(Path(checkpoint, "config.json").read_text())
-        except (OSError, ValueError):
+            config = json.loads(config_text)
+        except ValueError:
             config = None
     found = find_model(name)
     for candidate in (config, found[1] if found else None):
@@ -140,8 +153,20 @@ def model_size(name: str, checkpoint: str | None = None) -> str:
 
 
 def _recipe(run_dir: Path) -> dict[str, Any]:
+    """The run's recipe.yaml as a mapping ({} when missing or not one); read once per version of
+    the file (its size and mtime): every result of a run names the same recipe. Do not modify it."""
+    path = run_dir / "recipe.yaml"
     try:
-        data = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+        st = path.stat()
+    except OSError:
+        return {}
+    return _parsed_recipe(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=256)
+def _parsed_recipe(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -193,8 +218,9 @@ def _sample_size(metrics: dict[str, Any]) -> int | None:
     return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
-def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Row]:
-    """The row of one metrics.json, and for a baseline (tags per word) its token (BIO) row too."""
+def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any], overrides: list[str]) -> list[Row]:
+    """The row of one metrics.json, and for a baseline (tags per word) its token (BIO) row too;
+    `overrides`: the run's (run_overrides)."""
     name, how = _base_model(run_dir, metrics)
     checkpoint, eval_name = result_label(metrics_path, run_dir, metrics)
     level = metrics.get("level") or "entity"
@@ -208,7 +234,6 @@ def _rows(run_dir: Path, metrics_path: Path, metrics: dict[str, Any]) -> list[Ro
         f"{metrics.get('split', 'test')} split",
         "" if baseline else f"{metrics.get('parse_failures')} unparsed",
     ]
-    overrides = run_overrides(run_dir)
     notes.insert(1, short_overrides(overrides))
     block = "token" if level == "token" else "strict"
     numbers = {k: tables.fraction(f"{block}.{k}", numbers[k]) for k in ("precision", "recall", "f1")}
@@ -246,12 +271,13 @@ def run_rows(run_dir: Path, skipped: list[str] | None = None) -> list[Row]:
     recipe. A file that cannot be read or lacks the numbers is left out, and `<path>: <why>`
     appended to `skipped`."""
     rows = []
+    overrides = run_overrides(run_dir)
     for metrics_path in result_files(run_dir):
         try:
             metrics = _metrics(metrics_path)
             if "strict" not in metrics:
                 continue  # not an entity-level NER result (nothing for this table)
-            rows.extend(_rows(run_dir, metrics_path, metrics))
+            rows.extend(_rows(run_dir, metrics_path, metrics, overrides))
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             why = f"missing key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
             if skipped is not None:

@@ -7,7 +7,8 @@ Modules:
 - `listing`: Rich tables for `launch recipes` and `launch clusters`.
 - `logs`: What `launch logs` shows: labelled stdout/stderr lines, merged by time, known noise left out.
 - `run`: One run: `launch status RUN` (its facts, tasks and log tail) and `launch show RUN` (its recipe).
-- `status`: `launch status` without a run: which runs to show, what each one's state means, and the table.
+- `status`: `launch status` without a run: the --json shape's pydantic models, a run's facts from its files.
 - `status_pages`: Which entries `launch status` shows, through the registry's indexes; `--all` streamed.
+- `status_table`: `launch status`' table and --json shape as plain values; run facts cached in the registry.
 - `sweeps`: A sweep's points: `launch status SWEEP`, its one-line summary, a point as text.
 """

@@ -21,15 +21,8 @@ from launcher.runs.progress import read_progress
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.state import RunState
 from launcher.views.code import code_facts, code_text
-from launcher.views.status import (
-    age,
-    best_result,
-    best_text,
-    failed,
-    last_error_line,
-    progress_text,
-    wandb_text,
-)
+from launcher.views.status import best_result, best_text, last_error_line, progress_text, wandb_text
+from launcher.views.status_table import age, failed
 from launcher.views.sweeps import point_text
 
 

@@ -6,29 +6,32 @@ The verb refreshes `Page.unfinished()` (or `all_unfinished`) first; nothing here
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from launcher.runs import pages
 from launcher.runs.state import RunState
-from launcher.views.status import (
+from launcher.views.status_table import (
     HEADER,
     LAST,
     Entry,
     Filters,
     Segments,
-    StatusReport,
     _fit,
     age,
     as_plain,
     as_text,
     count_text,
     facts,
-    group_summary,
+    group_entry,
+    plain,
     report,
     run_cells,
     run_segments,
+    stamp_of,
     summary_segments,
 )
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from launcher.runs.registry import Registry, RunRow
+    from launcher.views.status import StatusReport
 
 
 @dataclass
@@ -62,7 +66,8 @@ class Page:
         keys = self._keys(False)
         return pages.unfinished_of(self.registry, keys) if keys else []
 
-    def report(self) -> StatusReport:
+    def plain(self) -> dict[str, Any]:
+        """The --json shape as JSON values (launcher.views.status_table.report)."""
         chosen = []
         for key, rows in pages.rows_of(self.registry, self._keys(True), self.expand).items():
             head = next((r for r in rows if r.run_id == key), None)
@@ -70,7 +75,12 @@ class Page:
                 chosen.append(Entry(head, members=[r for r in rows if r is not head]))
             elif rows:
                 chosen.append(Entry(None, group=key, members=rows))
-        return report(self.registry, chosen, self.registry.count())
+        return report(self.registry, chosen, self.registry.count(), _read)
+
+    def report(self) -> StatusReport:
+        from launcher.views.status import StatusReport
+
+        return StatusReport.model_validate(self.plain())
 
 
 def collect(registry: Registry, filters: Filters, expand: bool) -> StatusReport:
@@ -83,20 +93,20 @@ def all_unfinished(registry: Registry, filters: Filters) -> list[RunRow]:
     return pages.unfinished(registry, filters.where(), expand=True)
 
 
-def print_all(registry: Registry, filters: Filters, out: Console) -> None:
+def print_all(registry: Registry, filters: Filters, out: Console | None, width: int = 80) -> None:
     """`launch status --all` as a table, printed a chunk of runs at a time (the first lines come
     before the last row is read). Column widths come from the registry first; an ended run's facts
-    from its cache. Without colours (a file or a pipe) the lines are written as plain text."""
+    from its cache. `out`: rich's console on a terminal; None: plain text lines, `width` wide (a
+    file or a pipe)."""
     where = filters.where()
     w = pages.widths(registry, where)
     oldest = len(age(w.oldest, suffix="")) if w.oldest else 0
     widths = [max(3, w.run_id), max(5, w.state), max(7, w.cluster), max(3, oldest), max(3, w.job)]
-    width = out.width
+    width = out.width if out is not None else width
     room = width - sum(n + 2 for n in widths)
-    styled = out.is_terminal or out.color_system is not None
 
     def emit(lines: list[Segments]) -> None:
-        if styled:
+        if out is not None:
             from rich.console import Group
 
             out.print(Group(*(as_text(line) for line in lines)), crop=False)
@@ -109,23 +119,94 @@ def print_all(registry: Registry, filters: Filters, out: Console) -> None:
     for item in pages.stream(registry, where):
         if isinstance(item, str):
             members = registry.rows_where("grp = ?", (item,))
-            emit([[(_fit(group_summary(registry, item, members), width), "bold")]])
+            emit([[(_fit(group_entry(registry, item, members, _read)["summary"], width), "bold")]])
             continue
-        emit(
-            [
-                line
-                for row, data in _with_facts(registry, item)
-                for line in _run_lines(row, data, widths, room, width)
-            ]
-        )
+        shown = _shown(registry, item)
+        if out is None:  # the same lines, made straight as text: this loop runs for every run
+            sys.stdout.write(_plain_lines(item, shown, widths, room, width))
+            sys.stdout.flush()
+        else:
+            emit(
+                [
+                    line
+                    for x, facts_ in zip(item, shown, strict=True)
+                    for line in _run_lines(x, *facts_, widths, room, width)
+                ]
+            )
 
 
-def _with_facts(registry: Registry, rows: list[RunRow]) -> list[tuple[RunRow, dict[str, Any]]]:
-    known = facts(registry, rows)
-    return [(row, known[row.run_id]) for row in rows]
+def _read(row: RunRow) -> dict[str, Any]:
+    """A run's facts from its files (pydantic and the readers imported only for such a run)."""
+    from launcher.views.status import read_facts
+
+    return read_facts(row)
 
 
-def _run_lines(row: RunRow, data: dict[str, Any], widths: list[int], room: int, width: int) -> list[Segments]:
-    styles = ["", RunState.style_of(row.state), "", "", "", "dim"]
-    lines = [run_segments(run_cells(row, data.get("wandb")), widths, room, styles)]
-    return lines + summary_segments(data.get("summary") or [], data.get("error"), width)
+Shown = tuple[str | None, list[str], str | None]
+"""What the --all table shows of a run's facts: its W&B text, summary lines and error."""
+
+_STATE, _CREATED, _UPDATED, _DIR = (
+    pages.COLUMN_NAMES.index(c) for c in ("state", "created_at", "updated_at", "run_dir")
+)
+
+
+def _shown(registry: Registry, listed: list[tuple[Any, ...]]) -> list[Shown]:
+    """Each run's Shown: from the facts the query read when they still hold (status_table's
+    stamp), else from `facts` (which reads the run's files, and caches them once it ended)."""
+    out: list[Shown | None] = []
+    missed: dict[int, RunRow] = {}
+    for i, x in enumerate(listed):
+        cached = x[pages.STAMP]
+        if cached is not None and cached == stamp_of(x[_STATE], x[_UPDATED], x[_DIR]):
+            summary = x[pages.SUMMARY]
+            out.append(
+                (x[pages.WANDB], json.loads(summary) if summary not in (None, "[]") else [], x[pages.ERROR])
+            )
+        else:
+            out.append(None)
+            missed[i] = pages.listed_row(x)
+    if missed:
+        known = facts(registry, registry.with_jobs(list(missed.values())), _read)
+        for i, row in missed.items():
+            data = known[row.run_id]
+            out[i] = (data.get("wandb"), list(data.get("summary") or []), data.get("error"))
+    return [shown for shown in out if shown is not None]
+
+
+def _job_text(jobs: str | None) -> str:
+    """job_text of `stream`'s joined job ids."""
+    if jobs is None:
+        return ""
+    return jobs.split("@", 1)[0] if "\x1f" not in jobs else f"{jobs.count(chr(31)) + 1} tasks"
+
+
+def _plain_lines(
+    listed: list[tuple[Any, ...]], shown: list[Shown], widths: list[int], room: int, width: int
+) -> str:
+    """What `as_plain` makes of each run's `_run_lines`: a line per run and per summary line."""
+    now = datetime.now(UTC)
+    w0, w1, w2, w3, w4 = widths
+    state, created, jobs = _STATE, _CREATED, pages.JOBS
+    text = []
+    for x, (wandb, summary, _) in zip(listed, shown, strict=True):
+        when, job = age(x[created], "", now), _job_text(x[jobs])
+        line = f"{x[0]:<{w0}}  {x[state]:<{w1}}  {x[2]:<{w2}}  {when:<{w3}}  {job:<{w4}}  "
+        if room >= 4:
+            line += _fit(wandb or "", room)
+        text.append(plain(line, width))
+        text.extend(plain(_fit("  " + one, width), width) for one in summary)
+    return "\n".join(text) + "\n" if text else ""
+
+
+def _run_lines(
+    x: tuple[Any, ...], wandb: str | None, summary: list[str], error: str | None,
+    widths: list[int], room: int, width: int,
+) -> list[Segments]:  # fmt: skip
+    state = x[_STATE]
+    styles = ["", RunState.style_of(state), "", "", "", "dim"]
+    cells = run_cells(x[0], state, x[2], x[_CREATED], _job_ids(x[pages.JOBS]), wandb)
+    return [run_segments(cells, widths, room, styles), *summary_segments(summary, error, width)]
+
+
+def _job_ids(jobs: str | None) -> list[str]:
+    return jobs.split("\x1f") if jobs is not None else []
