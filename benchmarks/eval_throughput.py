@@ -37,13 +37,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+MODULES = {"hf": "transformers", "ct2": "ctranslate2", "vllm": "vllm"}
 ARCHS = {"1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "7b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}
 
 
-def eval_recipe(ref: str, dtype: str, engine: str = "hf") -> Any:
+def eval_recipe(ref: str, dtype: str, engine: str = "hf", quantization: str = "none") -> Any:
     from launcher.config.recipe import load_recipe
 
     overrides = [f"model.name_or_path={ref}", f"model.dtype={dtype}", f"eval.engine={engine}"]
+    overrides += [f"quantization.mode={quantization}"] if quantization != "none" else []
     return load_recipe("tiny_ner_eval", overrides)
 
 
@@ -54,43 +56,59 @@ def checkpoint_model(ref: str, dtype: str) -> tuple[Any, Any, str]:
     return load(eval_recipe(ref, dtype))
 
 
-def prompts_for(tokenizer: Any, n: int) -> list[str]:
+def test_sentences(n: int) -> list[Any]:
+    """The first `n` GMB test sentences of the evaluation recipes (gold tags included)."""
     from jobs.data.gmb import recipe_split
-    from jobs.prompts import render_prompt
     from launcher.config.recipe import load_recipe
 
-    test = recipe_split(load_recipe("tiny_ner_eval").data).test
-    return [render_prompt(tokenizer, s.text) for s in test[:n]]
+    return list(recipe_split(load_recipe("tiny_ner_eval").data).test[:n])
 
 
-def rate(model: Any, tokenizer: Any, prompts: list[str], batch_size: int, max_new: int) -> dict[str, float]:
-    """sentences/s and new tokens/s of jobs.evaluate.job.generate over `prompts`."""
+def prompts_for(tokenizer: Any, sentences: list[Any]) -> list[str]:
+    from jobs.prompts import render_prompt
+
+    return [render_prompt(tokenizer, s.text) for s in sentences]
+
+
+def strict_f1(sentences: list[Any], gens: list[Any]) -> float:
+    """Strict entity F1 of `gens` against the sentences' gold tags, as jobs.evaluate scores it."""
+    from jobs.evaluate.job import prediction_rows
+    from launcher.scoring.metrics import score
+
+    _, examples = prediction_rows(sentences, gens)
+    return float(score(examples)["strict"]["f1"])
+
+
+def timed(generate: Any, prompts: list[str]) -> tuple[dict[str, float], list[Any]]:
+    """sentences/s and new tokens/s of one `generate(prompts)` call, and its Generations."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    gens = generate(prompts)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    tokens = sum(g.new_tokens for g in gens)
+    return {"sentences": len(prompts), "seconds": round(seconds, 3),
+            "sentences_per_s": len(prompts) / seconds, "new_tokens_per_s": tokens / seconds,
+            "mean_new_tokens": tokens / len(prompts)}, gens  # fmt: skip
+
+
+def hf_generate(model: Any, tokenizer: Any, batch_size: int, max_new: int, autocast: bool) -> Any:
+    """jobs.engines.hf.generate at `batch_size` (under bf16 autocast where the HF engine uses it)."""
+    import contextlib
+
     import torch
 
     from jobs.engines.hf import generate
 
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    gens = generate(model, tokenizer, prompts, batch_size, max_new)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    tokens = sum(g.new_tokens for g in gens)
-    return {"sentences": len(prompts), "seconds": round(seconds, 3),
-            "sentences_per_s": len(prompts) / seconds, "new_tokens_per_s": tokens / seconds,
-            "mean_new_tokens": tokens / len(prompts)}  # fmt: skip
+    def run(prompts: list[str]) -> list[Any]:
+        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+            return generate(model, tokenizer, prompts, batch_size, max_new)
 
-
-def vllm_rate(engine: Any, prompts: list[str]) -> dict[str, float]:
-    """The same prompts through a jobs.engines.vllm.VllmEngine."""
-    start = time.perf_counter()
-    gens = engine.generate(prompts)
-    seconds = time.perf_counter() - start
-    tokens = sum(g.new_tokens for g in gens)
-    return {"sentences": len(prompts), "seconds": round(seconds, 3),
-            "sentences_per_s": len(prompts) / seconds, "new_tokens_per_s": tokens / seconds,
-            "mean_new_tokens": tokens / len(prompts)}  # fmt: skip
+    return run
 
 
 def main() -> None:
@@ -102,8 +120,11 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=16, help="sentences for the one-at-a-time run")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--engine", choices=["hf", "vllm"], default="hf",
-                        help="vllm: also time jobs.engines.vllm against the HF engine")  # fmt: skip
+    parser.add_argument("--engine", choices=["hf", "ct2", "vllm"], default="hf",
+                        help="ct2, vllm: also time that engine (jobs.engines) against HF's")  # fmt: skip
+    parser.add_argument(
+        "--int8", action="store_true", help="--engine ct2 with int8 weights (quantization.mode)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each; the best counts")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
@@ -126,58 +147,93 @@ def main() -> None:
         if torch.cuda.is_available()
         else f"cpu ({torch.get_num_threads()} threads)"
     )
-    prompts = prompts_for(tokenizer, max(args.sentences, args.single))
+    sentences = test_sentences(max(args.sentences, args.single))
+    prompts = prompts_for(tokenizer, sentences)
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     print(f"model: {what}; {precision} on {device}")
     print(f"prompts: GMB test sentences, {min(lengths)}-{max(lengths)} tokens "
           f"(mean {sum(lengths) / len(lengths):.0f}); max_new_tokens {args.max_new_tokens}")  # fmt: skip
 
-    vllm_engine = None
-    if args.engine == "vllm" and importlib.util.find_spec("vllm") is None:
-        print("vllm is not installed in this interpreter (see the docstring): --engine vllm skipped")
+    other: Any = None
+    autocast = precision == "bf16-autocast"
+    if args.engine != "hf" and importlib.util.find_spec(MODULES[args.engine]) is None:
+        print(
+            f"{MODULES[args.engine]} not installed in this interpreter (see the docstring): --engine skipped"
+        )
     elif args.engine == "vllm":
         from jobs.engines.vllm import VllmEngine
 
         # beside the HF model on a GPU: leave it room (vLLM takes 90% of the memory by default)
-        room = {"gpu_memory_utilization": 0.5} if torch.cuda.is_available() else {}
-        recipe = eval_recipe(path, args.dtype, "vllm")
-        vllm_engine = VllmEngine(recipe, args.max_new_tokens, **room)
+        room: dict[str, Any] = {"gpu_memory_utilization": 0.5} if torch.cuda.is_available() else {}
+        other = VllmEngine(eval_recipe(path, args.dtype, "vllm"), args.max_new_tokens, **room)
+    elif args.engine == "ct2":
+        from jobs.engines.ct2 import CT2Engine
+
+        recipe = eval_recipe(path, args.dtype, "ct2", "int8" if args.int8 else "none")
+        other = CT2Engine(recipe, args.max_new_tokens, args.batch_size)
+
+    def hf(batch: int, new: int) -> Any:
+        return hf_generate(model, tokenizer, batch, new, autocast)
 
     # warm-up of every path (kernels, allocator, thread pools) before anything is timed
-    rate(model, tokenizer, prompts[:2], 1, 8)
-    rate(model, tokenizer, prompts[: args.batch_size], args.batch_size, 8)
-    if vllm_engine is not None:
-        vllm_rate(vllm_engine, prompts[: args.batch_size])
+    timed(hf(1, 8), prompts[:2])
+    timed(hf(args.batch_size, 8), prompts[: args.batch_size])
+    if other is not None:
+        timed(other.generate, prompts[: args.batch_size])
     # best of --repeat alternating runs: on a shared machine the fastest run is the least disturbed
-    singles, batches, vllms, new = [], [], [], args.max_new_tokens
+    singles, batches, others, new = [], [], [], args.max_new_tokens
+    batch_gens: list[Any] = []
+    other_gens: list[Any] = []
     for _ in range(args.repeat):
-        singles.append(rate(model, tokenizer, prompts[: args.single], 1, new))
-        batches.append(rate(model, tokenizer, prompts[: args.sentences], args.batch_size, new))
-        if vllm_engine is not None:
-            vllms.append(vllm_rate(vllm_engine, prompts[: args.sentences]))
-    single = max(singles, key=lambda r: r["sentences_per_s"])
+        if args.single:
+            singles.append(timed(hf(1, new), prompts[: args.single])[0])
+        numbers, batch_gens = timed(hf(args.batch_size, new), prompts[: args.sentences])
+        batches.append(numbers)
+        if other is not None:
+            numbers, other_gens = timed(other.generate, prompts[: args.sentences])
+            others.append(numbers)
     batched = max(batches, key=lambda r: r["sentences_per_s"])
+    scored = sentences[: args.sentences]
+    batched["strict_f1"] = strict_f1(scored, batch_gens)
     results: dict[str, Any] = {"model": what, "precision": precision, "device": device,
-                               "max_new_tokens": args.max_new_tokens, "one_at_a_time": single,
-                               f"batch_{args.batch_size}": batched}  # fmt: skip
-    rows = [("one at a time", single), (f"batch {args.batch_size}", batched)]
-    if vllms:
-        results["vllm"] = max(vllms, key=lambda r: r["sentences_per_s"])
-        rows.append(("vllm", results["vllm"]))
-    for name, r in rows:
-        print(
-            f"{name:15} {r['sentences_per_s']:9.2f} sentences/s  {r['new_tokens_per_s']:9.1f} new tokens/s"
-            f"  ({r['sentences']} sentences, {r['mean_new_tokens']:.1f} new tokens each, {r['seconds']} s)"
+                               "max_new_tokens": args.max_new_tokens}  # fmt: skip
+    results[f"batch_{args.batch_size}"] = batched
+    rows = [(f"hf batch {args.batch_size}", batched)]
+    if singles:
+        results["one_at_a_time"] = single = max(singles, key=lambda r: r["sentences_per_s"])
+        rows.insert(0, ("one at a time", single))
+    if others and other is not None:
+        best: dict[str, Any] = max(others, key=lambda r: r["sentences_per_s"])
+        best["strict_f1"] = strict_f1(scored, other_gens)
+        best["precision"] = other.precision
+        best["same_as_hf"] = sum(
+            a.token_ids == b.token_ids for a, b in zip(batch_gens, other_gens, strict=True)
         )
-    ratio = batched["sentences_per_s"] / single["sentences_per_s"]
-    results["ratio"] = ratio
-    print(f"ratio batched / one at a time: {ratio:.1f}x")
-    if vllms:
-        results["vllm_ratio"] = results["vllm"]["sentences_per_s"] / batched["sentences_per_s"]
-        print(f"ratio vllm / hf batch {args.batch_size}: {results['vllm_ratio']:.2f}x")
+        results[args.engine] = best
+        rows.append((f"{args.engine} ({other.precision})", best))
+        other.close()
+    for name, r in rows:
+        f1 = f"  strict F1 {r['strict_f1']:.4f}" if "strict_f1" in r else ""
+        print(
+            f"{name:18} {r['sentences_per_s']:7.2f} sentences/s  {r['new_tokens_per_s']:7.1f} new tokens/s"
+            f"  ({r['sentences']} sentences, {r['mean_new_tokens']:.1f} new tokens each, {r['seconds']} s)"
+            + f1
+        )
+    if singles:
+        results["ratio"] = ratio = batched["sentences_per_s"] / singles_best(results)
+        print(f"ratio batched / one at a time: {ratio:.1f}x")
+    if args.engine in results:
+        r = results[args.engine]
+        results[f"{args.engine}_ratio"] = r["sentences_per_s"] / batched["sentences_per_s"]
+        print(f"same answers as hf: {r['same_as_hf']}/{r['sentences']} (token ids)")
+        print(f"ratio {args.engine} / hf batch {args.batch_size}: {results[f'{args.engine}_ratio']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     scratch.cleanup()
+
+
+def singles_best(results: dict[str, Any]) -> float:
+    return float(results["one_at_a_time"]["sentences_per_s"])
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
-"""Generation engines for jobs.evaluate: one protocol, an HF and a vLLM implementation.
+"""Generation engines for jobs.evaluate: one protocol; HF, CTranslate2 and vLLM implementations.
 
 An engine holds one model and its tokenizer and turns chat-formatted prompts into greedy answers:
 
     engine = HFEngine(recipe, max_new_tokens=96, batch_size=32)      # jobs.engines.hf
+    engine = CT2Engine(recipe, max_new_tokens=96, batch_size=32)     # jobs.engines.ct2
     engine = VllmEngine(recipe, max_new_tokens=96)                   # jobs.engines.vllm
     gens = engine.generate(prompts)                                  # list[Generation], prompt order
     engine.close()
 
-Both decode greedily from the same token ids (the prompt tokenized without added special tokens)
+All decode greedily from the same token ids (the prompt tokenized without added special tokens)
 and end a row the same way: at an eos id, at `max_new_tokens`, or once its text holds a complete
 JSON object (`JsonEnd`); `settle` turns the generated ids into a Generation for both, so equal ids
 give equal Generations. Only the chosen engine's module imports its library and loads the model.
@@ -40,7 +41,7 @@ class Generation:
 class Engine(Protocol):
     """What jobs.evaluate needs of an engine."""
 
-    name: str  # the recipe's eval.engine: hf, vllm
+    name: str  # the recipe's eval.engine: hf, ct2, vllm
     precision: str  # fp32, bf16, fp16, int8, int4
     device: str  # "cpu" or the GPU's name
     tokenizer: Any  # renders the prompts (chat template) and decodes the answers

@@ -4,18 +4,18 @@
 
 Reads the resolved recipe from DIR/recipe.yaml. The model is `model.name_or_path`: a checkpoint
 directory of a training run, a LoRA adapter directory, a hub name or `tiny://...`. The engine
-(`eval.engine`: hf, or vllm for full checkpoints; jobs.engines) generates greedily for the GMB
-test (or validation) split, each row stopping at eos or once it has written a complete JSON
-object; only that engine's model is loaded. Writes, into `eval.results_dir` (default
-DIR/results/<basename of the model>/<eval recipe name>; reeval sets the training run's
-results/<checkpoint>/<eval recipe name>):
+(`eval.engine`: hf; ct2, CTranslate2 with int8 weights on a CPU; or vllm for full checkpoints;
+jobs.engines) generates greedily for the GMB test (or validation) split, each row stopping at eos
+or once it has written a complete JSON object; only that engine's model is loaded. Writes, into
+`eval.results_dir` (default DIR/results/<basename of the model>/<eval recipe name>; reeval sets
+the training run's results/<checkpoint>/<eval recipe name>):
 
     predictions.jsonl   one row per sentence (what scoring.metrics.predictions_jsonl_examples reads)
     metrics.json        scoring.metrics.score(...) plus checkpoint, step, fingerprint, recipe, throughput
 
 both atomically, metrics.json last (a reader that sees metrics.json sees its predictions), then
 uploaded; the metrics go to W&B (job_type eval) against the checkpoint's training step: all of it
-through jobs.results. Exit codes: 0 done, 1 vllm missing here, 2 bad input.
+through jobs.results. Exit codes: 0 done, 1 the engine's library missing here, 2 bad input.
 """
 
 from __future__ import annotations
@@ -43,9 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return BAD_INPUT
     recipe, run_dir = loaded
-    if recipe.eval.engine == "vllm" and importlib.util.find_spec("vllm") is None:
-        print(f"error: {recipe.source}: eval.engine: vllm is not installed here; valid: hf", file=sys.stderr)
-        return 1
+    for engine, module in (("vllm", "vllm"), ("ct2", "ctranslate2")):
+        if recipe.eval.engine == engine and importlib.util.find_spec(module) is None:
+            hint = " (pip install 'recipe-launcher[ct2]')" if engine == "ct2" else ""
+            print(
+                f"error: {recipe.source}: eval.engine: {engine} is not installed here{hint}; valid: hf",
+                file=sys.stderr,
+            )
+            return 1
     return evaluate(recipe, run_dir)
 
 
@@ -66,6 +71,10 @@ def open_engine(recipe: Recipe, run_dir: Path | None = None) -> Engine:
         from jobs.engines.vllm import VllmEngine
 
         return VllmEngine(recipe, e.max_new_tokens)
+    if e.engine == "ct2":
+        from jobs.engines.ct2 import CT2Engine
+
+        return CT2Engine(recipe, e.max_new_tokens, e.batch_size, progress=progress)
     from jobs.engines.hf import HFEngine
 
     return HFEngine(recipe, e.max_new_tokens, e.batch_size, progress=progress)

@@ -189,7 +189,7 @@ class EvalSpec(Strict):
     max_new_tokens: int = Field(256, ge=1)
     max_samples: int | None = Field(None, ge=1)
     level: Literal["entity", "token"] = "entity"
-    engine: Literal["hf", "vllm", "openai"] = "hf"
+    engine: Literal["hf", "ct2", "vllm", "openai"] = "hf"
     shots: int = Field(0, ge=0)
     confidence: Literal["none", "verbal", "logprobs", "auto"] = "auto"
     api: ApiSpec | None = None

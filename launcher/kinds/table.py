@@ -102,12 +102,14 @@ def _train_rules(recipe: RecipeView) -> None:
 def _evaluate_rules(recipe: RecipeView) -> None:
     e = recipe.eval
     if e.engine == "openai":
-        raise ValueError("eval.engine: openai is for the classify job; valid: hf, vllm")
+        raise ValueError("eval.engine: openai is for the classify job; valid: hf, ct2, vllm")
     if e.engine == "vllm" and recipe.quantization.mode != "none":
         raise ValueError(
             f"eval.engine: vllm runs unquantized weights here; use engine hf for quantization: "
             f"{recipe.quantization.mode}"
         )
+    if e.engine == "ct2" and recipe.quantization.mode == "int4":
+        raise ValueError("eval.engine: ct2 runs fp32, fp16, bf16 or int8 weights, not int4; use engine hf")
     if e.engine == "vllm" and recipe.method in ("lora", "qlora"):
         raise ValueError(f"eval.engine: vllm takes full checkpoints here, not method {recipe.method}; use hf")
 
