@@ -105,6 +105,16 @@ def rank(
     return list(out.items())
 
 
+def token_span(tokens: Sequence[TokenLogprob], text: str, span: tuple[int, int]) -> tuple[int, int] | None:
+    """`span` of the answer `text` as a span of the tokens' joined text: the same where the tokens
+    write `text`, shifted where the server returns less than it generated (llama.cpp's jinja chat
+    mode drops the ```json fence its grammar allows around a schema's JSON); None where the tokens
+    do not hold `text`."""
+    joined = "".join(t.token for t in tokens)
+    at = 0 if joined == text else joined.find(text)
+    return None if at < 0 else (span[0] + at, span[1] + at)
+
+
 def label_distribution(
     tokens: Sequence[TokenLogprob], span: tuple[int, int], labels: dict[str, str]
 ) -> dict[str, float]:

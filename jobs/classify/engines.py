@@ -14,7 +14,9 @@ error text are redacted before anything of them is read or cut short: the API ke
 of the environment (launcher.tracking.wandb_mode) never reach the cache, predictions, logs or
 metrics, even when the endpoint echoes them. `timeout_s` bounds each whole request (connect, wait,
 body: `deadline_client`), so `attempts` x `timeout_s`, plus the client's waits between attempts
-(its backoff, or a 429's Retry-After of up to 60 s), bounds an item.
+(its backoff, or a 429's Retry-After of up to 60 s), bounds an item. A request waiting in a server's
+queue counts against `timeout_s`, so the endpoint sends at most what the server says it serves at
+once (llama.cpp's GET /props `total_slots`), even where `concurrency` is higher.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class Stats:
     cached: int = 0
     failures: int = 0
     logprobs_missing: int = 0
+    in_flight: int | None = None  # the most requests sent at once (OpenAIEngine: the server's slots cap it)
     notes: list[str] = field(default_factory=list)
 
 
@@ -154,7 +157,8 @@ def deadline_client(timeout_s: float) -> Any:
 
 
 class OpenAIEngine:
-    """Chat completions from an OpenAI-compatible endpoint, `concurrency` in flight at most."""
+    """Chat completions from an OpenAI-compatible endpoint, `concurrency` in flight at most (fewer
+    where the server has fewer slots)."""
 
     def __init__(self, base_url: str, api_key: str, model: str, settings: dict[str, Any], *, timeout_s: float,
                  attempts: int, concurrency: int, rpm: float | None, logprobs: bool, cache: ResponseCache,
@@ -196,7 +200,16 @@ class OpenAIEngine:
         client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s,
                              max_retries=self.attempts - 1,
                              http_client=deadline_client(self.timeout_s))  # fmt: skip
-        gate, limit = asyncio.Semaphore(self.concurrency), RateLimit(self.rpm)
+        limit, probing = RateLimit(self.rpm), asyncio.Lock()
+        gate: asyncio.Semaphore | None = None
+
+        async def slots() -> asyncio.Semaphore:
+            """The gate of requests in flight, sized when the first request is about to be sent."""
+            nonlocal gate
+            async with probing:
+                if gate is None:
+                    gate = asyncio.Semaphore(await self._in_flight())
+            return gate
 
         async def one(query: Query) -> Reply:
             key = self.key(query)
@@ -206,7 +219,7 @@ class OpenAIEngine:
                 self.stats.cached += 1
                 reply = reply.redacted(self.secrets)  # cached by an older version, or under another key
             else:
-                async with gate:
+                async with await slots():
                     await limit.wait()
                     reply = (await self._ask(client, query)).redacted(self.secrets)
                 if reply.error is None:
@@ -221,6 +234,32 @@ class OpenAIEngine:
             return list(await asyncio.gather(*(one(q) for q in queries)))
         finally:
             await client.close()
+
+    async def _in_flight(self) -> int:
+        """`concurrency`, or fewer where the server says it serves fewer at once (llama.cpp's
+        GET /props `total_slots`): requests beyond its slots would wait in its queue, and that wait
+        counts against `timeout_s` (50 in flight on 4 slots wait for about 12 answers each)."""
+        served = await self._server_slots()
+        self.stats.in_flight = min(self.concurrency, served or self.concurrency)
+        if self.stats.in_flight < self.concurrency:
+            line = (f"{self.base_url} serves {served} requests at a time (GET /props total_slots): at most "
+                    f"{served} in flight, not eval.api.max_concurrency {self.concurrency}")  # fmt: skip
+            self.log(redact_text(line, secrets=self.secrets))
+        return self.stats.in_flight
+
+    async def _server_slots(self) -> int | None:
+        """The server's `total_slots` from GET /props beside the API root; None from a server that
+        has no such page (a hosted API, vLLM) or does not answer within 10 s."""
+        url = self.base_url.rstrip("/").removesuffix("/v1") + "/props"
+        http = deadline_client(min(self.timeout_s, 10.0))
+        try:
+            response = await http.get(url, headers={"Authorization": f"Bearer {self.api_key}"})
+            slots = response.json().get("total_slots") if response.status_code == 200 else None
+        except Exception:  # any failure only means no cap
+            slots = None
+        finally:
+            await http.aclose()
+        return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
 
     def _failed(self, started: float, error: str) -> Reply:
         """A failed reply: the first line of `error`, at most 300 characters. It quotes the server,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs import results
-from jobs.classify.answer import label_distribution, parse_answer
+from jobs.classify.answer import label_distribution, parse_answer, token_span
 from jobs.classify.cache import ResponseCache
 from jobs.classify.engines import ClassifyHFEngine, OpenAIEngine, Query, Reply, Stats, softmax
 from jobs.classify.prompt import load_template, render
@@ -196,7 +196,8 @@ def row_for(item: Item, level: int, cands: list[Label], reply: Reply | None, spe
     if reply.tokens is not None:
         answer = parse_answer(reply.text)
         labels = {c.code: c.label for c in cands}
-        dist = label_distribution(reply.tokens, answer.first_span, labels) if answer.first_span else {}
+        span = token_span(reply.tokens, reply.text, answer.first_span) if answer.first_span else None
+        dist = label_distribution(reply.tokens, span, labels) if span else {}
     preds = [{"label": p.code, "confidence_verbal": p.confidence,
               "confidence_logprob": round(dist.get(p.code or "", 0.0), 6) if dist else None}
              for p in found.picks[: spec.n_predictions]]  # fmt: skip
@@ -280,7 +281,7 @@ def write_results(recipe: Recipe, run_dir: Path, data: Dataset, rows: list[dict[
         logprobs_available=logprobs and stats.logprobs_missing == 0,
         notes=[*data.tree.skipped, *stats.notes], recipe=recipe.name, run_id=run_dir.name,
         sample=c.sample, seed=c.seed, support=c.support.strategy, response_format=c.response_format,
-        concurrency=e.api.max_concurrency if e.engine == "openai" and e.api else 1,
+        concurrency=stats.in_flight or (e.api.max_concurrency if e.engine == "openai" and e.api else 1),
         seconds=round(seconds, 3), requests_per_s=round(stats.requests_sent / max(seconds, 1e-9), 3),
         items_per_s=round(len(rows) / max(seconds, 1e-9), 3), ece_bins=10,
         created_at=now_iso(),

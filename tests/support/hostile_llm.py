@@ -8,7 +8,9 @@ endpoint recover). Mode `echo` quotes the request's API key (its Authorization h
 string in `server.echo_also` back, in the next of ECHOES at each request: error bodies of each status
 the client can see and 200s with the key in the answer and in its logprob tokens. `drip` sends the
 headers and then the `ok` body one byte a second; `hang` accepts and never answers (both give up
-after DRIP_S or when the client has gone). Every request is counted per mode in `server.requests`.
+after DRIP_S or when the client has gone). `no_logprobs` refuses a request that asks for logprobs
+with a 400 saying so (as llama-cpp-python's server without logits_all did) and answers one that does
+not. Every request is counted per mode in `server.requests`.
 Bounded: request bodies over 1 MiB are refused, sockets time out after 10 s; `with HostileLLM() as
 server:` stops it.
 """
@@ -68,6 +70,9 @@ MODES: dict[str, Callable[[], tuple[int, str, bytes]]] = {
     "lone_surrogate": lambda: _json(completion(ANSWER + " \ud800")),  # JSON allows it; UTF-8 does not
 }  # fmt: skip
 
+
+_REFUSAL = {"error": {"message": "logprobs is not supported by this model", "type": "invalid_request_error"}}
+REFUSE_LOGPROBS = (400, "application/json", json.dumps(_REFUSAL).encode())
 
 Echo = Callable[[str], tuple[int, str, bytes]]
 """What mode `echo` answers, given the text to quote (the key and `echo_also`)."""
@@ -131,9 +136,12 @@ class HostileLLM:
                 if length > 1024 * 1024:
                     self.send_error(413)
                     return
-                self.rfile.read(length)
+                body = self.rfile.read(length)
                 mode = self.path.strip("/").split("/")[0]
                 server.requests[mode] += 1
+                if mode == "no_logprobs":
+                    self._send(*(REFUSE_LOGPROBS if b'"logprobs"' in body else _json(completion(ANSWER))))
+                    return
                 if mode == "hang":
                     self._stall(b"")
                     return

@@ -7,7 +7,7 @@ import math
 import multiprocessing
 from pathlib import Path
 
-from jobs.classify.answer import TokenLogprob, label_distribution, parse_answer, verbal
+from jobs.classify.answer import TokenLogprob, label_distribution, parse_answer, token_span, verbal
 from jobs.classify.cache import ResponseCache
 from jobs.data.classification import Item, sample_items, support_examples
 from launcher.scoring.labels import Label
@@ -42,6 +42,21 @@ def test_label_distribution_by_hand() -> None:
     assert dist.keys() == {"1", "2", "4"}
     assert math.isclose(dist["2"], 0.6 / total) and math.isclose(dist["1"], 0.2 / total)
     assert math.isclose(dist["4"], 0.1 / total)
+
+
+def test_a_span_of_the_content_is_found_in_tokens_that_wrote_more() -> None:
+    # llama.cpp's jinja mode returns the JSON without the ```json fence its tokens wrote
+    tokens = [
+        TokenLogprob("```json\n", 0.0),
+        TokenLogprob('{"category": "Sports"}', 0.0),
+        TokenLogprob("\n```", 0.0),
+    ]
+    content = '{"category": "Sports"}'
+    span = parse_answer(content).first_span
+    assert span == (14, 20) and token_span(tokens, content, span) == (22, 28)
+    assert "".join(t.token for t in tokens)[22:28] == "Sports"
+    assert token_span(tokens[1:2], content, span) == span
+    assert token_span(tokens[:1], content, span) is None
 
 
 def test_the_sample_is_pandas_seed_42_and_support_never_comes_from_it() -> None:

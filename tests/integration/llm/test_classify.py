@@ -1,5 +1,6 @@
 """The classify job end to end against a real llama.cpp server on loopback (SmolLM2-135M-Instruct):
-zero-shot with a rerun that sends nothing, a few-shot cascade, an endpoint that refuses logprobs."""
+zero-shot with a rerun that sends nothing, a few-shot cascade (an endpoint that refuses logprobs is
+in tests/integration/local/test_classify_hostile.py: llama-server always gives them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.support.classify import run_job
 from tests.support.cli import Launch
-from tests.support.llm_server import MODEL, LLMServer, start_server, stop_server
+from tests.support.llm_server import MODEL, LLMServer
 
 ROWS = {"id", "level", "gold", "candidates", "predictions", "raw", "parse_status", "latency_ms",
         "prompt_tokens", "completion_tokens", "cached"}  # fmt: skip
@@ -22,9 +23,9 @@ TOP = {"n", "top1", "top3", "top5", "calibration", "latency_ms", "requests_sent"
 def server_args(url: str, n: int, *more: str) -> list[str]:
     return ["--set", f"eval.api.base_url={url}", "--set", f"model.name_or_path={MODEL}", "--set",
             f"classify.sample={n}", "--set", "classify.response_format=llama_schema",
-            # llama.cpp answers one request at a time: on a busy shared machine the research's 60 s
-            # would time out requests that wait in its queue
-            "--set", "eval.api.max_concurrency=2", "--set", "eval.api.timeout_s=600", *more]  # fmt: skip
+            # the research's 50 in flight (the job sends at most the server's slots at once); 600 s:
+            # a CI machine can be far busier than the 60 s were set for
+            "--set", "eval.api.timeout_s=600", *more]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -47,8 +48,11 @@ def test_zero_shot_against_the_local_server_then_a_rerun_sends_nothing(
         assert 1 <= len(row["predictions"]) <= 4 and row["completion_tokens"] > 0
         top = row["predictions"][0]
         assert top["confidence_verbal"] is None or 0 <= top["confidence_verbal"] <= 1
-        assert 0 < top["confidence_logprob"] <= 1  # the schema forces a candidate: its own mass is found
+        # the schema forces a candidate: its own mass is found; it rounds to 0 where the grammar forced
+        # tokens the model did not want ("S", "port", "s" at p 0.01, 0.09, 0.0003)
+        assert top["confidence_logprob"] is not None and 0 <= top["confidence_logprob"] <= 1
         assert sum(p["confidence_logprob"] for p in row["predictions"]) <= 1 + 1e-6
+    assert any(r["predictions"][0]["confidence_logprob"] > 0 for r in rows)
     assert metrics["calibration"]["logprob"] is not None and metrics["calibration"]["verbalized"] is not None
     assert "5/5 items" in log
 
@@ -107,20 +111,3 @@ def hierarchy_files(tmp_path: Path) -> tuple[Path, Path]:
             ("k7", "A new racket technology for the serve", "200", "220")]  # fmt: skip
     data.write_text("key,title,top,sub\n" + "".join(f"{k},{t},{a},{b}\n" for k, t, a, b in rows))
     return data, labels
-
-
-@pytest.mark.slow
-def test_an_endpoint_that_refuses_logprobs_is_said_once_and_never_zero(
-    launch: Launch, tmp_path: Path
-) -> None:
-    server = start_server(tmp_path / "llm", LLM_LOGITS_ALL="false")
-    try:
-        _, metrics, rows, log = run_job(launch, "agnews_zero_shot", *server_args(server.url, 3))
-        assert log.count("refuses logprobs") == 1 and any("refuses logprobs" in n for n in metrics["notes"])
-        assert metrics["calibration"]["logprob"] is None and not metrics["logprobs_available"]
-        assert all(p["confidence_logprob"] is None for r in rows for p in r["predictions"])
-        assert all(r["parse_status"] == "ok" for r in rows)
-        _, again, _, log2 = run_job(launch, "agnews_zero_shot", *server_args(server.url, 3))
-        assert again["requests_sent"] == 0 and again["cached"] == 3 and "remembered" in log2
-    finally:
-        stop_server(server)

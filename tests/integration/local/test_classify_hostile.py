@@ -243,3 +243,19 @@ def test_a_dripping_or_hanging_server_fails_each_item_within_attempts_times_the_
         assert row["parse_status"] == "error" and "timeout_s" in row["raw"], row
         assert 3900 <= row["latency_ms"] <= 4000 + 500 + 2000, row["latency_ms"]
     assert time.monotonic() - started < 60
+
+
+# ------------------------------------------------------------------- an endpoint that refuses logprobs
+def test_an_endpoint_that_refuses_logprobs_is_said_once_and_never_zero(
+    launch: Launch, server: HostileLLM
+) -> None:
+    """The refusal (a 400 naming logprobs) is said once in the log and in metrics `notes`, the
+    logprob calibration is null (never zero), the answers are scored, and a rerun remembers it."""
+    url = server.url("no_logprobs")
+    metrics, rows, log = classify(launch, url, sample=3)
+    assert log.count("refuses logprobs") == 1 and any("refuses logprobs" in n for n in metrics["notes"])
+    assert metrics["calibration"]["logprob"] is None and not metrics["logprobs_available"]
+    assert all(p["confidence_logprob"] is None for r in rows for p in r["predictions"])
+    assert all(r["parse_status"] == "ok" for r in rows)
+    again, _, log2 = classify(launch, url, sample=3)
+    assert again["requests_sent"] == 0 and again["cached"] == 3 and "remembered" in log2
