@@ -83,13 +83,20 @@ def convert(recipe: Recipe, out: Path, quantization: str) -> tuple[Any, Any]:
             f"eval.engine: ct2 cannot convert model type {kind}; valid: {', '.join(SUPPORTED)}, or engine hf"
         )
     tokenizer = load_tokenizer(recipe, tokenizer_source(path), padding_side="left")
-    hf_dir = out.parent / "hf"
-    model.save_pretrained(hf_dir, safe_serialization=True)
-    tokenizer.save_pretrained(hf_dir)
+    model.config.save_pretrained(out.parent / "config")  # all the converter reads from disk
     config = model.generation_config
-    del model
-    TransformersConverter(str(hf_dir), low_cpu_mem_usage=True).convert(str(out), quantization=quantization)
-    shutil.rmtree(hf_dir, ignore_errors=True)
+
+    class Loaded(TransformersConverter):
+        """The converter fed the model and tokenizer loaded above: its own from_pretrained would load
+        them a second time, and cannot read a GGUF-backed hub name (SmolLM2's package)."""
+
+        def load_model(self, *args: Any, **kwargs: Any) -> Any:
+            return model
+
+        def load_tokenizer(self, *args: Any, **kwargs: Any) -> Any:
+            return tokenizer
+
+    Loaded(str(out.parent / "config")).convert(str(out), quantization=quantization)
     return tokenizer, config
 
 

@@ -36,8 +36,9 @@ def both(overrides: list[str], prompts: list[str], max_new: int) -> tuple[list[G
 
 
 def test_pretrained_answers_equal_hf_fp32_token_for_token_ending_at_json_or_eos() -> None:
-    recipe = load_recipe("tiny_ner_eval", [f"model.name_or_path={SMOLLM2}", "model.dtype=fp32"])
-    tokenizer = HFEngine(recipe, 1, 1).tokenizer
+    from jobs.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(load_recipe("tiny_ner_eval", [f"model.name_or_path={SMOLLM2}"]))
     asks = ['Output {"a": [1, 2]} exactly.', "Say hello.", "Name three colours.", 'Reply with {"ok": true}.']
     prompts = [
         tokenizer.apply_chat_template(
@@ -57,8 +58,9 @@ def test_tiny_model_rows_of_different_lengths_run_to_max_new_tokens_as_hf_does()
     from jobs.prompts import render_prompt
 
     sentences = eval_sentences(load_recipe("tiny_ner_eval", ["eval.max_samples=7"]))
-    recipe = load_recipe("tiny_ner_eval")
-    tokenizer = HFEngine(recipe, 1, 1).tokenizer
+    from jobs.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(load_recipe("tiny_ner_eval"))
     prompts = [render_prompt(tokenizer, s.text) for s in sentences]
     hf, ct2 = both(["eval.max_new_tokens=12"], prompts, 12)
     assert [g.token_ids for g in ct2] == [g.token_ids for g in hf]
