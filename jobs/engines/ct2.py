@@ -21,16 +21,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.engines import Generation, JsonEnd, device_name, eos_ids, pad_id, settle
+from jobs.engines.hf import Progress, buckets
 
 if TYPE_CHECKING:
     from launcher.config.recipe import Recipe
-
-Progress = Callable[[int, int, float], None]
 
 # CTranslate2's model loaders (ctranslate2.converters.transformers): what this engine can convert
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "falcon", "gpt2")
@@ -140,8 +139,6 @@ class CT2Engine:
 
     def generate(self, prompts: Sequence[str]) -> list[Generation]:
         """Greedy answers in the order of `prompts`; `progress` is called after each batch."""
-        from jobs.engines.hf import buckets
-
         tok = self.tokenizer
         rows = [tok.convert_ids_to_tokens(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         shared = common_prefix(rows)
