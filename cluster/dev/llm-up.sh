@@ -125,11 +125,14 @@ ARGS=(--model "$MODEL" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" --parall
       --ubatch-size "$BATCH" --threads "$THREADS" --threads-batch "$THREADS" --no-jinja
       --chat-template chatml --cache-ram 256 --slots --no-webui --cors-origins localhost)
 say "starting llama-server on 127.0.0.1:$PORT ($MODEL as $ALIAS, $PARALLEL slots of $CTX tokens); log $LOGFILE"
-# llama-server reads LLAMA_ARG_* and LLAMA_API_KEY from its environment: only ours reach it
-SERVER_ENV=(env -u LLAMA_API_KEY)
-while read -r name; do SERVER_ENV+=(-u "$name"); done < <(compgen -e | grep '^LLAMA_ARG_' || true)
-[ -n "${LLM_API_KEY:-}" ] && SERVER_ENV+=("LLAMA_API_KEY=$LLM_API_KEY")
-setsid "${SERVER_ENV[@]}" "$SERVER" "${ARGS[@]}" >"$LOGFILE" 2>&1 < /dev/null &
+# llama-server reads LLAMA_ARG_* and LLAMA_API_KEY from its environment: only ours reach it, and the
+# key is exported in a subshell, never written on a command line (`env KEY=...` would show it in ps)
+(
+  unset LLAMA_API_KEY
+  while read -r name; do unset "$name"; done < <(compgen -e | grep '^LLAMA_ARG_' || true)
+  if [ -n "${LLM_API_KEY:-}" ]; then export LLAMA_API_KEY="$LLM_API_KEY"; fi
+  exec setsid "$SERVER" "${ARGS[@]}" >"$LOGFILE" 2>&1 < /dev/null
+) &
 echo $! > "$PIDFILE"
 
 deadline=$((SECONDS + WAIT_S))
