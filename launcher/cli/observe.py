@@ -49,7 +49,12 @@ def status_cmd(
         typer.Option("--since", help="only runs created since: 2h, 3d, 1w or an ISO date"),
     ] = None,
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="ask the schedulers now, not the answer shared a moment ago")
+        bool,
+        typer.Option(
+            "--fresh",
+            help="ask the schedulers now, not the answer shared a moment ago; with --all, also look in"
+            " every ended run's directory for changes made outside `launch`",
+        ),
     ] = False,
 ) -> None:
     """Every run with its state, progress, best F1 or error; one run in detail."""
@@ -110,7 +115,7 @@ def _status_table(
     if watch is None and all_:  # printed as it is read: the first lines before the last row
         with spinner("Asking the schedulers ..."):
             _refresh(registry, status_pages.all_unfinished(registry, filters), fresh)
-        status_pages.print_all(registry, filters, console() if width is None else None, width or 80)
+        status_pages.print_all(registry, filters, console() if width is None else None, width or 80, fresh)
         return
     if watch is None:
         with spinner("Asking the schedulers ..."):

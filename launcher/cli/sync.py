@@ -45,7 +45,8 @@ def sync_cmd(
     from launcher.runs.find import find_run
     from launcher.runs.registry import Registry
 
-    run_id, run_dir, _ = find_run(Registry(), run)
+    registry = Registry()
+    run_id, run_dir, _ = find_run(registry, run)
     err = console(stderr=True)
 
     def report(outcome: uploads.Outcome) -> None:
@@ -54,7 +55,10 @@ def sync_cmd(
             err.print(f"uploaded {outcome.rel} ({size})", markup=False, soft_wrap=True)
 
     with err.status(f"Syncing {run_id} ..."):
-        outcomes = uploads.sync_run(run_dir, report)
+        try:
+            outcomes = uploads.sync_run(run_dir, report)
+        finally:  # its ledger changed: `launch status --all` reads it again
+            registry.forget_facts([run_id])
     sent = sum(1 for o in outcomes if o.sent)
     where = uploads.upload_state(run_dir).uri
     print(f"{run_id}: {sent} unit(s) uploaded, {len(outcomes) - sent} already there; all in {where}")
@@ -105,6 +109,7 @@ def _selection(ref: str | None, all_: bool) -> Selection:
 def _sync_wandb(ref: str | None, all_: bool, wandb: bool, follow: bool, interval: float) -> int:
     """`launch sync ... --wandb [--follow]`: one line per W&B run pushed; 0, or 1 when one was not
     synced (its line says why)."""
+    from launcher.runs.registry import Registry
     from launcher.tracking import wandb_sync
 
     if not wandb:
@@ -112,7 +117,10 @@ def _sync_wandb(ref: str | None, all_: bool, wandb: bool, follow: bool, interval
     err = console(stderr=True)
     failures: list[str] = []
 
+    registry = Registry()
+
     def report(o: wandb_sync.Outcome) -> None:
+        registry.forget_facts([o.target.run_id])  # its wandb-sync.json changed
         where = f"{o.target.run_id} (W&B run {o.target.wandb_id})"
         if o.error:
             failures.append(f"{where}: {o.error}")

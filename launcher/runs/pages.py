@@ -149,40 +149,45 @@ def widths(registry: Registry, where: Where) -> Widths:
         f" FROM runs WHERE {single}",
         args,
     ).fetchone()
-    job = registry.query(
-        "SELECT MAX(CASE WHEN n = 1 THEN length(CASE WHEN instr(j, '@') > 0"
-        " THEN substr(j, 1, instr(j, '@') - 1) ELSE j END) ELSE length(n || ' tasks') END)"
-        " FROM (SELECT COUNT(*) AS n, MAX(job_id) AS j FROM jobs"
-        f" WHERE run_id IN (SELECT run_id FROM runs WHERE {single}) GROUP BY run_id)",
+    one = registry.query(  # a run's job ids are its tasks 0..n-1: one job, or "n tasks"
+        "SELECT MAX(length(CASE WHEN instr(j.job_id, '@') > 0"
+        " THEN substr(j.job_id, 1, instr(j.job_id, '@') - 1) ELSE j.job_id END))"
+        f" FROM (SELECT run_id FROM runs WHERE {single}) r"
+        " JOIN jobs j ON j.run_id = r.run_id AND j.task = 0"
+        " WHERE NOT EXISTS (SELECT 1 FROM jobs k WHERE k.run_id = r.run_id AND k.task = 1)",
         args,
-    ).fetchone()
+    ).fetchone()[0]
+    tasks = registry.query(
+        f"SELECT MAX(j.task) + 1 FROM (SELECT run_id FROM runs WHERE {single}) r"
+        " JOIN jobs j ON j.run_id = r.run_id WHERE j.task > 0",
+        args,
+    ).fetchone()[0]
+    job = max(one or 0, len(f"{tasks} tasks") if tasks else 0)
     grouped = registry.query(
         f"SELECT SUM(n) FROM (SELECT COUNT(*) AS n, MAX({cond}) AS hit FROM runs WHERE grp IS NOT NULL"
         " GROUP BY grp HAVING hit)",
         args,
     ).fetchone()
-    return Widths(r[0] or 0, r[1] or 0, r[2] or 0, r[3], job[0] or 0, (r[4] or 0) + (grouped[0] or 0))
+    return Widths(r[0] or 0, r[1] or 0, r[2] or 0, r[3], job, (r[4] or 0) + (grouped[0] or 0))
 
 
-COLUMN_NAMES = [c.strip() for c in COLUMNS.split(",")]
-"""COLUMNS as a list: where each is in a row's tuple."""
+LISTED = ("run_id", "state", "cluster", "created_at", "updated_at", "run_dir")
+"""The columns of `runs` that `stream` lists (the table's and the facts stamp's), in this order."""
 
-JOBS, STAMP, WANDB, SUMMARY, ERROR = range(len(COLUMN_NAMES), len(COLUMN_NAMES) + 5)
-"""Where `stream` puts, after a row's COLUMNS, its job ids (joined by \\x1f, in task order; None:
-no job) and its cached facts' stamp, `wandb`, `summary` (JSON text) and `error` (None: none cached)."""
+RUN_ID, STATE, CLUSTER, CREATED, UPDATED, DIR, JOBS, STAMP, WANDB, SUMMARY, ERROR = range(len(LISTED) + 5)
+"""Where each is in a tuple `stream` lists: the LISTED columns, the run's job ids (joined by \\x1f,
+in task order; None: no job) and its cached facts' stamp, `wandb`, `summary` (JSON text) and
+`error` (None: none cached)."""
 
 _LISTED = (
-    f"SELECT {', '.join(f'runs.{c}' for c in COLUMN_NAMES)},"
-    " (SELECT group_concat(job_id, char(31)) FROM jobs WHERE jobs.run_id = runs.run_id),"
+    f"SELECT {', '.join(f'runs.{c}' for c in LISTED)},"
+    " CASE WHEN f.run_id IS NULL THEN (SELECT group_concat(job_id, char(31)) FROM jobs"
+    " WHERE jobs.run_id = runs.run_id) ELSE f.jobs END,"
     " f.stamp, json_extract(f.data, '$.wandb'), json_extract(f.data, '$.summary'),"
     " json_extract(f.data, '$.error') FROM runs LEFT JOIN facts f ON f.run_id = runs.run_id"
 )
-"""`jobs`' primary key (run_id, task) gives each run's job ids in task order."""
-
-
-def listed_row(listed: tuple[Any, ...]) -> RunRow:
-    """The RunRow of a row `stream` listed, without its jobs (Registry.with_jobs reads them)."""
-    return RunRow(*listed[: len(COLUMN_NAMES)])
+"""`jobs`' primary key (run_id, task) gives each run's job ids in task order; a run with cached
+facts has them there (the registry forgets the facts when its jobs change)."""
 
 
 def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[list[tuple[Any, ...]] | str]:
@@ -202,7 +207,7 @@ def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[lis
         f"{_LISTED} WHERE runs.grp IS NULL AND {cond} ORDER BY runs.created_at, runs.run_id", args
     )
     cursor.row_factory = None  # plain tuples: this reads every run
-    created = COLUMN_NAMES.index("created_at")
+    created = CREATED
     g = 0
     while batch := cursor.fetchmany(chunk):
         if g < len(groups) and groups[g] < (batch[-1][created], batch[-1][0]):

@@ -21,7 +21,7 @@ from launcher.runs.state import RunState
 
 T = TypeVar("T")
 
-VERSION = 2
+VERSION = 3
 """The schema's version, kept in `PRAGMA user_version` (0: the first schema, before versions)."""
 
 SCHEMA = """
@@ -61,7 +61,8 @@ INDEXES = """
 CREATE TABLE IF NOT EXISTS facts (
     run_id      TEXT PRIMARY KEY,
     stamp       TEXT NOT NULL,
-    data        TEXT NOT NULL
+    data        TEXT NOT NULL,
+    jobs        TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at, run_id);
@@ -71,7 +72,9 @@ CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent);
 CREATE INDEX IF NOT EXISTS runs_grp ON runs(grp) WHERE grp IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_recipe ON runs(recipe);
 """
-"""Version 2: the facts cache and the indexes `launch status` pages with (`grp`, `entry`: below)."""
+"""Version 2: the facts cache and the indexes `launch status` pages with (`grp`, `entry`: below).
+Version 3: the facts cache also keeps the run's job ids (`jobs`: joined by \\x1f in task order), so
+`launch status --all` reads an ended run from two tables, not three; a cache, dropped by the upgrade."""
 
 KEYS = """
 UPDATE runs SET grp = CASE WHEN parent IS NOT NULL
@@ -188,9 +191,10 @@ class Registry:
             for column in ("grp", "entry"):
                 if column not in columns:
                     conn.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
-            if old:
+            if old and version < 2:
                 for statement in _statements(KEYS):
                     conn.execute(statement)
+            conn.execute("DROP TABLE IF EXISTS facts")
             for statement in _statements(INDEXES):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {VERSION}")
@@ -400,18 +404,29 @@ class Registry:
         return out
 
     def store_facts(self, items: Sequence[tuple[str, str, str]]) -> None:
-        """Cache (run id, stamp, data) of ended runs; a registry that is busy just skips it."""
+        """Cache (run id, stamp, data) of ended runs, with their job ids as they stand (every write
+        to a run's jobs forgets its facts); a registry that is busy just skips it."""
         if not items:
             return
         try:
             with self._write() as conn:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO facts SELECT ?, ?, ?"
+                    "INSERT OR REPLACE INTO facts SELECT ?, ?, ?,"
+                    " (SELECT group_concat(job_id, char(31)) FROM jobs WHERE jobs.run_id = ?)"
                     " WHERE EXISTS (SELECT 1 FROM runs WHERE run_id=?)",
-                    [(run_id, stamp, data, run_id) for run_id, stamp, data in items],
+                    [(run_id, stamp, data, run_id, run_id) for run_id, stamp, data in items],
                 )
         except sqlite3.OperationalError:
             pass
+
+    def forget_facts(self, run_ids: Sequence[str]) -> None:
+        """Those runs' cached facts are read from their files again: for a writer that changes an
+        ended run's files without changing its row (`launch sync`)."""
+        ids = list(run_ids)
+        with self._write() as conn:
+            for start in range(0, len(ids), BATCH):
+                chunk = ids[start : start + BATCH]
+                conn.execute(f"DELETE FROM facts WHERE run_id IN ({_marks(chunk)})", chunk)
 
     def add_sweep(self, sweep_id: str, recipe: str, cluster: str, keys: list[str]) -> None:
         with self._write() as conn:

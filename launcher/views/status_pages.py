@@ -32,6 +32,7 @@ from launcher.views.status_table import (
     run_cells,
     run_segments,
     stamp_of,
+    still_holds,
     summary_segments,
 )
 
@@ -93,7 +94,9 @@ def all_unfinished(registry: Registry, filters: Filters) -> list[RunRow]:
     return pages.unfinished(registry, filters.where(), expand=True)
 
 
-def print_all(registry: Registry, filters: Filters, out: Console | None, width: int = 80) -> None:
+def print_all(
+    registry: Registry, filters: Filters, out: Console | None, width: int = 80, fresh: bool = False
+) -> None:
     """`launch status --all` as a table, printed a chunk of runs at a time (the first lines come
     before the last row is read). Column widths come from the registry first; an ended run's facts
     from its cache. `out`: rich's console on a terminal; None: plain text lines, `width` wide (a
@@ -121,7 +124,7 @@ def print_all(registry: Registry, filters: Filters, out: Console | None, width: 
             members = registry.rows_where("grp = ?", (item,))
             emit([[(_fit(group_entry(registry, item, members, _read)["summary"], width), "bold")]])
             continue
-        shown = _shown(registry, item)
+        shown = _shown(registry, item, fresh)
         if out is None:  # the same lines, made straight as text: this loop runs for every run
             sys.stdout.write(_plain_lines(item, shown, widths, room, width))
             sys.stdout.flush()
@@ -145,30 +148,31 @@ def _read(row: RunRow) -> dict[str, Any]:
 Shown = tuple[str | None, list[str], str | None]
 """What the --all table shows of a run's facts: its W&B text, summary lines and error."""
 
-_STATE, _CREATED, _UPDATED, _DIR = (
-    pages.COLUMN_NAMES.index(c) for c in ("state", "created_at", "updated_at", "run_dir")
-)
 
-
-def _shown(registry: Registry, listed: list[tuple[Any, ...]]) -> list[Shown]:
+def _shown(registry: Registry, listed: list[tuple[Any, ...]], fresh: bool = False) -> list[Shown]:
     """Each run's Shown: from the facts the query read when they still hold (status_table's
-    stamp), else from `facts` (which reads the run's files, and caches them once it ended)."""
+    `still_holds`; with `fresh`, only when its stamp, its directory looked at, is unchanged), else
+    from `facts` (which reads the run's files, and caches them once it ended)."""
     out: list[Shown | None] = []
-    missed: dict[int, RunRow] = {}
+    missed: dict[int, str] = {}
+    state, updated, run_dir, stamp = pages.STATE, pages.UPDATED, pages.DIR, pages.STAMP
     for i, x in enumerate(listed):
-        cached = x[pages.STAMP]
-        if cached is not None and cached == stamp_of(x[_STATE], x[_UPDATED], x[_DIR]):
+        cached = x[stamp]
+        if cached is not None and (
+            (not fresh and still_holds(cached, x[state], x[updated]))
+            or cached == stamp_of(x[state], x[updated], x[run_dir])
+        ):
             summary = x[pages.SUMMARY]
-            out.append(
-                (x[pages.WANDB], json.loads(summary) if summary not in (None, "[]") else [], x[pages.ERROR])
-            )
+            lines = json.loads(summary) if summary is not None and summary != "[]" else []
+            out.append((x[pages.WANDB], lines, x[pages.ERROR]))
         else:
             out.append(None)
-            missed[i] = pages.listed_row(x)
+            missed[i] = x[pages.RUN_ID]
     if missed:
-        known = facts(registry, registry.with_jobs(list(missed.values())), _read)
-        for i, row in missed.items():
-            data = known[row.run_id]
+        rows = registry.rows_where(f"run_id IN ({','.join('?' * len(missed))})", list(missed.values()))
+        known = facts(registry, rows, _read)
+        for i, run_id in missed.items():
+            data = known[run_id]
             out[i] = (data.get("wandb"), list(data.get("summary") or []), data.get("error"))
     return [shown for shown in out if shown is not None]
 
@@ -186,10 +190,14 @@ def _plain_lines(
     """What `as_plain` makes of each run's `_run_lines`: a line per run and per summary line."""
     now = datetime.now(UTC)
     w0, w1, w2, w3, w4 = widths
-    state, created, jobs = _STATE, _CREATED, pages.JOBS
+    state, created, jobs = pages.STATE, pages.CREATED, pages.JOBS
     text = []
+    when, last = "", None
     for x, (wandb, summary, _) in zip(listed, shown, strict=True):
-        when, job = age(x[created], "", now), _job_text(x[jobs])
+        if x[created] != last:  # a sweep's or a reeval's runs share their second
+            last = x[created]
+            when = age(last, "", now)
+        job = _job_text(x[jobs])
         line = f"{x[0]:<{w0}}  {x[state]:<{w1}}  {x[2]:<{w2}}  {when:<{w3}}  {job:<{w4}}  "
         if room >= 4:
             line += _fit(wandb or "", room)
@@ -202,9 +210,9 @@ def _run_lines(
     x: tuple[Any, ...], wandb: str | None, summary: list[str], error: str | None,
     widths: list[int], room: int, width: int,
 ) -> list[Segments]:  # fmt: skip
-    state = x[_STATE]
+    state = x[pages.STATE]
     styles = ["", RunState.style_of(state), "", "", "", "dim"]
-    cells = run_cells(x[0], state, x[2], x[_CREATED], _job_ids(x[pages.JOBS]), wandb)
+    cells = run_cells(x[0], state, x[2], x[pages.CREATED], _job_ids(x[pages.JOBS]), wandb)
     return [run_segments(cells, widths, room, styles), *summary_segments(summary, error, width)]
 
 

@@ -195,6 +195,15 @@ def stamp_of(state: str, updated_at: str, run_dir: str) -> str | None:
     return f"{stamp}|{_logs_stamp(run_dir)}" if state in _FAILED else stamp
 
 
+def still_holds(cached: str, state: str, updated_at: str) -> bool:
+    """Whether `cached`, the stamp of an ended run that has not failed, holds without looking at its
+    directory: the row is unchanged and every writer to such a run's files (an evaluation of it,
+    `launch sync`) makes the registry forget its facts. A failed run's logs are always looked at."""
+    if state not in _ENDED or state in _FAILED:
+        return False
+    return cached.startswith(f"{FACTS_VERSION}|{state}|{updated_at}|")
+
+
 _ENDED = frozenset(s.value for s in RunState if s.is_terminal)
 _FAILED = frozenset((RunState.FAILED.value, RunState.TIMEOUT.value))
 

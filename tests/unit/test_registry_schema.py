@@ -107,3 +107,29 @@ def test_a_registry_newer_than_the_launcher_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(Exception, match="newer than this launcher"):
         Registry(path)
+
+
+def test_a_version_2_registry_keeps_its_rows_and_drops_its_facts_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(netfs.ENV, "local")
+    path = tmp_path / "registry.db"
+    registry = Registry(path)
+    registry.add("train-a", "r", "local", "local", "train", tmp_path / "train-a", ["7"], state="completed")
+    registry.close()
+    db = sqlite3.connect(path)  # as version 2 left it: its facts without job ids, an entry of its own
+    db.executescript(
+        "DROP TABLE facts;"
+        "CREATE TABLE facts (run_id TEXT PRIMARY KEY, stamp TEXT NOT NULL, data TEXT NOT NULL);"
+        "INSERT INTO facts VALUES ('train-a', '2|completed|x|0', '{}'); UPDATE runs SET entry = 'kept';"
+        "PRAGMA user_version = 2;"
+    )
+    db.close()
+
+    registry = Registry(path)
+    assert registry.query("PRAGMA user_version").fetchone()[0] == VERSION == 3
+    assert registry.facts(["train-a"]) == {}  # a cache: read again from the run's files
+    assert registry.query("SELECT entry FROM runs").fetchall()[0][0] == "kept"  # keys were set by v2
+    registry.store_facts([("train-a", "3|completed|x|0", "{}")])
+    assert registry.query("SELECT jobs FROM facts").fetchone()[0] == "7"
+    registry.close()

@@ -100,6 +100,7 @@ def _sync(world: World, server: Server, *args: str) -> subprocess.CompletedProce
 def test_a_refused_sync_is_one_line_exit_1_in_status_and_the_next_sync_sends_it(
     world: World, server: Server
 ) -> None:
+    assert "W&B not synced" not in world.launch("status", "--all").stdout  # its facts cached
     with running(world.root / "refused.jsonl", "--status", "403") as refusing:
         proc = _sync(world, refusing, "other", "--wandb")
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -110,12 +111,14 @@ def test_a_refused_sync_is_one_line_exit_1_in_status_and_the_next_sync_sends_it(
     status = world.launch("status").stdout
     (shown,) = [s for s in status.splitlines() if "W&B not synced" in s]
     assert "403" in shown, status
+    assert shown in world.launch("status", "--all").stdout.splitlines()  # the sync forgot them
 
     again = _sync(world, server, "other", "--wandb")  # W&B answers now: what was kept is sent
     assert again.returncode == 0, again.stderr
     assert again.stdout == f"synced other (W&B run {world.ids['other']}): steps 0-0 sent\n"
     assert server.runs()[world.ids["other"]]["history"][0]["loss"] == 1.0
     assert "W&B not synced" not in world.launch("status").stdout
+    assert "W&B not synced" not in world.launch("status", "--all").stdout
 
 
 def test_sync_of_a_run_uploads_it_and_its_evaluations(world: World, server: Server) -> None:
