@@ -64,7 +64,17 @@ def _fits(s: _Sized, cpu_cap: float | None) -> bool:
     return gpu_ok and (cpu_cap is None or s.cpu_gib <= cpu_cap)
 
 
-def _hours(recipe: Recipe, gpus: int, seconds: float | None, training: bool) -> tuple[float | None, float]:
+def _epochs(recipe: Recipe, training: bool, steps: int | None) -> float:
+    """Passes over the data: train.epochs, or train.max_steps over the optimizer `steps` per epoch
+    where it is set (HF Trainer's max_steps overrides epochs); one for an evaluation."""
+    if not training:
+        return 1.0
+    if recipe.train.max_steps and steps:
+        return recipe.train.max_steps / steps
+    return recipe.train.epochs
+
+
+def _hours(recipe: Recipe, gpus: int, seconds: float | None, epochs: float) -> tuple[float | None, float]:
     """(estimated GPU-hours of the whole recipe, the most its resources may hold)."""
     held = recipe.resources.nodes * recipe.resources.gpus_per_node
     most = held * recipe.resources.seconds / 3600
@@ -72,7 +82,7 @@ def _hours(recipe: Recipe, gpus: int, seconds: float | None, training: bool) -> 
         return 0.0, 0.0
     if seconds is None:
         return None, most
-    return seconds * (recipe.train.epochs if training else 1) * gpus / 3600, most
+    return seconds * epochs * gpus / 3600, most
 
 
 def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | None, why: str = "") -> Plan:
@@ -80,7 +90,7 @@ def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | No
     if s is None:
         spec = profile.gpu if profile.gpu != "auto" else None
         capacity = spec.memory_gb if spec is not None else None
-        hours, most = _hours(recipe, 0, None, False)
+        hours, most = _hours(recipe, 0, None, 1.0)
         return Plan(
             recipe=recipe.name, cluster=profile.name, job=recipe.job, planner=planner,
             model=recipe.model.name_or_path, fits=True, gpu_gib=capacity, margin_gib=capacity,
@@ -100,6 +110,7 @@ def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | No
             f"offload needs {s.cpu_gib:.0f} GiB of CPU memory per node, more than the {cpu_cap:g} available"
         )
     notes = assumptions(w, recipe.eval.engine) + s.notes
+    epochs = _epochs(recipe, w.training, None if s.timing is None else s.timing.steps)
     notes.append(
         f"overhead: {CONTEXT_GIB} GiB CUDA context, {FRAGMENTATION:.0%} fragmentation"
         + (", NCCL buffers" if w.gpus > 1 else "")
@@ -114,10 +125,15 @@ def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | No
         notes.append(f"no time estimate: {why}")
     else:
         notes.extend(f"time: {how}" for how in s.timing.how)
-        total = s.timing.seconds * recipe.train.epochs if w.training else s.timing.seconds
+        if w.training and recipe.train.max_steps and s.timing.steps:
+            notes.append(
+                f"time: train.max_steps {recipe.train.max_steps:,} of {s.timing.steps:,} optimizer steps per"
+                f" epoch: {epochs:.3g} epochs (max_steps overrides train.epochs, as in HF Trainer)"
+            )
+        total = s.timing.seconds * epochs
         if total > recipe.resources.seconds:
             warnings.append(f"estimated {total / 3600:.1f} h exceeds resources.time {recipe.resources.time}")
-    hours, most = _hours(recipe, w.gpus, None if s.timing is None else s.timing.seconds, w.training)
+    hours, most = _hours(recipe, w.gpus, None if s.timing is None else s.timing.seconds, epochs)
     return Plan(
         recipe=recipe.name, cluster=profile.name, job=recipe.job, planner=planner, model=w.arch.name,
         fits=_fits(s, cpu_cap), gpu_gib=gpu.memory_gib,
@@ -126,7 +142,7 @@ def _build(recipe: Recipe, profile: ClusterProfile, planner: str, s: _Sized | No
         cpu_gib=s.cpu_gib, cpu_capacity_gib=cpu_cap, breakdown=s.breakdown, peak_phase=s.peak_phase,
         params=w.arch.total_params, trainable_params=w.trainable,
         time_per_epoch_s=None if s.timing is None else s.timing.seconds,
-        epochs=recipe.train.epochs if w.training else 1.0, gpu_hours=hours, gpu_hours_max=most,
+        epochs=epochs, gpu_hours=hours, gpu_hours_max=most,
         utilization=None if s.timing is None else s.timing.utilization,
         peak_tflops=peak_tflops(w, gpu), assumptions=notes, warnings=warnings,
     )  # fmt: skip

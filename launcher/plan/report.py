@@ -152,7 +152,7 @@ def gpu_hours_text(plan: Plan) -> str:
     limit = f"at most {plan.gpu_hours_max:,.1f} (resources.time x GPUs)"
     if plan.gpu_hours is None or plan.time_per_epoch_s is None:
         return f"GPU-hours: no estimate; {limit}"
-    what = f"{plan.epochs:g} epoch{'s' * (plan.epochs != 1)}" if plan.planner == "training" else "one pass"
+    what = f"{plan.epochs:.3g} epoch{'s' * (plan.epochs != 1)}" if plan.planner == "training" else "one pass"
     how = f"{what} x {_duration(plan.time_per_epoch_s)} x {plan.gpus} GPU{'s' * (plan.gpus != 1)}"
     return f"GPU-hours: ~{plan.gpu_hours:,.1f} ({how}); {limit}"
 

@@ -38,6 +38,8 @@ class Timing:
     seconds: float
     utilization: float
     how: list[str]
+    steps: int | None = None
+    """Optimizer steps per epoch (training): what train.max_steps counts."""
 
 
 def peak_tflops(w: Workload, gpu: Gpu) -> float | None:
@@ -144,7 +146,7 @@ def estimate_time(w: Workload, recipe: Recipe, gpu: Gpu) -> Timing | None:
         ]
         if moved:
             how.append(moved)
-        return Timing(seconds, mfu, how)
+        return Timing(seconds, mfu, how, steps=math.ceil(steps / w.grad_accum))
     forward = _forward_flops_per_token(w, w.seq_len)
     b = w.eval_batch
     batches = math.ceil(samples / b)

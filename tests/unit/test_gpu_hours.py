@@ -36,6 +36,22 @@ def test_plan_scales_with_epochs_and_gpus() -> None:
     assert one.gpu_hours == pytest.approx(8 * one.time_per_epoch_s / 3600)
 
 
+def test_max_steps_overrides_epochs_as_in_hf_trainer() -> None:
+    """ds7b_fft on a800: 32,900 training samples of 140 tokens packed into 2 x 256-token micro-batches
+    are 8,996 micro-steps, 1,125 per GPU of 8, ceil(1,125 / grad_accum 8) = 141 optimizer steps per
+    epoch. max_steps 100 is 100/141 of one epoch's GPU-hours, whatever train.epochs says; 282 is two."""
+    profile = load_cluster("a800")
+    one = plan(load_recipe("ds7b_fft", ["train.epochs=1"]), profile)
+    assert one.gpu_hours is not None
+    short = plan(load_recipe("ds7b_fft", ["train.max_steps=100"]), profile)
+    assert short.epochs == pytest.approx(100 / 141)
+    assert short.gpu_hours == pytest.approx(one.gpu_hours * 100 / 141)
+    assert gpu_hours_text(short).startswith(f"GPU-hours: ~{short.gpu_hours:,.1f} (0.709 epochs x ")
+    assert any("train.max_steps 100 of 141 optimizer steps per epoch" in n for n in short.assumptions)
+    long = plan(load_recipe("ds7b_fft", ["train.epochs=1", "train.max_steps=282"]), profile)
+    assert long.gpu_hours == pytest.approx(2 * one.gpu_hours)
+
+
 def test_plan_without_a_time_estimate() -> None:
     """tiny_smoke has no model to time: 0 without GPUs; with 2 GPUs no estimate, at most
     2 GPUs x 10 min = 1/3 GPU-hour."""
