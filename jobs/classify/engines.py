@@ -16,13 +16,15 @@ metrics, even when the endpoint echoes them. `timeout_s` bounds each whole reque
 body: `deadline_client`), so `attempts` x `timeout_s`, plus the client's waits between attempts
 (its backoff, or a 429's Retry-After of up to 60 s), bounds an item. A request waiting in a server's
 queue counts against `timeout_s`, so the endpoint sends at most what the server says it serves at
-once (llama.cpp's GET /props `total_slots`), even where `concurrency` is higher.
+once (llama.cpp's GET /props `total_slots`; vLLM's GET /metrics `kv_cache_max_concurrency`), even
+where `concurrency` is higher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +36,7 @@ from jobs.classify.cache import ResponseCache, request_key
 from launcher.tracking.wandb_mode import redact_text, secret_values
 
 TOP_LOGPROBS = 5
+_KV_CONCURRENCY = re.compile(r'^vllm:cache_config_info\{[^}\n]*\bkv_cache_max_concurrency="([0-9.]+)"', re.M)
 
 
 @dataclass(frozen=True)
@@ -237,28 +240,42 @@ class OpenAIEngine:
 
     async def _in_flight(self) -> int:
         """`concurrency`, or fewer where the server says it serves fewer at once (llama.cpp's
-        GET /props `total_slots`): requests beyond its slots would wait in its queue, and that wait
-        counts against `timeout_s` (50 in flight on 4 slots wait for about 12 answers each)."""
-        served = await self._server_slots()
+        GET /props `total_slots`, vLLM's `kv_cache_max_concurrency`): requests beyond its slots would
+        wait in its queue, and that wait counts against `timeout_s` (50 in flight on 4 slots wait for
+        about 12 answers each)."""
+        served, source = await self._server_slots()
         self.stats.in_flight = min(self.concurrency, served or self.concurrency)
         if self.stats.in_flight < self.concurrency:
-            line = (f"{self.base_url} serves {served} requests at a time (GET /props total_slots): at most "
+            line = (f"{self.base_url} serves {served} requests at a time ({source}): at most "
                     f"{served} in flight, not eval.api.max_concurrency {self.concurrency}")  # fmt: skip
             self.log(redact_text(line, secrets=self.secrets))
         return self.stats.in_flight
 
-    async def _server_slots(self) -> int | None:
-        """The server's `total_slots` from GET /props beside the API root; None from a server that
-        has no such page (a hosted API, vLLM) or does not answer within 10 s."""
-        url = self.base_url.rstrip("/").removesuffix("/v1") + "/props"
+    async def _server_slots(self) -> tuple[int | None, str]:
+        """(requests the server serves at once, where it says so): llama.cpp's `total_slots` from
+        GET /props beside the API root, else vLLM's `kv_cache_max_concurrency` from GET /metrics (the
+        requests of its full context length its KV cache holds; more would wait or be preempted);
+        None from a server that has neither (a hosted API) or does not answer within 10 s."""
+        root = self.base_url.rstrip("/").removesuffix("/v1")
         http = deadline_client(min(self.timeout_s, 10.0))
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        slots: Any = None
         try:
-            response = await http.get(url, headers={"Authorization": f"Bearer {self.api_key}"})
+            response = await http.get(root + "/props", headers=headers)
             slots = response.json().get("total_slots") if response.status_code == 200 else None
+            if slots is not None:
+                return self._positive(slots), "GET /props total_slots"
+            response = await http.get(root + "/metrics", headers=headers)
+            found = _KV_CONCURRENCY.search(response.text) if response.status_code == 200 else None
+            slots = math.floor(float(found.group(1))) if found else None
         except Exception:  # any failure only means no cap
             slots = None
         finally:
             await http.aclose()
+        return self._positive(slots), "GET /metrics vllm:cache_config_info kv_cache_max_concurrency"
+
+    @staticmethod
+    def _positive(slots: Any) -> int | None:
         return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
 
     def _failed(self, started: float, error: str) -> Reply:
