@@ -174,26 +174,47 @@ def widths(registry: Registry, where: Where) -> Widths:
 LISTED = ("run_id", "state", "cluster", "created_at", "updated_at", "run_dir")
 """The columns of `runs` that `stream` lists (the table's and the facts stamp's), in this order."""
 
-RUN_ID, STATE, CLUSTER, CREATED, UPDATED, DIR, JOBS, STAMP, WANDB, SUMMARY, ERROR = range(len(LISTED) + 5)
+RUN_ID, STATE, CLUSTER, CREATED, UPDATED, DIR = range(len(LISTED))
+JOBS, STAMP, WANDB, SUMMARY, ERROR, HOLDS = range(len(LISTED), len(LISTED) + 6)
 """Where each is in a tuple `stream` lists: the LISTED columns, the run's job ids (joined by \\x1f,
-in task order; None: no job) and its cached facts' stamp, `wandb`, `summary` (JSON text) and
-`error` (None: none cached)."""
+in task order; None: no job), its cached facts' stamp, `wandb`, `summary` (JSON text) and `error`
+(None: none cached), and whether they hold without a look at its directory (`Trust`)."""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Cached facts that hold without a look at the run's directory: a stamp that starts with
+    `version|state|updated_at|` (the row unchanged since) of a run in one of `states`."""
+
+    version: str
+    states: frozenset[str]
+
+    def sql(self) -> tuple[str, list[object]]:
+        marks = ",".join("?" * len(self.states))
+        head = "? || '|' || runs.state || '|' || runs.updated_at || '|'"
+        return (
+            f"runs.state IN ({marks}) AND substr(f.stamp, 1, length({head})) = {head}",
+            [*sorted(self.states), self.version, self.version],
+        )
+
 
 _LISTED = (
     f"SELECT {', '.join(f'runs.{c}' for c in LISTED)},"
     " CASE WHEN f.run_id IS NULL THEN (SELECT group_concat(job_id, char(31)) FROM jobs"
     " WHERE jobs.run_id = runs.run_id) ELSE f.jobs END,"
     " f.stamp, json_extract(f.data, '$.wandb'), json_extract(f.data, '$.summary'),"
-    " json_extract(f.data, '$.error') FROM runs LEFT JOIN facts f ON f.run_id = runs.run_id"
+    " json_extract(f.data, '$.error'), {holds} FROM runs LEFT JOIN facts f ON f.run_id = runs.run_id"
 )
 """`jobs`' primary key (run_id, task) gives each run's job ids in task order; a run with cached
 facts has them there (the registry forgets the facts when its jobs change)."""
 
 
-def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[list[tuple[Any, ...]] | str]:
+def stream(
+    registry: Registry, where: Where, trust: Trust | None = None, chunk: int = BATCH
+) -> Iterator[list[tuple[Any, ...]] | str]:
     """`--all`'s entries in table order: lists of single runs (at most `chunk` each, read in one
-    query with their job ids and cached facts: JOBS, ...) and, between them, the key of each group
-    with a row that passes `where`."""
+    query with their job ids and cached facts: JOBS, ...; HOLDS by `trust`, 0 without) and, between
+    them, the key of each group with a row that passes `where`."""
     cond, args = where.sql()
     groups = [
         (r[1], r[0])
@@ -203,8 +224,11 @@ def stream(registry: Registry, where: Where, chunk: int = BATCH) -> Iterator[lis
             args,
         )
     ]
+    holds, held = trust.sql() if trust is not None else ("0", [])
     cursor = registry.query(
-        f"{_LISTED} WHERE runs.grp IS NULL AND {cond} ORDER BY runs.created_at, runs.run_id", args
+        f"{_LISTED.format(holds=holds)} WHERE runs.grp IS NULL AND {cond}"
+        " ORDER BY runs.created_at, runs.run_id",
+        [*held, *args],
     )
     cursor.row_factory = None  # plain tuples: this reads every run
     created = CREATED

@@ -32,8 +32,8 @@ from launcher.views.status_table import (
     run_cells,
     run_segments,
     stamp_of,
-    still_holds,
     summary_segments,
+    trust,
 )
 
 if TYPE_CHECKING:
@@ -119,12 +119,12 @@ def print_all(
 
     emit([[(count_text(w.shown, registry.count()), "bold")],
           run_segments(HEADER, widths, room, ["bold underline"] * len(HEADER))])  # fmt: skip
-    for item in pages.stream(registry, where):
+    for item in pages.stream(registry, where, None if fresh else trust()):
         if isinstance(item, str):
             members = registry.rows_where("grp = ?", (item,))
             emit([[(_fit(group_entry(registry, item, members, _read)["summary"], width), "bold")]])
             continue
-        shown = _shown(registry, item, fresh)
+        shown = _shown(registry, item)
         if out is None:  # the same lines, made straight as text: this loop runs for every run
             sys.stdout.write(_plain_lines(item, shown, widths, room, width))
             sys.stdout.flush()
@@ -149,19 +149,16 @@ Shown = tuple[str | None, list[str], str | None]
 """What the --all table shows of a run's facts: its W&B text, summary lines and error."""
 
 
-def _shown(registry: Registry, listed: list[tuple[Any, ...]], fresh: bool = False) -> list[Shown]:
-    """Each run's Shown: from the facts the query read when they still hold (status_table's
-    `still_holds`; with `fresh`, only when its stamp, its directory looked at, is unchanged), else
-    from `facts` (which reads the run's files, and caches them once it ended)."""
+def _shown(registry: Registry, listed: list[tuple[Any, ...]]) -> list[Shown]:
+    """Each run's Shown: from the facts the query read when they hold (HOLDS: status_table's
+    `trust`, off with --fresh; else its stamp, its directory looked at, unchanged), else from `facts`
+    (which reads the run's files, and caches them once it ended)."""
     out: list[Shown | None] = []
     missed: dict[int, str] = {}
-    state, updated, run_dir, stamp = pages.STATE, pages.UPDATED, pages.DIR, pages.STAMP
+    state, updated, run_dir, stamp, holds = pages.STATE, pages.UPDATED, pages.DIR, pages.STAMP, pages.HOLDS
     for i, x in enumerate(listed):
         cached = x[stamp]
-        if cached is not None and (
-            (not fresh and still_holds(cached, x[state], x[updated]))
-            or cached == stamp_of(x[state], x[updated], x[run_dir])
-        ):
+        if cached is not None and (x[holds] or cached == stamp_of(x[state], x[updated], x[run_dir])):
             summary = x[pages.SUMMARY]
             lines = json.loads(summary) if summary is not None and summary != "[]" else []
             out.append((x[pages.WANDB], lines, x[pages.ERROR]))

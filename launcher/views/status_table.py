@@ -195,13 +195,11 @@ def stamp_of(state: str, updated_at: str, run_dir: str) -> str | None:
     return f"{stamp}|{_logs_stamp(run_dir)}" if state in _FAILED else stamp
 
 
-def still_holds(cached: str, state: str, updated_at: str) -> bool:
-    """Whether `cached`, the stamp of an ended run that has not failed, holds without looking at its
-    directory: the row is unchanged and every writer to such a run's files (an evaluation of it,
-    `launch sync`) makes the registry forget its facts. A failed run's logs are always looked at."""
-    if state not in _ENDED or state in _FAILED:
-        return False
-    return cached.startswith(f"{FACTS_VERSION}|{state}|{updated_at}|")
+def trust() -> pages.Trust:
+    """The cached facts of an ended run that did not fail hold without a look at its directory while
+    its row is unchanged (pages.Trust): every writer to such a run's files (an evaluation of it,
+    `launch sync`) makes the registry forget them. A failed run's logs are always looked at."""
+    return pages.Trust(FACTS_VERSION, _ENDED - _FAILED)
 
 
 _ENDED = frozenset(s.value for s in RunState if s.is_terminal)
