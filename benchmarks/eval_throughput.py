@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MODULES = {"hf": "transformers", "ct2": "ctranslate2", "vllm": "vllm"}
+MODULES = {"hf": "transformers", "hf-prefix": "transformers", "ct2": "ctranslate2", "vllm": "vllm"}
 ARCHS = {"1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "7b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}
 
 
@@ -111,6 +111,28 @@ def hf_generate(model: Any, tokenizer: Any, batch_size: int, max_new: int, autoc
     return run
 
 
+class PrefixLoop:
+    """jobs.engines.prefix's loop on the HF baseline's own model (HFEngine runs it at fp32 on a CPU)."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int, max_new: int, precision: str) -> None:
+        self.model, self.tokenizer, self.batch_size, self.max_new = model, tokenizer, batch_size, max_new
+        self.precision = precision
+
+    def generate(self, prompts: list[str]) -> list[Any]:
+        import contextlib
+
+        import torch
+
+        from jobs.engines import prefix
+
+        autocast = self.precision == "bf16-autocast"
+        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+            return prefix.generate(self.model, self.tokenizer, prompts, self.batch_size, self.max_new)
+
+    def close(self) -> None:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny://qwen2-gmb", help="checkpoint dir, adapter, tiny://")
@@ -120,8 +142,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=16, help="sentences for the one-at-a-time run")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--engine", choices=["hf", "ct2", "vllm"], default="hf",
-                        help="ct2, vllm: also time that engine (jobs.engines) against HF's")  # fmt: skip
+    parser.add_argument("--engine", choices=["hf", "hf-prefix", "ct2", "vllm"], default="hf",
+                        help="hf-prefix, ct2, vllm: also time that engine (jobs.engines) against HF's "
+                             "generate (hf-prefix: the HF engine's CPU loop)")  # fmt: skip
     parser.add_argument(
         "--int8", action="store_true", help="--engine ct2 with int8 weights (quantization.mode)"
     )
@@ -166,6 +189,13 @@ def main() -> None:
         # beside the HF model on a GPU: leave it room (vLLM takes 90% of the memory by default)
         room: dict[str, Any] = {"gpu_memory_utilization": 0.5} if torch.cuda.is_available() else {}
         other = VllmEngine(eval_recipe(path, args.dtype, "vllm"), args.max_new_tokens, **room)
+    elif args.engine == "hf-prefix":
+        from jobs.engines import prefix
+
+        if prefix.applies(model):
+            other = PrefixLoop(model, tokenizer, args.batch_size, args.max_new_tokens, precision)
+        else:
+            print("the HF engine runs generate for this model (jobs.engines.prefix.applies): skipped")
     elif args.engine == "ct2":
         from jobs.engines.ct2 import CT2Engine
 

@@ -2,7 +2,7 @@
 
 An engine holds one model and its tokenizer and turns chat-formatted prompts into greedy answers:
 
-    engine = HFEngine(recipe, max_new_tokens=96, batch_size=32)      # jobs.engines.hf
+    engine = HFEngine(recipe, max_new_tokens=96, batch_size=32)      # jobs.engines.hf (.prefix: CPU fp32)
     engine = CT2Engine(recipe, max_new_tokens=96, batch_size=32)     # jobs.engines.ct2
     engine = VllmEngine(recipe, max_new_tokens=96)                   # jobs.engines.vllm
     gens = engine.generate(prompts)                                  # list[Generation], prompt order
@@ -115,6 +115,17 @@ def eos_ids(tokenizer: Any, generation_config: Any) -> set[int]:
 
 def pad_id(tokenizer: Any, ends: set[int]) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(ends)
+
+
+def common_prefix(rows: Sequence[Sequence[Any]]) -> int:
+    """Length of the longest token prefix every row shares, leaving each row at least one token."""
+    if not rows:
+        return 0
+    shortest = min(len(r) for r in rows)
+    n = 0
+    while n < shortest - 1 and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return n
 
 
 def settle(tokenizer: Any, tokens: Sequence[int], ends: set[int], pad: int, json_done: bool) -> Generation:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.engines import Generation, JsonEnd, device_name, eos_ids, pad_id, settle
+from jobs.engines import Generation, JsonEnd, common_prefix, device_name, eos_ids, pad_id, settle
 from jobs.engines.hf import Progress, buckets
 
 if TYPE_CHECKING:
@@ -47,17 +47,6 @@ def compute_type(recipe: Recipe, cuda: bool) -> str:
     if not cuda:
         return "float32"
     return {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype]
-
-
-def common_prefix(rows: Sequence[Sequence[str]]) -> int:
-    """Length of the longest token prefix every row shares, leaving each row at least one token."""
-    if not rows:
-        return 0
-    shortest = min(len(r) for r in rows)
-    n = 0
-    while n < shortest - 1 and all(r[n] == rows[0][n] for r in rows):
-        n += 1
-    return n
 
 
 def convert(recipe: Recipe, out: Path, quantization: str) -> tuple[Any, Any]:

@@ -1,0 +1,215 @@
+"""The HF engine's fast greedy loop on a CPU: a shared prompt prefix computed once, rows that leave
+their batch as they end.
+
+    gens = generate(model, tokenizer, prompts, batch_size=32, max_new_tokens=128)   # if applies(model)
+
+- the prompts' common token prefix (chat template and instructions: ~115 of SmolLM2's ~147 prompt
+  tokens) goes through the model once, at batch 1; each batch starts from copies of its KV cache
+  and prefills only its prompts' suffixes, left-padded between prefix and suffix (position ids from
+  the attention mask, as `generate` takes them from its left padding);
+- a greedy loop of its own drops a row (and its cache row) as soon as it ends, by the rules of
+  `transformers.generate` in jobs.engines.hf: an eos id, `max_new_tokens`, or its JsonEnd; once a
+  quarter of the batch is free, the next prompts are prefilled and join it (the narrower cache gets
+  masked columns after the prefix), so `batch_size` rows keep running until the prompts run out.
+
+At fp32 its answers equal jobs.engines.hf.generate's token for token (tests/integration/jobs/
+test_prefix_engine.py); under bf16 autocast the shapes differ, hence the rounding, and a few answers
+may differ (benchmarks/eval_throughput.py --engine hf-prefix counts them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jobs.engines import Generation, JsonEnd, common_prefix, eos_ids, pad_id, settle
+
+if TYPE_CHECKING:
+    import torch
+
+Progress = Callable[[int, int, float], None]
+
+
+def applies(model: Any) -> bool:
+    """True for an unquantized decoder-only model on a CPU whose KV cache is plain full attention
+    (no sliding window, no recurrent state): what this loop's cache copies and row drops assume."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    config = model.config
+    if getattr(model, "is_quantized", False) or getattr(config, "is_encoder_decoder", False):
+        return False
+    if next(model.parameters()).device.type != "cpu":
+        return False
+    try:
+        cache = DynamicCache(config=config)
+    except Exception:  # a config transformers lays out no cache for: generate handles it
+        return False
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def prefix_cache(model: Any, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) per layer of `prefix` at batch 1; empty for an empty prefix."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    if not prefix:
+        return []
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([prefix]), cache=cache, use_cache=True, logits_to_keep=1)
+    layers: list[Any] = cache.layers
+    return [(layer.keys, layer.values) for layer in layers]
+
+
+def expanded(model: Any, kv: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
+    """A fresh DynamicCache holding `rows` copies of the prefix's keys and values (none: empty)."""
+    from transformers.cache_utils import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    layers: list[Any] = cache.layers
+    for i, (k, v) in enumerate(kv):
+        layers[i].update(k.expand(rows, -1, -1, -1).contiguous(), v.expand(rows, -1, -1, -1).contiguous())
+    return cache
+
+
+@dataclass
+class Rows:
+    """The running batch: per row its prompt's index, attention mask over the cache's columns, next
+    position id and the logits its next token is chosen from; the cache holds the same rows."""
+
+    index: list[int]
+    cache: Any
+    mask: torch.Tensor
+    next_pos: torch.Tensor
+    logits: torch.Tensor
+
+    def select(self, keep: list[int], shared: int) -> None:
+        """Keep these rows only, then drop the columns after the prefix that no kept row attends to
+        (rows are right-aligned: a row that ended was the only one to use them)."""
+        import torch
+
+        if len(keep) < len(self.index):
+            at = torch.tensor(keep)
+            self.cache.batch_select_indices(at)
+            self.mask, self.next_pos, self.logits = self.mask[at], self.next_pos[at], self.logits[at]
+            self.index = [self.index[row] for row in keep]
+        unused = int(self.mask[:, shared:].any(0).int().argmax())
+        if unused:
+            cols = torch.cat([torch.arange(shared), torch.arange(shared + unused, self.mask.shape[1])])
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, cols], layer.values[:, :, cols]
+            self.mask = self.mask[:, cols]
+
+    def widen(self, columns: int, shared: int) -> None:
+        """`columns` masked columns inserted right after the prefix (to join a wider batch)."""
+        import torch
+
+        if columns == 0:
+            return
+        for layer in self.cache.layers:
+            k, v = layer.keys, layer.values
+            gap = k.new_zeros((k.shape[0], k.shape[1], columns, k.shape[3]))
+            layer.keys = torch.cat([k[:, :, :shared], gap, k[:, :, shared:]], dim=2)
+            layer.values = torch.cat([v[:, :, :shared], gap, v[:, :, shared:]], dim=2)
+        gap_mask = self.mask.new_zeros((self.mask.shape[0], columns))
+        self.mask = torch.cat([self.mask[:, :shared], gap_mask, self.mask[:, shared:]], dim=1)
+
+    def join(self, other: Rows, shared: int) -> None:
+        """Append `other`'s rows (its cache's rows too), the narrower of the two widened first."""
+        import torch
+
+        width, other_width = self.mask.shape[1], other.mask.shape[1]
+        self.widen(max(0, other_width - width), shared)
+        other.widen(max(0, width - other_width), shared)
+        for layer, extra in zip(self.cache.layers, other.cache.layers, strict=True):
+            layer.keys = torch.cat([layer.keys, extra.keys])
+            layer.values = torch.cat([layer.values, extra.values])
+        self.index += other.index
+        self.mask = torch.cat([self.mask, other.mask])
+        self.next_pos = torch.cat([self.next_pos, other.next_pos])
+        self.logits = torch.cat([self.logits, other.logits])
+
+
+def prefill(model: Any, kv: list[tuple[torch.Tensor, torch.Tensor]], index: list[int],
+            suffixes: list[list[int]], pad: int) -> Rows:  # fmt: skip
+    """New rows: the prefix's cache copied, each suffix left-padded after it and run through the
+    model (position ids from the attention mask, as transformers' generate makes them)."""
+    import torch
+
+    rows, width, shared = len(suffixes), max(len(s) for s in suffixes), kv[0][0].shape[-2] if kv else 0
+    ids = torch.full((rows, width), pad, dtype=torch.long)
+    mask = torch.zeros((rows, shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for row, suffix in enumerate(suffixes):
+        ids[row, width - len(suffix) :] = torch.tensor(suffix)
+        mask[row, shared + width - len(suffix) :] = 1
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    cache = expanded(model, kv, rows)  # updated in place by each forward
+    step = model(input_ids=ids, attention_mask=mask, position_ids=positions[:, shared:], cache=cache,
+                 use_cache=True, logits_to_keep=1)  # fmt: skip
+    return Rows(index, cache, mask, positions[:, -1] + 1, step.logits[:, -1, :])
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    batch_size: int,
+    max_new_tokens: int,
+    stop_at_json: bool = True,
+    progress: Progress | None = None,
+) -> list[Generation]:
+    """Greedy generations for `prompts` in their order, equal to jobs.engines.hf.generate's (module
+    docstring). At most `batch_size` rows run at once; as rows end, the next prompts (longest first)
+    join once a quarter of the batch is free. `progress(done, total, seconds)` is called each time
+    another `batch_size` answers are done, and at the end."""
+    import torch
+
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    ends = eos_ids(tokenizer, getattr(model, "generation_config", None))
+    pad = pad_id(tokenizer, ends)
+    shared = common_prefix(encoded)
+    pending = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+    tokens: list[list[int]] = [[] for _ in encoded]
+    json_ends = [JsonEnd() for _ in encoded]
+    out: list[Generation | None] = [None] * len(prompts)
+    started, done, reported = time.perf_counter(), 0, 0
+    running: Rows | None = None
+    with torch.inference_mode():
+        kv = prefix_cache(model, encoded[0][:shared] if encoded else [])
+        while pending or running is not None:
+            room = batch_size - (len(running.index) if running is not None else 0)
+            if pending and room >= min(len(pending), max(1, batch_size // 4)):
+                take, pending = pending[:room], pending[room:]
+                new = prefill(model, kv, take, [encoded[i][shared:] for i in take], pad)
+                if running is None:
+                    running = new
+                else:
+                    running.join(new, shared)
+            assert running is not None
+            chosen = running.logits.float().argmax(-1)
+            picked = chosen.tolist()
+            pieces = tokenizer.batch_decode([[t] for t in picked], skip_special_tokens=False)
+            keep: list[int] = []
+            for row, (i, token, piece) in enumerate(zip(running.index, picked, pieces, strict=True)):
+                tokens[i].append(token)
+                json_done = stop_at_json and json_ends[i].feed(piece)
+                if json_done or token in ends or len(tokens[i]) >= max_new_tokens:
+                    out[i] = settle(tokenizer, tokens[i], ends, pad, json_done)
+                    done += 1
+                else:
+                    keep.append(row)
+            if progress is not None and (done - reported >= batch_size or done == len(prompts) > reported):
+                reported = done
+                progress(done, len(prompts), time.perf_counter() - started)
+            if not keep:
+                running = None
+                continue
+            running.select(keep, shared)
+            r = running
+            r.mask = torch.cat([r.mask, r.mask.new_ones((len(keep), 1))], dim=-1)
+            step = model(input_ids=chosen[keep][:, None], attention_mask=r.mask,
+                         position_ids=r.next_pos[:, None], cache=r.cache, use_cache=True)  # fmt: skip
+            r.logits, r.next_pos = step.logits[:, -1, :], r.next_pos + 1
+    return [g for g in out if g is not None]
