@@ -231,13 +231,12 @@ def stream(
         [*held, *args],
     )
     cursor.row_factory = None  # plain tuples: this reads every run
-    created = CREATED
     g = 0
     while batch := cursor.fetchmany(chunk):
-        if g < len(groups) and groups[g] < (batch[-1][created], batch[-1][0]):
+        if g < len(groups) and groups[g] < (batch[-1][CREATED], batch[-1][0]):
             out: list[tuple[Any, ...]] = []
             for r in batch:
-                while g < len(groups) and groups[g] < (r[created], r[0]):
+                while g < len(groups) and groups[g] < (r[CREATED], r[0]):
                     if out:
                         yield out
                         out = []
