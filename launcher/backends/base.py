@@ -10,14 +10,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from launcher.backends.spec import FollowOn, LaunchSpec, build_spec
-from launcher.config.cluster import ClusterProfile
 from launcher.runs.cost import Used
-from launcher.runs.run import Run
 from launcher.runs.state import RunState
 from launcher.tracking.wandb_mode import redact_env
+
+if TYPE_CHECKING:
+    from launcher.config.cluster import ClusterProfile
+    from launcher.runs.run import Run
 
 P = TypeVar("P")
 

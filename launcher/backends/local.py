@@ -78,6 +78,12 @@ class LocalPayload:
 class LocalBackend(Backend[LocalPayload]):
     name = "local"
 
+    @classmethod
+    def asking(cls) -> LocalBackend:
+        """A backend that only asks about and signals this machine's processes (status, explain,
+        restarts, cancel): it has no profile, so it must not translate or submit."""
+        return cls.__new__(cls)
+
     def _gpu_ids(self) -> list[int]:
         local = self.profile.local
         if local and local.gpu_ids is not None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from launcher.kinds.table import kind_of
-from launcher.runs.run import Run
+if TYPE_CHECKING:
+    from launcher.runs.run import Run
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def job_env(run: Run) -> dict[str, str]:
 
 def build_spec(run: Run) -> LaunchSpec:
     """The spec of `run`. Pure: the backend decides what it can run (nodes, GPUs, time)."""
+    from launcher.kinds.table import kind_of  # the job-kind table only to submit, not to ask a backend
+
     recipe, res = run.recipe, run.recipe.resources
     kind = kind_of(recipe)
     deepspeed = recipe.distributed.strategy == "deepspeed"

@@ -16,19 +16,19 @@ if TYPE_CHECKING:
 
 def follow_run(registry: Registry, run_id: str) -> int:
     """Stream a run's logs until it ends; 0 only when it completed. Ctrl-C: the run goes on, 130."""
-    from launcher.runs import service as launching
+    from launcher.runs import refresh as refreshing
     from launcher.runs.find import find_row
     from launcher.runs.state import RunState
     from launcher.views import logs as logview
 
     row = find_row(registry, run_id)
-    backend = launching.backend_of(row)
+    backend = refreshing.backend_of(row)
     try:
         for job_id in row.job_ids:
             logview.show(partial(backend.logs, Path(row.run_dir), job_id), follow=True)
     except KeyboardInterrupt:
         return logview.interrupted([run_id])
-    state = RunState(launching.refresh(registry, [row])[0].state)
+    state = RunState(refreshing.refresh(registry, [row])[0].state)
     console(stderr=True).print(f"{run_id}: {state.value}")
     return 0 if state is RunState.COMPLETED else 1
 

@@ -72,6 +72,7 @@ def status_cmd(
         return
     if run:
         from launcher.loop import chain
+        from launcher.runs import refresh as refreshing
         from launcher.runs import service as launching
         from launcher.runs.find import find_row
         from launcher.views import status as status_view
@@ -79,7 +80,7 @@ def status_cmd(
 
         row = find_row(registry, run)
         with console(stderr=True).status("Asking the scheduler ..."):
-            row = launching.refresh(registry, [row], fresh=fresh)[0]
+            row = refreshing.refresh(registry, [row], fresh=fresh)[0]
             chained = chain.chain_lines(Path(row.run_dir), row.state)
             used = launching.used_gpu_hours([row])[row.run_id]
         if json_:
@@ -172,15 +173,15 @@ def fast_status(argv: list[str]) -> bool:
 
 
 def _refresh(registry: Registry, rows: list[RunRow], fresh: bool = False) -> list[RunRow]:
-    """The schedulers asked about the unfinished `rows` (the service and the backends imported only
-    when there are some: a registry of ended runs is shown without them)."""
+    """The schedulers asked about the unfinished `rows` (the backends imported only when there are
+    some: a registry of ended runs is shown without them)."""
     from launcher.runs.state import RunState
 
     if all(r.state == RunState.SUBMITTING or RunState.ended(r.state) for r in rows):
         return rows
-    from launcher.runs import service as launching
+    from launcher.runs.refresh import refresh
 
-    return launching.refresh(registry, rows, fresh=fresh)
+    return refresh(registry, rows, fresh=fresh)
 
 
 @app.command("logs")
@@ -198,7 +199,7 @@ def logs_cmd(
     """Print a run's logs: stdout lines labelled `out|`, stderr lines `err|`; known library noise
     (FutureWarnings, W&B banners, ...) is left out of the view, never out of the files."""
     from launcher.errors import SetupError, UserError
-    from launcher.runs import service as launching
+    from launcher.runs import refresh as refreshing
     from launcher.runs.find import find_row
     from launcher.runs.registry import Registry
     from launcher.views import logs as logview
@@ -210,7 +211,7 @@ def logs_cmd(
         raise UserError(f"--task {task}: {row.run_id} {logview.tasks_text(tasks)}")
     if not Path(row.run_dir).is_dir():
         raise SetupError(f"{row.run_id}: its run directory {row.run_dir} is gone (deleted or moved): no logs")
-    backend = launching.backend_of(row)
+    backend = refreshing.backend_of(row)
     try:
         for index, job_id, _ in row.jobs:
             if task is None or task == index:
@@ -264,6 +265,7 @@ def _evaluations_cancel(registry: Registry, run_id: str) -> bool:
 def _sweep_status(registry: Registry, ref: str, fresh: bool = False) -> bool:
     """`launch status SWEEP`: its points table; False when `ref` names no sweep."""
     from launcher.loop import sweep
+    from launcher.runs import refresh as refreshing
     from launcher.runs import service as launching
     from launcher.views.sweeps import sweep_table
 
@@ -271,7 +273,7 @@ def _sweep_status(registry: Registry, ref: str, fresh: bool = False) -> bool:
     if found is None:
         return False
     with console(stderr=True).status("Asking the schedulers ..."):
-        rows = launching.refresh(registry, registry.children(found.sweep_id), fresh=fresh)
+        rows = refreshing.refresh(registry, registry.children(found.sweep_id), fresh=fresh)
         used = launching.used_gpu_hours(rows)
     wide_console().print(sweep_table(found, rows, used), crop=False)
     return True

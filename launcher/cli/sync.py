@@ -89,7 +89,7 @@ def _story(row: RunRow) -> dict[str, Any]:
 
 def _selection(ref: str | None, all_: bool) -> Selection:
     """The W&B runs `ref` (or --all) names, with the registry's rows refreshed from their schedulers."""
-    from launcher.runs import service
+    from launcher.runs import refresh as refreshing
     from launcher.runs.registry import Registry
     from launcher.runs.state import RunState
     from launcher.tracking import wandb_sync
@@ -98,7 +98,7 @@ def _selection(ref: str | None, all_: bool) -> Selection:
     runs = wandb_sync.select(registry, ref, all_)
     ids = {run_id for run_id, _ in runs}
     rows = [r for r in registry.all() if r.run_id in ids]
-    rows = [r for r in rows if RunState.ended(r.state)] + service.refresh(
+    rows = [r for r in rows if RunState.ended(r.state)] + refreshing.refresh(
         registry, [r for r in rows if not RunState.ended(r.state)]
     )
     stories = {r.run_id: _story(r) for r in rows}

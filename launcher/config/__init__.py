@@ -5,6 +5,8 @@ Modules:
 
 - `checks`: Checks of a recipe's local inputs, run by the launcher before submitting and by jobs at start.
 - `cluster`: Cluster profiles: everything site-specific, and the checks of a recipe against a profile.
+- `duration`: Slurm-style durations (`resources.time`, a profile's `limits.max_time`), apart from the
+  recipe sections so that a profile is read without them.
 - `grid`: A sweep's grid: the `sweep:` section of a recipe, `--grid KEY=V1,V2,...`, and its points.
 - `kind_sections`: Recipe sections that one job kind owns: `classify:` (the classify kind) and `spacy:` (the
   spacy kind).

@@ -5,16 +5,18 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
 from launcher import paths
-from launcher.config.recipe import Recipe
+from launcher.config.duration import Duration, duration_seconds
 from launcher.config.schema import EnvVars, Strict, validate
-from launcher.config.sections import Duration, duration_seconds
 from launcher.config.yamlio import load_yaml
 from launcher.errors import UserError
+
+if TYPE_CHECKING:
+    from launcher.config.recipe import Recipe
 
 
 class GpuSpec(Strict):

@@ -4,11 +4,11 @@ puts them together with the job-kind rules."""
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
+from launcher.config.duration import Duration, duration_seconds
 from launcher.config.schema import Strict
 from launcher.tracking.wandb_mode import WandbRequest
 
@@ -19,34 +19,6 @@ Optim = Literal[
     "adamw_torch", "adamw_torch_fused", "adamw_torch_8bit", "adamw_torch_4bit", "adamw_8bit",
     "adamw_bnb_8bit", "paged_adamw_8bit",
 ]  # fmt: skip
-
-_DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-
-def duration_seconds(text: str) -> int:
-    """Seconds in a Slurm-style duration: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM[:SS]`."""
-    m = _DURATION.match(str(text).strip())
-    if not m:
-        raise ValueError(f"'{text}' is not a duration; use HH:MM:SS or D-HH:MM:SS")
-    days, a, b, c = m.groups()
-    if days is not None:
-        hours, minutes, seconds = int(a), int(b or 0), int(c or 0)
-    elif c is not None:
-        hours, minutes, seconds = int(a), int(b), int(c)
-    elif b is not None:
-        hours, minutes, seconds = 0, int(a), int(b)
-    else:
-        hours, minutes, seconds = 0, int(a), 0
-    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def _check_duration(value: str | int) -> str:
-    if duration_seconds(str(value)) == 0:  # Slurm reads --time=0 as UNLIMITED
-        raise ValueError(f"'{value}' is zero, which Slurm reads as unlimited; use a positive HH:MM:SS")
-    return str(value)
-
-
-Duration = Annotated[str, BeforeValidator(_check_duration)]
 
 
 class ModelSpec(Strict):

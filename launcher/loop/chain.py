@@ -32,16 +32,18 @@ from launcher import paths
 from launcher.backends.base import get_backend
 from launcher.backends.spec import FollowOn
 from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
+from launcher.config.duration import duration_seconds
 from launcher.config.recipe import Recipe, load_recipe
-from launcher.config.sections import duration_seconds
 from launcher.errors import SetupError, UserError
 from launcher.jsonio import atomic_write_json, read_object
 from launcher.kinds.table import kind_of
 from launcher.loop import reeval
+from launcher.runs import refresh as refreshing
 from launcher.runs import results as evaluation
 from launcher.runs import service as launching
 from launcher.runs.code import code_variables, live_search_path, split_path, working_directory
 from launcher.runs.launch_info import ChainInfo, ChainStep, LaunchInfo
+from launcher.runs.refresh import profile_of
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.state import ChainState, RunState
 
@@ -218,7 +220,7 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     if row is None or not row.job_ids:
         raise SetupError(f"{run_id}: no submitted training job to chain after")
     run_dir = Path(row.run_dir)
-    profile = launching.profile_of(row)
+    profile = profile_of(row)
     chain_dir(run_dir).mkdir(exist_ok=True)
     write_state(run_dir, "waiting", reason="for training to end")
     steps = [ChainStep(**asdict(s)) for s in spec.steps]
@@ -291,7 +293,7 @@ def _job_ended(run_dir: Path, job_id: str) -> str | None:
     if row is None:
         return None
     try:
-        state = launching.backend_of(row).status([job_id]).get(job_id, RunState.UNKNOWN)
+        state = refreshing.backend_of(row).status([job_id]).get(job_id, RunState.UNKNOWN)
     except UserError:
         return None
     return state.value if state.is_terminal else None
@@ -355,7 +357,7 @@ def cancel(registry: Registry, row: RunRow) -> str | None:
     if recorded in {s.value for s in ChainState if s.is_ended}:
         return recorded
     if found.job_id and _job_ended(run_dir, found.job_id) is None:
-        launching.backend_of(row).cancel(found.job_id)  # waits until it ended
+        refreshing.backend_of(row).cancel(found.job_id)  # waits until it ended
     for eval_id in found.evals:
         child = registry.get(eval_id)
         if child is not None and not RunState.ended(child.state):
@@ -373,7 +375,7 @@ def _wait_training(registry: Registry, run_id: str, poll: float = 2.0) -> RunRow
         row = registry.get(run_id)
         if row is None:
             raise SetupError(f"{run_id}: not in the registry {registry.path}")
-        row = launching.refresh(registry, [row])[0]
+        row = refreshing.refresh(registry, [row])[0]
         if RunState.ended(row.state):
             return row
         time.sleep(poll)

@@ -24,6 +24,7 @@ from launcher.config.recipe import Recipe, load_recipe, read_resolved
 from launcher.errors import SetupError, UserError
 from launcher.kinds.table import KINDS, kind_of
 from launcher.runs import cost
+from launcher.runs import refresh as refreshing
 from launcher.runs import results as evaluation
 from launcher.runs import service as launching
 from launcher.runs.checkpoints import complete_checkpoints
@@ -111,7 +112,7 @@ def _running(registry: Registry, run_id: str, evaluator: str) -> dict[tuple[str,
     if not children:
         return {}
     found = {}
-    for row in launching.refresh(registry, children):
+    for row in refreshing.refresh(registry, children):
         if RunState(row.state).is_terminal:
             continue
         try:
@@ -287,7 +288,7 @@ def wait(
     seen: dict[str, str] = {}
     since = time.monotonic()
     while True:
-        rows = launching.refresh(registry, rows)
+        rows = refreshing.refresh(registry, rows)
         for row in rows:
             if seen.get(row.run_id) != row.state:
                 seen[row.run_id] = row.state

@@ -21,6 +21,7 @@ from launcher.config.recipe import Recipe, load_recipe, recipe_from_data
 from launcher.config.yamlio import load_yaml
 from launcher.errors import UserError, choices_text, require_nonempty, require_positive
 from launcher.loop import chain
+from launcher.runs import refresh as refreshing
 from launcher.runs import service as launching
 from launcher.runs.cost import budget_line, total
 from launcher.runs.registry import Registry, SweepRow
@@ -175,7 +176,7 @@ def resolve(registry: Registry, ref: str) -> SweepRow | None:
 def cancel_all(registry: Registry, sweep_row: SweepRow) -> dict[str, str]:
     """Cancel every unfinished point of a sweep and every point's chain; {run id: state after}."""
 
-    rows = launching.refresh(registry, registry.children(sweep_row.sweep_id), fresh=True)
+    rows = refreshing.refresh(registry, registry.children(sweep_row.sweep_id), fresh=True)
     states = {row.run_id: row.state for row in rows}  # in the sweep's order
     # one cancel for all the points (of all the sweep's arrays), the queued ones first
     states.update({run_id: state.value for run_id, state in launching.cancel_many(registry, rows).items()})

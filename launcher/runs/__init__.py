@@ -18,6 +18,8 @@ Modules:
 - `progress`: `<run_dir>/progress.json`: where a job stands, written by the job (a training job every
   logging step, an evaluation after each batch) and read by `launch status` and `--follow` (a small file,
   never the logs).
+- `refresh`: A run's backend, and refreshing runs' states from their schedulers (each asked once for all its
+  unfinished jobs); a local run's without reading its profile.
 - `registry`: SQLite registry of runs and their scheduler jobs under $LAUNCH_HOME (WAL on a local disk, a
   rollback journal and a lock file on a network filesystem), its schema upgraded in place.
 - `rebuild`: `launch doctor --rebuild-registry`: a new registry from the run directories' launch.json.
@@ -25,6 +27,6 @@ Modules:
   eval recipe, where results go, and the fingerprint that says a result is current.
 - `run`: A run: its id, its directory and launch.json, written only once everything validated.
 - `snapshot`: Code snapshots beside the runs, content-addressed: plan (hash), store, list, prune.
-- `service`: What the verbs do, apart from printing: prepare, submit, refresh and cancel runs.
+- `service`: What the verbs do, apart from printing: prepare, submit and cancel runs.
 - `state`: The states of a run (kept in the registry) and of a run's `--then` chain (chain/state.json).
 """

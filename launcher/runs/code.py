@@ -25,12 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from launcher.errors import SetupError
-from launcher.kinds.view import RecipeView
 from launcher.runs import snapshot
 from launcher.runs.launch_info import CodeInfo, GitInfo
 from launcher.tracking.wandb_mode import redact_text
+
+if TYPE_CHECKING:
+    from launcher.kinds.view import RecipeView
 
 DIFF_FILE = "code.diff"
 DIFF_LIMIT = 20 * 1024 * 1024

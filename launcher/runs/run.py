@@ -7,14 +7,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher import paths
-from launcher.config.cluster import ClusterProfile
-from launcher.config.recipe import Recipe
 from launcher.runs.code import DIFF_FILE, Code
 from launcher.runs.code import plan as plan_code
 from launcher.runs.launch_info import LaunchInfo
+
+if TYPE_CHECKING:
+    from launcher.config.cluster import ClusterProfile
+    from launcher.config.recipe import Recipe
 
 
 def new_run_id(recipe_name: str, now: datetime | None = None) -> str:

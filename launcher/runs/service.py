@@ -1,4 +1,5 @@
-"""What the verbs do, apart from printing: prepare, submit, refresh and cancel runs."""
+"""What the verbs do, apart from printing: prepare, submit and cancel runs (refreshing them is
+`launcher.runs.refresh`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import importlib.util
 import shutil
 import signal
 import sqlite3
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher import paths
-from launcher.backends.base import NEVER_STARTS, Backend, Request, get_backend, overall_state
+from launcher.backends.base import Backend, Request, get_backend
 from launcher.config.checks import check_inputs
 from launcher.config.cluster import ClusterProfile, check_fit, load_cluster
 from launcher.config.recipe import Recipe, load_recipe
-from launcher.config.schema import validate
 from launcher.errors import SetupError, UserError, choices_text, did_you_mean
 from launcher.kinds.custom import check_job_module
 from launcher.kinds.table import implemented_jobs, kind_of
 from launcher.runs import cost
 from launcher.runs.code import plan as plan_code
 from launcher.runs.launch_info import LaunchInfo
+from launcher.runs.refresh import backend_of, refresh
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.run import Run
 from launcher.runs.state import RunState
@@ -272,66 +272,6 @@ def _record(registry: Registry, run: Run, info: LaunchInfo, job_ids: list[str]) 
             f"{run.run_id} was submitted as job {', '.join(job_ids)} but recording it failed: {err}; "
             f"`launch cancel {run.run_id}` or the scheduler's own cancel stops it"
         ) from None
-
-
-def profile_of(row: RunRow) -> ClusterProfile:
-    """The profile a run was submitted with (kept in launch.json), else the current one by name."""
-    saved = LaunchInfo.read(Path(row.run_dir)).extra.get("profile")
-    if saved:
-        return validate(ClusterProfile, saved, f"{row.run_dir}/launch.json")
-    try:
-        return load_cluster(row.cluster)
-    except UserError:
-        if row.backend != "local":
-            raise
-        # the run directory and its profile file are gone: a local run's processes are found from
-        # its job id alone, so status and cancel still work
-        return ClusterProfile(name=row.cluster, backend="local")
-
-
-def backend_of(row: RunRow) -> Backend[Any]:
-    return get_backend(profile_of(row))
-
-
-def _warn_line(line: str) -> None:
-    sys.stderr.write(f"warning: {line}\n")
-
-
-def refresh(
-    registry: Registry, rows: list[RunRow], warn: Callable[[str], None] = _warn_line, fresh: bool = False
-) -> list[RunRow]:
-    """Ask each backend once for the states of all unfinished jobs; update the registry.
-
-    A scheduler that does not answer leaves its runs as last seen and `warn` gets its one line;
-    `warn` also gets each run that will never start. `fresh`: no answer shared by other processes
-    a moment ago (`Backend.fresh`)."""
-    pending = [r for r in rows if r.state != RunState.SUBMITTING and not RunState(r.state).is_terminal]
-    by_profile: dict[tuple[str, str], list[RunRow]] = defaultdict(list)
-    for row in pending:
-        by_profile[(row.backend, row.cluster)].append(row)
-    for group in by_profile.values():
-        try:
-            backend = backend_of(group[0])
-        except UserError:
-            continue
-        backend.fresh = fresh
-        states = backend.status([job for row in group for job in row.job_ids])
-        if backend.unanswered:
-            warn(f"cluster {group[0].cluster}: {backend.unanswered}")
-        for row in group:
-            task_states = {task: states.get(job, RunState.UNKNOWN) for task, job, _ in row.jobs}
-            if backend.unanswered and RunState.UNKNOWN in task_states.values():
-                continue
-            state = overall_state(list(task_states.values()))
-            note = backend.explain(row.job_ids[0]) if row.job_ids else None
-            if note and note.startswith(NEVER_STARTS):
-                warn(f"{row.run_id}: {note}")
-            counts = [n for n in (backend.restarts(job) for job in row.job_ids) if n is not None]
-            registry.set_state(
-                row.run_id, state.value, {t: s.value for t, s in task_states.items()}, note,
-                restarts=max(counts) if counts else None,
-            )  # fmt: skip
-    return [registry.get(r.run_id) or r for r in rows]
 
 
 def finished(state: str) -> bool:

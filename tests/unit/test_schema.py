@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from launcher.config.cluster import check_fit, load_cluster
+from launcher.config.duration import duration_seconds
 from launcher.config.recipe import Recipe, load_recipe
 from launcher.config.schema import apply_overrides, parse_override
-from launcher.config.sections import duration_seconds
 from launcher.errors import UserError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from launcher.config.sections import duration_seconds
+from launcher.config.duration import duration_seconds
 from launcher.runs.state import RunState
 
 SLURM_STATES: dict[str, RunState] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from launcher.runs import service as launching
+from launcher.runs.refresh import refresh
 from launcher.runs.registry import Registry
 from tests.support.cli import Launch, wait_for
 
@@ -42,4 +43,4 @@ def test_a_run_id_collision_takes_a_new_suffix(launch_env: dict[str, str], tmp_p
     ids = {row.run_id: row.job_ids for row in registry.all()}
     assert len(ids) == 2 and ids[first.run.run_id] == [job], ids
     for run_id in ids:
-        wait_for(lambda r=run_id: launching.refresh(registry, [registry.get(r)])[0].state == "completed")
+        wait_for(lambda r=run_id: refresh(registry, [registry.get(r)])[0].state == "completed")
