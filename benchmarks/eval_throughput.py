@@ -14,6 +14,10 @@ tiny tokenizer to a temporary directory (`jobs.tiny.models.random_like`: nothing
 it the way jobs.evaluate loads a checkpoint; random weights
 never stop early, so every sentence generates exactly `--max-new-tokens` (64, as in
 calibration/h200_throughput.json: 0.63 sentences/s one at a time, 79.9 at batch 256 on an H200).
+The batched baseline is the HF path as the research first ran it on a CPU (bf16 autocast casting the
+fp32 weights on every call, transformers' generate); `--engine hf-prefix` times the HF engine as
+jobs.evaluate runs it now (jobs.engines.hf.HFEngine: weights cast once, jobs.engines.prefix's loop)
+against it, and counts the answers that differ and scores both.
 `--engine vllm` also loads the model into jobs.engines.vllm.VllmEngine and times it against the HF
 engine at `--batch-size`, alternating, on the same prompts; vLLM needs its own interpreter here:
 
@@ -50,10 +54,12 @@ def eval_recipe(ref: str, dtype: str, engine: str = "hf", quantization: str = "n
 
 
 def checkpoint_model(ref: str, dtype: str) -> tuple[Any, Any, str]:
-    """A checkpoint, adapter, hub name or tiny:// loaded exactly as jobs.evaluate loads it."""
+    """A checkpoint, adapter, hub name or tiny:// loaded as jobs.evaluate loaded it before the HF
+    engine cast its Linear weights once under CPU bf16 autocast (the baseline: autocast casts them
+    on every call, with the same bf16 values)."""
     from jobs.engines.hf import load
 
-    return load(eval_recipe(ref, dtype))
+    return load(eval_recipe(ref, dtype), cast_once=False)
 
 
 def test_sentences(n: int) -> list[Any]:
@@ -111,28 +117,6 @@ def hf_generate(model: Any, tokenizer: Any, batch_size: int, max_new: int, autoc
     return run
 
 
-class PrefixLoop:
-    """jobs.engines.prefix's loop on the HF baseline's own model (HFEngine runs it at fp32 on a CPU)."""
-
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int, max_new: int, precision: str) -> None:
-        self.model, self.tokenizer, self.batch_size, self.max_new = model, tokenizer, batch_size, max_new
-        self.precision = precision
-
-    def generate(self, prompts: list[str]) -> list[Any]:
-        import contextlib
-
-        import torch
-
-        from jobs.engines import prefix
-
-        autocast = self.precision == "bf16-autocast"
-        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
-            return prefix.generate(self.model, self.tokenizer, prompts, self.batch_size, self.max_new)
-
-    def close(self) -> None:
-        pass
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny://qwen2-gmb", help="checkpoint dir, adapter, tiny://")
@@ -144,7 +128,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--engine", choices=["hf", "hf-prefix", "ct2", "vllm"], default="hf",
                         help="hf-prefix, ct2, vllm: also time that engine (jobs.engines) against HF's "
-                             "generate (hf-prefix: the HF engine's CPU loop)")  # fmt: skip
+                             "generate (hf-prefix: the HF engine as jobs.evaluate runs it, its CPU loop "
+                             "and its Linear weights cast once under bf16 autocast)")  # fmt: skip
     parser.add_argument(
         "--int8", action="store_true", help="--engine ct2 with int8 weights (quantization.mode)"
     )
@@ -190,12 +175,11 @@ def main() -> None:
         room: dict[str, Any] = {"gpu_memory_utilization": 0.5} if torch.cuda.is_available() else {}
         other = VllmEngine(eval_recipe(path, args.dtype, "vllm"), args.max_new_tokens, **room)
     elif args.engine == "hf-prefix":
-        from jobs.engines import prefix
+        from jobs.engines.hf import HFEngine
 
-        if prefix.applies(model):
-            other = PrefixLoop(model, tokenizer, args.batch_size, args.max_new_tokens, precision)
-        else:
-            print("the HF engine runs generate for this model (jobs.engines.prefix.applies): skipped")
+        other = HFEngine(eval_recipe(path, args.dtype), args.max_new_tokens, args.batch_size)
+        if not other.shared_prefix:
+            print("the HF engine runs generate for this model (jobs.engines.prefix.applies)")
     elif args.engine == "ct2":
         from jobs.engines.ct2 import CT2Engine
 

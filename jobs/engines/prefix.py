@@ -14,7 +14,7 @@ their batch as they end.
 
 At fp32 its answers equal jobs.engines.hf.generate's token for token (tests/integration/jobs/
 test_prefix_engine.py); under bf16 autocast the shapes differ, hence the rounding, and a few answers
-may differ (benchmarks/eval_throughput.py --engine hf-prefix counts them).
+differ (benchmarks/eval_throughput.py --engine hf-prefix counts them and scores both).
 """
 
 from __future__ import annotations
