@@ -43,7 +43,6 @@ from launcher.runs import results as evaluation
 from launcher.runs import service as launching
 from launcher.runs.code import code_variables, live_search_path, split_path, working_directory
 from launcher.runs.launch_info import ChainInfo, ChainStep, LaunchInfo
-from launcher.runs.refresh import profile_of
 from launcher.runs.registry import Registry, RunRow
 from launcher.runs.state import ChainState, RunState
 
@@ -220,7 +219,7 @@ def attach(registry: Registry, run_id: str, spec: ChainSpec) -> str:
     if row is None or not row.job_ids:
         raise SetupError(f"{run_id}: no submitted training job to chain after")
     run_dir = Path(row.run_dir)
-    profile = profile_of(row)
+    profile = refreshing.profile_of(row)
     chain_dir(run_dir).mkdir(exist_ok=True)
     write_state(run_dir, "waiting", reason="for training to end")
     steps = [ChainStep(**asdict(s)) for s in spec.steps]
