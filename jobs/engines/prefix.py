@@ -10,7 +10,10 @@ their batch as they end.
 - a greedy loop of its own drops a row (and its cache row) as soon as it ends, by the rules of
   `transformers.generate` in jobs.engines.hf: an eos id, `max_new_tokens`, or its JsonEnd; once a
   quarter of the batch is free, the next prompts are prefilled and join it (the narrower cache gets
-  masked columns after the prefix), so `batch_size` rows keep running until the prompts run out.
+  masked columns after the prefix), so `batch_size` rows keep running until the prompts run out;
+- the cache is jobs.engines.kv's BufferLayers: each step writes its column in place (no copy of the
+  cache per token), and a row that ends takes the last kept row in its place (a copy of that row,
+  not of the batch).
 
 At fp32 its answers equal jobs.engines.hf.generate's token for token (tests/integration/jobs/
 test_prefix_engine.py); under bf16 autocast the shapes differ, hence the rounding, and a few answers
@@ -63,13 +66,17 @@ def prefix_cache(model: Any, prefix: list[int]) -> list[tuple[torch.Tensor, torc
 
 
 def expanded(model: Any, kv: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
-    """A fresh DynamicCache holding `rows` copies of the prefix's keys and values (none: empty)."""
+    """A fresh DynamicCache of BufferLayers (jobs.engines.kv: each step writes in place) holding
+    `rows` copies of the prefix's keys and values (none: empty)."""
     from transformers.cache_utils import DynamicCache
 
+    from jobs.engines.kv import BufferLayer
+
     cache = DynamicCache(config=model.config)
-    layers: list[Any] = cache.layers
-    for i, (k, v) in enumerate(kv):
-        layers[i].update(k.expand(rows, -1, -1, -1).contiguous(), v.expand(rows, -1, -1, -1).contiguous())
+    layers = [BufferLayer() for _ in cache.layers]
+    cache.layers = list(layers)
+    for layer, (k, v) in zip(layers, kv, strict=False):
+        layer.update(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
     return cache
 
 
@@ -84,51 +91,66 @@ class Rows:
     next_pos: torch.Tensor
     logits: torch.Tensor
 
-    def select(self, keep: list[int], shared: int) -> None:
+    def select(self, keep: list[int], shared: int) -> list[int]:
         """Keep these rows only, then drop the columns after the prefix that no kept row attends to
-        (rows are right-aligned: a row that ended was the only one to use them)."""
+        (rows are right-aligned: a row that ended was the only one to use them). The kept rows
+        after the last kept position fill the holes (a copy of the moved rows, not of the cache),
+        so the order changes: returns the new order as old row positions."""
         import torch
 
+        order = list(range(len(self.index)))
         if len(keep) < len(self.index):
-            at = torch.tensor(keep)
-            self.cache.batch_select_indices(at)
+            order, holes, movers = compacted(keep)
+            for layer in self.cache.layers:
+                layer.move_rows(holes, movers, len(keep))
+            at = torch.tensor(order)
             self.mask, self.next_pos, self.logits = self.mask[at], self.next_pos[at], self.logits[at]
-            self.index = [self.index[row] for row in keep]
+            self.index = [self.index[row] for row in order]
         unused = int(self.mask[:, shared:].any(0).int().argmax())
         if unused:
-            cols = torch.cat([torch.arange(shared), torch.arange(shared + unused, self.mask.shape[1])])
             for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, cols], layer.values[:, :, cols]
-            self.mask = self.mask[:, cols]
-
-    def widen(self, columns: int, shared: int) -> None:
-        """`columns` masked columns inserted right after the prefix (to join a wider batch)."""
-        import torch
-
-        if columns == 0:
-            return
-        for layer in self.cache.layers:
-            k, v = layer.keys, layer.values
-            gap = k.new_zeros((k.shape[0], k.shape[1], columns, k.shape[3]))
-            layer.keys = torch.cat([k[:, :, :shared], gap, k[:, :, shared:]], dim=2)
-            layer.values = torch.cat([v[:, :, :shared], gap, v[:, :, shared:]], dim=2)
-        gap_mask = self.mask.new_zeros((self.mask.shape[0], columns))
-        self.mask = torch.cat([self.mask[:, :shared], gap_mask, self.mask[:, shared:]], dim=1)
+                layer.drop_columns(shared, shared + unused)
+            self.mask = torch.cat([self.mask[:, :shared], self.mask[:, shared + unused :]], dim=1)
+        return order
 
     def join(self, other: Rows, shared: int) -> None:
-        """Append `other`'s rows (its cache's rows too), the narrower of the two widened first."""
+        """Append `other`'s rows (its cache's rows too); the narrower of the two gets masked columns
+        right after the prefix."""
         import torch
 
         width, other_width = self.mask.shape[1], other.mask.shape[1]
-        self.widen(max(0, other_width - width), shared)
-        other.widen(max(0, width - other_width), shared)
         for layer, extra in zip(self.cache.layers, other.cache.layers, strict=True):
-            layer.keys = torch.cat([layer.keys, extra.keys])
-            layer.values = torch.cat([layer.values, extra.values])
+            layer.stack(extra, shared)
+        self.mask = torch.cat([_widened(self.mask, other_width - width, shared),
+                               _widened(other.mask, width - other_width, shared)])  # fmt: skip
         self.index += other.index
-        self.mask = torch.cat([self.mask, other.mask])
         self.next_pos = torch.cat([self.next_pos, other.next_pos])
         self.logits = torch.cat([self.logits, other.logits])
+
+
+def compacted(keep: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """For rows `keep` (ascending) to stay: (the new order as old positions, the holes below
+    len(keep) left by rows that go, the kept rows at or above len(keep) that move into them).
+
+    >>> compacted([0, 2, 3, 5])
+    ([0, 5, 2, 3], [1], [5])
+    """
+    n, kept = len(keep), set(keep)
+    holes = [p for p in range(n) if p not in kept]
+    movers = [q for q in keep if q >= n]
+    order = list(range(n))
+    for hole, mover in zip(holes, movers, strict=True):
+        order[hole] = mover
+    return order, holes, movers
+
+
+def _widened(mask: torch.Tensor, columns: int, shared: int) -> torch.Tensor:
+    """`mask` with `columns` zero columns after its first `shared` (itself for `columns` <= 0)."""
+    import torch
+
+    if columns <= 0:
+        return mask
+    return torch.cat([mask[:, :shared], mask.new_zeros((mask.shape[0], columns)), mask[:, shared:]], dim=1)
 
 
 def prefill(model: Any, kv: list[tuple[torch.Tensor, torch.Tensor]], index: list[int],
@@ -206,10 +228,10 @@ def generate(
             if not keep:
                 running = None
                 continue
-            running.select(keep, shared)
+            order = running.select(keep, shared)
             r = running
             r.mask = torch.cat([r.mask, r.mask.new_ones((len(keep), 1))], dim=-1)
-            step = model(input_ids=chosen[keep][:, None], attention_mask=r.mask,
+            step = model(input_ids=chosen[order][:, None], attention_mask=r.mask,
                          position_ids=r.next_pos[:, None], cache=r.cache, use_cache=True)  # fmt: skip
             r.logits, r.next_pos = step.logits[:, -1, :], r.next_pos + 1
     return [g for g in out if g is not None]
