@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from launcher.config.recipe import Recipe
 
 
+class Progress(Protocol):
+    """Called as answers are done: `done` of `total` prompts after `seconds`. `left`, from an
+    engine whose prompts do not all cost the same (jobs.engines.prefix runs the longest first), is
+    its estimate of the share of the work still to do; None: (total - done) / total."""
+
+    def __call__(self, done: int, total: int, seconds: float, left: float | None = None) -> None: ...
+
+
 @dataclass(frozen=True)
 class Generation:
     """One generated answer: its text (prompt and eos excluded), its length in tokens, and why

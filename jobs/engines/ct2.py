@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.engines import Generation, JsonEnd, common_prefix, device_name, eos_ids, pad_id, settle
-from jobs.engines.hf import Progress, buckets
+from jobs.engines import Generation, JsonEnd, Progress, common_prefix, device_name, eos_ids, pad_id, settle
+from jobs.engines.hf import buckets
 
 if TYPE_CHECKING:
     from launcher.config.recipe import Recipe

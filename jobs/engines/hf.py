@@ -4,17 +4,25 @@ jobs.engines.prefix's loop (at fp32 the same answers, faster; under bf16 autocas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from jobs.engines import Generation, JsonEnd, device_name, eos_ids, pad_id, prefix, settle, tokenizer_source
+from jobs.engines import (
+    Generation,
+    JsonEnd,
+    Progress,
+    device_name,
+    eos_ids,
+    pad_id,
+    prefix,
+    settle,
+    tokenizer_source,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from launcher.config.recipe import Recipe
-
-Progress = Callable[[int, int, float], None]
 
 
 def json_stopping_criteria(tokenizer: Any, prompt_width: int, rows: int) -> Any:

@@ -59,11 +59,12 @@ def open_engine(recipe: Recipe, run_dir: Path | None = None) -> Engine:
     done is also written to its progress.json (what `launch status` and `--follow` show)."""
     e = recipe.eval
 
-    def progress(done: int, total: int, seconds: float) -> None:
+    def progress(done: int, total: int, seconds: float, left: float | None = None) -> None:
         rate = done / max(seconds, 1e-9)
         print(f"  {done}/{total} sentences, {rate:.2f} sentences/s", flush=True)
         if run_dir is not None:
-            eta = (total - done) / rate if rate > 0 else None
+            share = (total - done) / total if left is None else left
+            eta = seconds * share / (1 - share) if 0 < share < 1 else (0.0 if share == 0 else None)
             write_progress(run_dir, Progress(step=done, total_steps=total, eta_s=eta, updated_at=now_iso(),
                                              unit="sentence", items_per_s=rate))  # fmt: skip
 

@@ -79,7 +79,9 @@ def test_prompts_sharing_no_prefix_and_a_prompt_that_is_all_prefix() -> None:
 
 def test_progress_after_each_batch_and_answers_in_prompt_order_as_generate_gives_them() -> None:
     seen: list[tuple[int, int]] = []
-    engine = HFEngine(load_recipe("tiny_ner_eval"), 4, 3, progress=lambda d, t, s: seen.append((d, t)))
+    engine = HFEngine(
+        load_recipe("tiny_ner_eval"), 4, 3, progress=lambda d, t, s, left=None: seen.append((d, t))
+    )
     prompts = [f"sentence number {'x ' * i}" for i in range(8)]
     gens = engine.generate(prompts)
     assert seen == [(3, 8), (6, 8), (8, 8)]

@@ -1,13 +1,14 @@
-"""jobs.engines.kv's BufferLayer and jobs.engines.prefix's row compaction on hand-made caches: the
+"""jobs.engines.kv's BufferLayer and jobs.engines.prefix's row compaction on hand-made caches (the
 views hold exactly the columns and rows the loop expects, the room is reused, holes are filled by
-the last rows."""
+the last rows), and the share of work left that its ETA comes from."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from jobs.engines.kv import SPARE, BufferLayer
-from jobs.engines.prefix import compacted
+from jobs.engines.prefix import compacted, work_left
 
 
 def cache(rows: int, length: int) -> torch.Tensor:
@@ -58,3 +59,10 @@ def test_dropped_columns_and_stacked_batches_keep_the_prefix_and_right_align_the
     layer.stack(other, shared=2)
     assert cells(layer.keys) == [[0, 1, 4, 5, 9], [0, 1, 0, 0, 2], [10, 11, 0, 0, 12]]
     assert layer.buffer_k.shape[-2] == 5 + SPARE
+
+
+def test_work_left_credits_running_rows_by_the_mean_answer_so_far() -> None:
+    assert work_left(200, 0, 0, [3] * 32) == 1.0  # nothing done: no mean to count against
+    assert work_left(200, 32, 32 * 50, [25] * 28) == 1 - (32 + 14) / 200
+    assert work_left(200, 32, 32 * 50, [200] * 28) == pytest.approx(0.714)  # long rows: 0.9 each
+    assert work_left(10, 10, 500, []) == 0.0
