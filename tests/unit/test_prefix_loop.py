@@ -61,8 +61,10 @@ def test_dropped_columns_and_stacked_batches_keep_the_prefix_and_right_align_the
     assert layer.buffer_k.shape[-2] == 5 + SPARE
 
 
-def test_work_left_credits_running_rows_by_the_mean_answer_so_far() -> None:
-    assert work_left(200, 0, 0, [3] * 32) == 1.0  # nothing done: no mean to count against
-    assert work_left(200, 32, 32 * 50, [25] * 28) == 1 - (32 + 14) / 200
-    assert work_left(200, 32, 32 * 50, [200] * 28) == pytest.approx(0.714)  # long rows: 0.9 each
-    assert work_left(10, 10, 500, []) == 0.0
+def test_work_left_weighs_prompts_by_length_and_credits_running_rows() -> None:
+    assert work_left([10, 10], {}, {0: 3, 1: 3}) == 1.0  # nothing answered: no rate to count against
+    # answered: 40 tokens for weight 20 (2 per weight); prompt 3 has 20 of its expected 40
+    assert work_left([10, 10, 20, 20], {2: 40}, {3: 20}) == 0.5
+    # a row past its expected length counts 0.9 of its weight: (20 + 18) of 60 done
+    assert work_left([10, 10, 20, 20], {2: 40}, {3: 100}) == pytest.approx(1 - 38 / 60)
+    assert work_left([10, 10], {0: 5, 1: 50}, {}) == 0.0
