@@ -26,16 +26,10 @@ class BufferLayer(DynamicLayer):
     """One layer's keys and values, [rows, heads, length, head_dim] views of [.., length + room, ..]
     buffers. Never holds unwritten columns in its views (they may hold anything)."""
 
-    def __init__(
-        self,
-        keys: torch.Tensor | None = None,
-        values: torch.Tensor | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
+    def __init__(self, keys: torch.Tensor | None = None, values: torch.Tensor | None = None) -> None:
         """A layer holding copies of `keys` and `values` (views such as `expand` are fine); without
-        them, empty until its first update. Stored at `dtype` (default: theirs)."""
+        them, empty until its first update."""
         super().__init__()
-        self.dtype = dtype
         if keys is not None and values is not None:
             self._adopt(keys, values, SPARE)
 
