@@ -21,7 +21,7 @@ from launcher.config.recipe import Recipe
 
 def train(recipe: Recipe, run_dir: Path) -> int:
     import torch
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     from jobs import wandb_run
     from jobs.callbacks import MarkComplete, SaveAtEnd, StopOnSignal, Throughput, compact_logging
@@ -34,6 +34,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
         SampleDataset,
         TokenStats,
         pack,
+        sft_trainer,
         tokenize,
     )
     from jobs.trainer import resume_and_train, training_arguments, write_summary
@@ -77,7 +78,7 @@ def train(recipe: Recipe, run_dir: Path) -> int:
     stop = StopOnSignal()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     uploader = BackgroundUploader(recipe, run_dir)  # checkpoints go to the store while training goes on
-    trainer = Trainer(
+    trainer = sft_trainer(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer,
         callbacks=[SaveAtEnd(), MarkComplete(run_dir / "checkpoints"), upload_callback(uploader), stop],
     )  # fmt: skip

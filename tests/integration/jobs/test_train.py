@@ -1,4 +1,5 @@
-"""Packed samples do not attend to each other, on the tiny model."""
+"""Packed samples do not attend to each other, and the loss from the answer's logits alone is the
+whole sequence's, on the tiny model."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import yaml
 
 from jobs.data.gmb import load_gmb
 from jobs.prompts import ner_example
-from jobs.sft import IGNORE, PackedCollator, PackedDataset, TokenStats, pack, tokenize
+from jobs.sft import (
+    IGNORE,
+    PackedCollator,
+    PackedDataset,
+    TokenStats,
+    answer_logits_only,
+    computes_answer_logits_only,
+    pack,
+    tokenize,
+)
 from launcher.config.recipe import load_recipe
 
 
@@ -58,6 +68,24 @@ def test_packed_samples_do_not_attend_to_each_other(model, tokenizer, examples) 
                 start += len(s)
     pads = batch["labels"][batch["input_ids"] == tokenizer.pad_token_id]
     assert (pads == IGNORE).all()
+
+
+def test_the_answer_logits_alone_give_the_same_loss(model, tokenizer, examples) -> None:
+    samples = [tokenize(tokenizer, ex, 1024)[0] for ex in examples[8:16]]
+    bins = pack(samples, 700)
+    batch = PackedCollator(tokenizer.pad_token_id, TokenStats())(
+        [PackedDataset(bins)[i] for i in range(len(bins))]
+    )
+    learned = int((batch["labels"] != IGNORE).sum())
+    assert computes_answer_logits_only(model)
+    narrow = answer_logits_only(batch)
+    assert narrow["logits_to_keep"].numel() < batch["input_ids"].shape[1] - 1
+    assert int((narrow["shift_labels"] != IGNORE).sum()) == learned  # every learned token, once
+    with torch.no_grad():
+        whole = model(**batch, num_items_in_batch=learned)
+        answer = model(**narrow, num_items_in_batch=learned)
+    assert answer.logits.shape[1] == narrow["logits_to_keep"].numel()
+    torch.testing.assert_close(answer.loss, whole.loss, atol=1e-6, rtol=1e-6)
 
 
 def test_job_refuses_a_missing_data_file_without_importing_torch(tmp_path: Path) -> None:
