@@ -64,14 +64,17 @@ def prefix_cache(model: Any, prefix: list[int]) -> list[tuple[torch.Tensor, torc
 
 
 def expanded(model: Any, kv: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
-    """A fresh DynamicCache of BufferLayers (jobs.engines.kv: each step writes in place) holding
-    `rows` copies of the prefix's keys and values (none: empty)."""
+    """A fresh DynamicCache of BufferLayers (jobs.engines.kv: each step writes in place, in bf16
+    under CPU bf16 autocast) holding `rows` copies of the prefix's keys and values (none: empty)."""
+    import torch
     from transformers.cache_utils import DynamicCache
 
     from jobs.engines.kv import BufferLayer
 
+    autocast = torch.is_autocast_enabled("cpu")
+    dtype = torch.get_autocast_dtype("cpu") if autocast else None
     cache = DynamicCache(config=model.config)
-    layers = [BufferLayer() for _ in cache.layers]
+    layers = [BufferLayer(dtype=dtype) for _ in cache.layers]
     cache.layers = list(layers)
     for layer, (k, v) in zip(layers, kv, strict=False):
         layer.update(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))

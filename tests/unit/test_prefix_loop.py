@@ -68,3 +68,13 @@ def test_work_left_weighs_prompts_by_length_and_credits_running_rows() -> None:
     # a row past its expected length counts 0.9 of its weight: (20 + 18) of 60 done
     assert work_left([10, 10, 20, 20], {2: 40}, {3: 100}) == pytest.approx(1 - 38 / 60)
     assert work_left([10, 10], {0: 5, 1: 50}, {}) == 0.0
+
+
+def test_a_bf16_layer_stores_what_autocast_would_cast_its_fp32_keys_to() -> None:
+    keys = torch.tensor([[[[1.0 + 2**-10], [3.0]]]])  # the first is not a bf16 number
+    layer = BufferLayer(keys, keys, dtype=torch.bfloat16)
+    new = torch.tensor([[[[5.0 + 2**-9]]]])
+    stored, _ = layer.update(new, new)
+    assert stored.dtype == torch.bfloat16
+    assert torch.equal(stored, torch.cat([keys, new], dim=-2).to(torch.bfloat16))
+    assert stored[0, 0, :, 0].tolist() == [1.0, 3.0, 5.0]
