@@ -2,7 +2,7 @@
 
 An engine holds one model and its tokenizer and turns chat-formatted prompts into greedy answers:
 
-    engine = HFEngine(recipe, max_new_tokens=96, batch_size=32)      # jobs.engines.hf (CPU: .prefix, .kv)
+    engine = HFEngine(recipe, max_new_tokens=96, batch_size=32)  # jobs.engines.hf (CPU: .prefix .kv .packed)
     engine = CT2Engine(recipe, max_new_tokens=96, batch_size=32)     # jobs.engines.ct2
     engine = VllmEngine(recipe, max_new_tokens=96)                   # jobs.engines.vllm
     gens = engine.generate(prompts)                                  # list[Generation], prompt order

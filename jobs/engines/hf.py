@@ -130,11 +130,13 @@ def cast_linears_once(model: Any) -> None:
                 module.bias = torch.nn.Parameter(module.bias.detach().to(torch.bfloat16), requires_grad=False)
 
 
-def load(recipe: Recipe, cast_once: bool = True) -> tuple[Any, Any, str]:
+def load(recipe: Recipe, cast_once: bool = True, rows: int = 32) -> tuple[Any, Any, str]:
     """(model in eval mode on its device, left-padding tokenizer, precision name). `cast_once`: under
-    CPU bf16 autocast, the Linear weights cast to bf16 at load (`cast_linears_once`)."""
+    CPU bf16 autocast, the Linear weights cast to bf16 at load, prepacked for oneDNN where it runs
+    bf16 matmuls (jobs.engines.packed, laid out for `rows` rows), else plain (`cast_linears_once`)."""
     import torch
 
+    from jobs.engines import packed
     from jobs.modeling import load_model, load_tokenizer, model_path, resolve_dtype
 
     path = model_path(recipe)
@@ -150,7 +152,7 @@ def load(recipe: Recipe, cast_once: bool = True) -> tuple[Any, Any, str]:
     model.eval()
     names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
     precision = "bf16-autocast" if quant == "none" and cpu_autocast(recipe) else names[dtype]
-    if precision == "bf16-autocast" and cast_once:
+    if precision == "bf16-autocast" and cast_once and not packed.pack_linears(model, rows):
         cast_linears_once(model)
     return model, tokenizer, quant if quant != "none" else precision
 
@@ -169,7 +171,7 @@ class HFEngine:
         stop_at_json: bool = True,
         progress: Progress | None = None,
     ) -> None:
-        self.model, self.tokenizer, self.precision = load(recipe)
+        self.model, self.tokenizer, self.precision = load(recipe, rows=batch_size)
         self.device = device_name()
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.stop_at_json, self.progress = stop_at_json, progress

@@ -160,13 +160,15 @@ def test_batched_left_padded_generation_equals_one_at_a_time(checkpoint: Path) -
 
 def test_bf16_without_a_gpu_generates_under_autocast_over_fp32_embeddings(checkpoint: Path) -> None:
     from jobs.engines.hf import HFEngine
+    from jobs.engines.packed import PackedLinear
 
     recipe = load_recipe("tiny_ner_eval", [f"model.name_or_path={checkpoint}", "model.dtype=bf16"])
     engine = HFEngine(recipe, max_new_tokens=8, batch_size=2)
     gpu = torch.cuda.is_available()  # a GPU loads bf16 weights instead
     assert engine.precision == ("bf16" if gpu else "bf16-autocast")
     assert next(engine.model.parameters()).dtype == (torch.bfloat16 if gpu else torch.float32)
-    assert engine.model.lm_head.weight.dtype == torch.bfloat16  # on a CPU cast once, not per call
+    head = engine.model.lm_head  # on a CPU cast once (prepacked where oneDNN runs bf16), not per call
+    assert (head.packed if isinstance(head, PackedLinear) else head.weight).dtype == torch.bfloat16
     sentences = eval_sentences(load_recipe("tiny_ner_eval", ["eval.max_samples=3"]))
     gens = engine.generate([render_prompt(engine.tokenizer, s.text) for s in sentences])
     assert len(gens) == 3 and all(0 < g.new_tokens <= 8 for g in gens)
