@@ -5,7 +5,7 @@ is the answer's alone. With packing, samples are placed first-fit-decreasing int
 `max_length` tokens; each bin is one row whose position_ids restart at every sample, so
 transformers builds a block-diagonal causal mask from them: no sample attends to another, and
 the only padding is what evens out the bins of a micro-batch (first-fit bins are nearly full).
-The output layer runs at the answer's positions only (`SFTTrainer`): the same loss, without the
+The output layer runs at the answer's positions only (`sft_trainer`): the same loss, without the
 prompt's logits and their fp32 softmax over the whole vocabulary.
 """
 
