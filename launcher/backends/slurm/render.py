@@ -82,24 +82,26 @@ def _mem(gb: float) -> str:
 
 RDZV_PROBE = """\
 trap "" USR2
+fail() {  # srun forwards a task's stderr after the fact: an immediate exit can end the step first
+    echo "[launch] error: rendezvous: $*" >&2
+    sleep 1
+    exit 1
+}
 head="$SLURM_LAUNCH_NODE_IPADDR"
 if [ -z "$head" ]; then
-    echo "[launch] error: rendezvous: srun set no SLURM_LAUNCH_NODE_IPADDR on $SLURMD_NODENAME" >&2
-    exit 1
+    fail "srun set no SLURM_LAUNCH_NODE_IPADDR on $SLURMD_NODENAME"
 fi
 if [ "$SLURM_NODEID" = 0 ]; then
     if timeout 2 bash -c ": >/dev/tcp/$head/$RDZV_PORT" 2>/dev/null; then
-        echo "[launch] error: rendezvous: $head:$RDZV_PORT on the first node ($SLURMD_NODENAME) is" \\
-            "taken by another process; set slurm.rendezvous_port to a free port" >&2
-        exit 1
+        fail "$head:$RDZV_PORT on the first node ($SLURMD_NODENAME) is taken by another process;" \
+            "set slurm.rendezvous_port to a free port"
     fi
 else
     waited=0
     until timeout 2 bash -c ": >/dev/tcp/$head/$RDZV_PORT" 2>/dev/null; do
         if [ "$waited" -ge "$RDZV_TIMEOUT" ]; then
-            echo "[launch] error: rendezvous: node $SLURMD_NODENAME reached nothing at $head:$RDZV_PORT" \\
-                "(the first node) in $RDZV_TIMEOUT s: its torchrun did not start, or a firewall drops it" >&2
-            exit 1
+            fail "node $SLURMD_NODENAME reached nothing at $head:$RDZV_PORT (the first node) in" \
+                "$RDZV_TIMEOUT s: its torchrun did not start, or a firewall drops it"
         fi
         sleep 2; waited=$((waited + 2))
     done
